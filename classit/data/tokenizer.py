@@ -1,0 +1,76 @@
+"""Train and load the byte-level BPE tokenizer (BOS first, EOS/PAD and chat tokens reserved)."""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
+SPECIAL_TOKENS = [PAD, BOS, EOS, *CHAT_TOKENS]
+
+
+def train_tokenizer(files: list[Path], vocab_size: int, out: Path) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on ``files`` and save a folder that ``AutoTokenizer`` loads."""
+    from classit.data.corpus import iter_text_chunks  # corpus reading rules live there
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=True,
+    )
+    bpe.train_from_iterator((chunk for f in files for chunk in iter_text_chunks(f)), trainer)
+    bpe.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A {EOS} $B",
+            special_tokens=[(BOS, bpe.token_to_id(BOS)), (EOS, bpe.token_to_id(EOS))],
+        ),
+    ])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        additional_special_tokens=CHAT_TOKENS, model_max_length=1_000_000,
+    )
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process saved it first
+        shutil.rmtree(tmp)
+    return load_tokenizer(out)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a tokenizer folder and check that it prepends BOS, as the evaluations need."""
+    path = Path(path)
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{path}: not a tokenizer folder (no tokenizer.json); "
+                                f"train one with `classit tokenizer --corpus DIR --out {path}`")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.bos_token_id is None or tokenizer("a")["input_ids"][0] != tokenizer.bos_token_id:
+        raise ValueError(f"{path}: tokenizer does not put its BOS token first; "
+                         "minimal-pair scoring would leave the first word unscored")
+    return tokenizer
+
+
+def cached_tokenizer(files: list[Path], vocab_size: int, cache_dir: Path) -> PreTrainedTokenizerFast:
+    """Load the tokenizer trained on exactly these files and size, training it once if needed."""
+    key = json.dumps([vocab_size] + [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
+    out = cache_dir / f"tokenizer-{vocab_size}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if out.exists():
+        return load_tokenizer(out)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return train_tokenizer(files, vocab_size, out)
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
+    """A short hash of the tokenizer's full definition, for cache keys."""
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
