@@ -1,0 +1,231 @@
+"""The LightningModule: a Hugging Face LLaMA (or GPT-2) decoder, its optimizer, schedule and loss."""
+
+import io
+import math
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from classit.data.tokenizer import load_tokenizer
+
+IGNORE_INDEX = -100
+TOKENIZER_KEY = "classit_tokenizer"
+
+
+def build_decoder(arch: str, vocab_size: int, n_layer: int, n_embd: int, n_head: int, intermediate_size: int | None,
+                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int]):
+    """A randomly initialised HF causal LM from a few sizes (no download)."""
+    if arch == "llama":
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer,
+                             num_attention_heads=n_head, intermediate_size=intermediate_size or 4 * n_embd,
+                             max_position_embeddings=block_size, tie_word_embeddings=tie_embeddings,
+                             attention_dropout=dropout, **special_ids)
+        return LlamaForCausalLM(config)
+    config = GPT2Config(vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                        n_inner=intermediate_size, n_positions=block_size, tie_word_embeddings=tie_embeddings,
+                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids)
+    return GPT2LMHeadModel(config)
+
+
+class BabyLM(L.LightningModule):
+    """A small decoder LM trained on next-token prediction over the target (non ``-100``) tokens.
+
+    The loss of an optimizer step is the mean over every target token of the step: all
+    micro-batches of gradient accumulation and all DDP ranks, not a mean of micro-batch means.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 16384,
+        arch: Literal["llama", "gpt2"] = "llama",
+        n_layer: int = 12,
+        n_embd: int = 768,
+        n_head: int = 12,
+        intermediate_size: int | None = 2048,
+        block_size: int = 512,
+        tie_embeddings: bool = True,
+        dropout: float = 0.0,
+        lr: float = 6e-4,
+        min_lr_ratio: float = 0.1,
+        warmup_steps: int = 1000,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        init_from: str | None = None,
+        special_ids: dict[str, int] | None = None,
+    ):
+        """
+        Args:
+            vocab_size: linked from the data module's tokenizer.
+            arch: ``llama`` (RMSNorm, SwiGLU, rotary) or ``gpt2``.
+            n_layer / n_embd / n_head / intermediate_size: decoder size (MLP width; None: 4 × n_embd).
+            block_size: context length in tokens.
+            lr / min_lr_ratio / warmup_steps: linear warm-up to ``lr``, then cosine to ``lr × min_lr_ratio``.
+            weight_decay: AdamW decay on matrices only (not on norms, biases and embeddings).
+            init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder.
+            special_ids: bos/eos/pad token ids, linked from the tokenizer.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        special_ids = special_ids or {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+        self.model = build_decoder(arch, vocab_size, n_layer, n_embd, n_head, intermediate_size, block_size,
+                                   tie_embeddings, dropout, special_ids)
+        if init_from:
+            self.load_weights(init_from)
+        self.tokenizer = None
+        self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.float64))
+        self._step_totals = None  # (target tokens, summed loss) of the current optimizer step on this rank
+        rank_zero_info(f"BabyLM ({arch}): {self.num_parameters() / 1e6:.2f}M parameters")
+
+    def num_parameters(self) -> int:
+        """Parameters counted once (tied embeddings once)."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token: 6 × parameters plus attention (the PaLM/nanoGPT estimate)."""
+        cfg = self.model.config
+        return 6 * self.num_parameters() + 12 * cfg.num_hidden_layers * cfg.hidden_size * self.hparams.block_size
+
+    def load_weights(self, path: str) -> None:
+        """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
+        source = load_pretrained(path)[0] if Path(path).is_dir() else None
+        state = source.state_dict() if source is not None else {
+            k.removeprefix("model."): v for k, v in torch.load(path, map_location="cpu", weights_only=False)["state_dict"].items()
+            if k.startswith("model.")}
+        own = self.model.state_dict()
+        wrong = [f"{k}: {tuple(v.shape)} there, {tuple(own[k].shape)} here" for k, v in state.items()
+                 if k in own and v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(f"{path}: weights do not fit this model (is the tokenizer the same?): " + "; ".join(wrong[:3]))
+        missing = self.model.load_state_dict(state, strict=False).missing_keys
+        missing = [k for k in missing if not k.endswith("lm_head.weight") or not self.hparams.tie_embeddings]
+        if missing:
+            raise ValueError(f"{path}: missing weights for this model: {missing[:5]}")
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+            self.tokenizer = datamodule.tokenizer
+            if len(self.tokenizer) != self.hparams.vocab_size:
+                raise ValueError(f"tokenizer {datamodule.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
+                                 f"but model.vocab_size is {self.hparams.vocab_size}")
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Summed cross-entropy over the batch's target tokens, and their count."""
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                            position_ids=batch.get("position_ids")).logits
+        labels = batch["labels"][:, 1:]
+        loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                                   ignore_index=IGNORE_INDEX, reduction="sum")
+        return loss_sum, (labels != IGNORE_INDEX).sum()
+
+    def _accumulate(self, batch: dict, totals: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        loss_sum, targets = self(batch)
+        step = torch.stack([targets.double(), loss_sum.detach().double()])
+        return loss_sum, step if totals is None else totals + step
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.flops_per_batch = self.flops_per_token * batch["input_ids"].numel()  # read by TokenThroughputMonitor
+        loss_sum, self._step_totals = self._accumulate(batch, self._step_totals)
+        return loss_sum  # rescaled to a per-token mean in on_before_optimizer_step
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Turn the accumulated summed gradients into the gradient of the mean over all target tokens."""
+        totals = self.trainer.strategy.reduce(self._step_totals, reduce_op="sum")
+        self._step_totals = None
+        targets = totals[0].clamp(min=1)
+        scale = (self.trainer.accumulate_grad_batches * self.trainer.world_size / targets).float()
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        self.tokens_seen += totals[0]
+        metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen}
+        words_per_token = getattr(self.trainer.datamodule, "words_per_token", None)
+        if words_per_token:
+            metrics["train/words_seen"] = self.tokens_seen * words_per_token
+        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
+        self.log("loss", metrics["train/loss"].float(), prog_bar=True, logger=False, rank_zero_only=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_totals = None
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.flops_per_batch = self.flops_per_token // 3 * batch["input_ids"].numel()  # forward only
+        self._val_totals = self._accumulate(batch, self._val_totals)[1]
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_totals, reduce_op="sum")
+        loss = (sums[1] / sums[0].clamp(min=1)).item()
+        self.log_dict({"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}, prog_bar=True, rank_zero_only=True)
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
+        ids = {id(p) for p in decay}
+        no_decay = [p for p in self.model.parameters() if id(p) not in ids]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}],
+                                      lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup, floor = min(self.hparams.warmup_steps, total), self.hparams.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the tokenizer inside the checkpoint so any checkpoint exports on its own."""
+        if self.tokenizer is not None:
+            checkpoint[TOKENIZER_KEY] = tokenizer_to_bytes(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if TOKENIZER_KEY in checkpoint and self.tokenizer is None:
+            self.tokenizer = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
+
+    def save_pretrained(self, out: str | Path) -> None:
+        """Write a Hugging Face folder (model and tokenizer) that ``from_pretrained`` loads."""
+        self.model.save_pretrained(out)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out)
+
+
+def tokenizer_to_bytes(tokenizer) -> bytes:
+    """The tokenizer's saved folder as a tar archive."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(tmp, arcname=".")
+        return buffer.getvalue()
+
+
+def tokenizer_from_bytes(data: bytes):
+    """Load a tokenizer stored by :func:`tokenizer_to_bytes`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp, filter="data")
+        return load_tokenizer(tmp)
+
+
+def load_pretrained(path: str | Path):
+    """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
+    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None)
+    if module.tokenizer is None:
+        raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
+    return module.model, module.tokenizer
