@@ -19,7 +19,7 @@ class ClassitCLI(LightningCLI):
         parser.link_arguments("data.special_ids", "model.special_ids", apply_on="instantiate")
 
 
-def tokenizer(corpus: str, out: str, vocab_size: int = 16384, suffix: str = ".train") -> None:
+def tokenizer(*, corpus: str, out: str, vocab_size: int = 16384, suffix: str = ".train") -> None:
     """Train a byte-level BPE tokenizer (BOS first; EOS, PAD and chat tokens reserved) on a corpus folder.
 
     Args:
@@ -35,7 +35,7 @@ def tokenizer(corpus: str, out: str, vocab_size: int = 16384, suffix: str = ".tr
     print(f"tokenizer with {len(tok)} tokens written to {out}")
 
 
-def export(ckpt: str, out: str) -> None:
+def export(*, ckpt: str, out: str) -> None:
     """Turn a classit Lightning checkpoint into a Hugging Face folder (model and tokenizer).
 
     Args:
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         ClassitCLI(BabyLM, subclass_mode_data=True, args=argv, save_config_kwargs={"overwrite": True})
         return
-    CLI({"tokenizer": tokenizer, "export": export}, args=argv,
+    from classit.data.instruct import build_it
+    from classit.data.sources import download_command
+
+    CLI({"tokenizer": tokenizer, "export": export, "data": {"download": download_command, "build-it": build_it}},
+        args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), or one of the commands below")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 SEGMENT_CHARS = 50_000
-TITLE = re.compile(r"= = = [^\n=]*? = = =")
+TITLE = re.compile(r"= = = [^\n=]{1,120}? = = =")  # bounded: a broken marker must not pair with the next one
 
 
 @dataclass

@@ -57,6 +57,8 @@ class PackedBlocks(torch.utils.data.Dataset):
         return -(-len(self.tokens) // self.block_size)
 
     def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
         block = torch.from_numpy(self.tokens[index * self.block_size:(index + 1) * self.block_size].astype(np.int64))
         labels = block.clone()
         if len(block) < self.block_size:

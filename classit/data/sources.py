@@ -1,10 +1,56 @@
-"""Where data lives: the data directory and the cache."""
+"""Where data lives (the data directory and the cache) and how to download the BabyLM data into it.
 
+``download`` fetches the sets of a manifest: single files (``path``) or zip archives
+(``extract`` maps a folder inside the archive to a folder of the data directory). Every
+file streams into ``<name>.part`` next to its destination, is checked against its
+sha256 and size, and only then is renamed into place; a failure deletes the ``.part``.
+Where the manifest gives no sha256, the digest of the first download is recorded in
+``sha256.lock.json`` in the download cache and checked on every later use.
+"""
+
+import hashlib
+import json
 import os
-from pathlib import Path
+import shutil
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+from tqdm import tqdm
 
 DATA_ENV = "CLASSIT_DATA_DIR"
 CACHE_ENV = "CLASSIT_CACHE_DIR"
+TIMEOUT = 60
+CHUNK = 1 << 20
+LOCK_FILE = "sha256.lock.json"
+
+# BabyLM 2025 on its OSF project (https://osf.io/ryjfm/). OSF publishes no checksums, and
+# folder zips (``?zip=``) are built on request, so digests are recorded on first use.
+_OSF = "https://osf.io/download/{}/"
+_OSF_FOLDER = "https://files.osf.io/v1/resources/ryjfm/providers/osfstorage/{}/?zip="
+_EVALUATION_DATA = {"url": _OSF_FOLDER.format("6819f54f5dc6fc2bff0a7bba"), "name": "babylm-2025-evaluation_data.zip",
+                    "sha256": None, "size": None}
+MANIFEST = {
+    "corpus": [  # strict track: 100M words of training text and the dev set
+        {"url": _OSF.format("6819fdbfbecda878d4c61566"), "name": "babylm-2025-train_100M.zip", "sha256": None,
+         "size": None, "extract": {"train_100M": "babylm-corpus/train_100M"}},
+        {"url": _OSF.format("6819fd86ff83c3467ac0dcb0"), "name": "babylm-2025-dev.zip", "sha256": None,
+         "size": None, "extract": {"dev": "babylm-corpus/dev"}},
+    ],
+    "corpus-small": [  # strict-small track: 10M words
+        {"url": _OSF.format("6819fd8d91a6c4b6d4159848"), "name": "babylm-2025-train_10M.zip", "sha256": None,
+         "size": None, "extract": {"train_10M": "babylm-corpus/train_10M"}},
+    ],
+    "eval": [{**_EVALUATION_DATA, "extract": {"full_eval": "babylm-eval"}}],
+    "eval-fast": [{**_EVALUATION_DATA, "extract": {"fast_eval": "babylm-eval-fast"}}],
+}
+DEFAULT_SETS = ["corpus", "eval", "eval-fast"]
+
+
+class DownloadError(RuntimeError):
+    """A download failed: HTTP error, truncated body, wrong checksum or size, bad archive."""
 
 
 def data_dir(configured: str | None = None) -> Path:
@@ -23,3 +69,182 @@ def data_dir(configured: str | None = None) -> Path:
 def cache_dir(configured: str | None = None) -> Path:
     """Where tokenizers and tokenized corpora are cached: configured, ``$CLASSIT_CACHE_DIR`` or ~/.cache/classit."""
     return Path(configured or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "classit").expanduser()
+
+
+def sha256sum(path: Path) -> str:
+    """The hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def rebase(url: str, base_url: str | None) -> str:
+    """``url`` with its scheme and host replaced by ``base_url``'s (whose path, if any, is prefixed)."""
+    if not base_url:
+        return url
+    base, parts = urlsplit(base_url), urlsplit(url)
+    return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, ""))
+
+
+def _read_lock(cache: Path) -> dict:
+    path = cache / LOCK_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_lock(cache: Path, lock: dict) -> None:
+    tmp = cache / (LOCK_FILE + ".part")
+    tmp.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, cache / LOCK_FILE)
+
+
+def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = None, note: str = "") -> str:
+    """Download ``url`` to ``dest`` atomically with a progress bar; return the sha256 of what was written.
+
+    A wrong ``sha256`` (its error ends with ``note``) or ``size``, an HTTP error or a truncated
+    body raises ``DownloadError`` naming the URL, and leaves neither ``dest`` nor its ``.part`` behind.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest, received = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(part, "wb") as out:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and received != total:
+            raise DownloadError(f"{url}: connection closed after {received} of {total} bytes; run again to retry")
+        if size is not None and received != size:
+            raise DownloadError(f"{url}: got {received} bytes, expected {size}; the file was deleted")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DownloadError(f"{url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()}; "
+                                f"the file was deleted{note}")
+        os.replace(part, dest)
+    except urllib.error.HTTPError as error:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: download failed: {getattr(error, 'reason', error)}") from error
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def _verified(path: Path, sha256: str | None, size: int | None) -> bool:
+    return (path.is_file() and sha256 is not None and (size is None or path.stat().st_size == size)
+            and sha256sum(path) == sha256)
+
+
+def _get(entry: dict, dest: Path, base_url: str | None, cache: Path) -> bool:
+    """Make ``dest`` hold the entry's verified file; True when it had to be downloaded."""
+    lock = _read_lock(cache)
+    expected = entry.get("sha256") or lock.get(entry["url"])
+    if _verified(dest, expected, entry.get("size")):
+        return False
+    note = "" if entry.get("sha256") else (f" (the expected digest was recorded at the first download in "
+                                           f"{cache / LOCK_FILE}; remove it there if the source changed on purpose)")
+    digest = fetch(rebase(entry["url"], base_url), dest, expected, entry.get("size"), note)
+    if expected is None:  # trust on first use
+        _write_lock(cache, {**_read_lock(cache), entry["url"]: digest})
+    return True
+
+
+def _member_path(name: str, folder: str) -> PurePosixPath | None:
+    """The part of a zip member's path below the first component named ``folder``, if any."""
+    parts = PurePosixPath(name).parts
+    if folder not in parts or name.endswith("/") or "__MACOSX" in parts or ".." in parts:
+        return None
+    rest = parts[parts.index(folder) + 1:]
+    return PurePosixPath(*rest) if rest else None
+
+
+def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
+    """Extract the files under ``folder`` (anywhere in the zip) into ``dest``, which appears only when complete."""
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [(info, _member_path(info.filename, folder)) for info in zf.infolist()]
+            members = [(info, rel) for info, rel in members if rel is not None]
+            if not members:
+                raise DownloadError(f"{url}: no folder {folder!r} in the archive {archive}")
+            for info, rel in members:
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+    except zipfile.BadZipFile as error:
+        raise DownloadError(f"{url}: {archive} is not a valid zip archive ({error}); delete it and run again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_manifest(manifest: dict | str | Path | None = None) -> dict:
+    """The manifest: a dict of set name -> entries, a JSON file holding one, or (None) the official ``MANIFEST``."""
+    if manifest is None:
+        return MANIFEST
+    if isinstance(manifest, dict):
+        return manifest
+    return json.loads(Path(manifest).read_text())
+
+
+def download(out: Path, sets: list[str], manifest: dict | str | Path | None = None, base_url: str | None = None,
+             cache: Path | None = None) -> list[Path]:
+    """Download ``sets`` of the manifest into the data directory ``out``; return what was written.
+
+    An entry is a file ``{"url", "path", "sha256", "size"}`` stored at ``out/path``, or a zip
+    ``{"url", "name", "sha256", "size", "extract": {folder in zip: folder under out}}`` kept in
+    ``cache`` (default ``cache_dir()/downloads``) as ``name``. Verified files and extracted
+    folders already present are skipped. ``base_url`` replaces the host of every URL (mirrors, tests).
+    """
+    manifest = load_manifest(manifest)
+    unknown = [name for name in sets if name not in manifest]
+    if unknown:
+        raise ValueError(f"unknown data sets {unknown}; choose from {sorted(manifest)}")
+    out = Path(out).expanduser()
+    cache = Path(cache) if cache is not None else cache_dir() / "downloads"
+    cache.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in (entry for name in sets for entry in manifest[name]):
+        if "path" in entry:
+            if _get(entry, out / entry["path"], base_url, cache):
+                written.append(out / entry["path"])
+            continue
+        missing = {folder: out / target for folder, target in entry["extract"].items() if not (out / target).is_dir()}
+        if not missing:
+            continue
+        archive = cache / entry["name"]
+        _get(entry, archive, base_url, cache)
+        for folder, dest in missing.items():
+            extract(archive, folder, dest, entry["url"])
+            written.append(dest)
+    return written
+
+
+def download_command(out: str | None = None, sets: list[str] = DEFAULT_SETS, base_url: str | None = None,
+                     manifest: str | None = None) -> None:
+    """Download the official BabyLM 2025 corpus and evaluation data, verified, into a data directory.
+
+    Args:
+        out: the data directory (default ``$CLASSIT_DATA_DIR``, else ``<cache>/data``).
+        sets: which sets: ``corpus`` (100M words + dev), ``corpus-small`` (10M words), ``eval``, ``eval-fast``.
+        base_url: fetch from this host instead of the official one (a mirror).
+        manifest: a JSON manifest to use instead of the official sources.
+    """
+    target = Path(out or os.environ.get(DATA_ENV) or cache_dir() / "data").expanduser()
+    written = download(target, list(sets), manifest, base_url)
+    for path in written:
+        print(f"fetched {path}")
+    if not written:
+        print(f"{', '.join(sets)}: already present in {target}")
+    print(f"export {DATA_ENV}={target.resolve()}")

@@ -1,0 +1,127 @@
+"""The chat template, the reply-only loss mask, and batching (padded, or packed without cross-talk).
+
+An example renders as::
+
+    <|user|>
+    {prompt}<|end|>
+    <|assistant|>
+    {reply}<|end|>
+
+Turns are separated by a newline; the tokenizer puts BOS (``<s>``) first. The loss covers
+``{reply}<|end|>`` only (prompt and padding get label -100) unless ``train_on_prompt``.
+The same format is the tokenizer's ``chat_template``, so ``apply_chat_template`` works on an
+exported model (``add_generation_prompt=True`` ends the text with ``<|assistant|>\\n``).
+"""
+
+from functools import partial
+
+import torch
+
+IGNORE_INDEX = -100
+USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] not in ['user', 'assistant'] %}"
+    "{{ raise_exception('classit chat roles are user and assistant, not ' + message['role']) }}"
+    "{% endif %}"
+    "{% if not loop.first %}{{ '\\n' }}{% endif %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\n<|assistant|>\\n' }}{% endif %}"
+)
+
+
+def render_prompt(prompt: str) -> str:
+    """The user turn and the assistant header: what the model sees before it replies."""
+    return f"{USER}\n{prompt}{END}\n{ASSISTANT}\n"
+
+
+def render(prompt: str, reply: str) -> str:
+    """The full example as text (without BOS, which the tokenizer adds): the data set's ``text`` field."""
+    return render_prompt(prompt) + reply + END
+
+
+def install_chat_template(tokenizer):
+    """Set ``tokenizer.chat_template`` to :data:`CHAT_TEMPLATE` (saved with the tokenizer); returns it."""
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def encode_examples(tokenizer, prompts: list[str], replies: list[str], train_on_prompt: bool = False,
+                    max_length: int = 512) -> list[dict]:
+    """Token ids and labels of many examples; sequences longer than ``max_length`` are cut at the end."""
+    heads = tokenizer([render_prompt(p) for p in prompts])["input_ids"]  # BOS first
+    tails = tokenizer([r + END for r in replies], add_special_tokens=False)["input_ids"]
+    encoded = []
+    for head, tail in zip(heads, tails):
+        ids = (head + tail)[:max_length]
+        labels = ids if train_on_prompt else [IGNORE_INDEX] * len(head) + tail
+        encoded.append({"input_ids": ids, "labels": list(labels[:max_length])})
+    return encoded
+
+
+def encode_example(tokenizer, prompt: str, reply: str, train_on_prompt: bool = False, max_length: int = 512) -> dict:
+    """``{input_ids, labels}`` of one example; labels are -100 on the prompt unless ``train_on_prompt``."""
+    return encode_examples(tokenizer, [prompt], [reply], train_on_prompt, max_length)[0]
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (width - len(row)) for row in rows])
+
+
+def pad_collate(items: list[dict], pad_id: int) -> dict:
+    """Right-pad a list of encoded examples: ``input_ids``, ``labels`` (-100 on padding), ``attention_mask``, ``source``."""
+    return {"input_ids": _pad([x["input_ids"] for x in items], pad_id),
+            "labels": _pad([x["labels"] for x in items], IGNORE_INDEX),
+            "attention_mask": _pad([[1] * len(x["input_ids"]) for x in items], 0),
+            "source": [x["source"] for x in items]}
+
+
+def pack_examples(items: list[dict], block_size: int) -> list[dict]:
+    """Greedily concatenate consecutive examples into rows of at most ``block_size`` tokens.
+
+    Each row has ``position_ids`` restarting at 0 at every example; its ``source`` is its first example's.
+    """
+    rows, row = [], None
+    for item in items:
+        n = len(item["input_ids"])
+        if row is None or len(row["input_ids"]) + n > block_size:
+            row = {"input_ids": [], "labels": [], "position_ids": [], "source": item["source"]}
+            rows.append(row)
+        row["input_ids"] += item["input_ids"]
+        row["labels"] += item["labels"]
+        row["position_ids"] += list(range(n))
+    return rows
+
+
+def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An additive ``(batch, 1, T, T)`` mask: causal inside each example (position_ids restart at 0), -inf across."""
+    segment = torch.cumsum(position_ids == 0, dim=-1)
+    same = segment[:, :, None] == segment[:, None, :]
+    causal = torch.ones(position_ids.shape[-1], position_ids.shape[-1], dtype=torch.bool).tril()
+    mask = torch.zeros(same.shape, dtype=dtype).masked_fill(~(same & causal), torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def packed_collate(rows: list[dict], pad_id: int) -> dict:
+    """Batch packed rows: ``input_ids``, ``labels``, ``position_ids`` and a 4D block-diagonal causal ``attention_mask``.
+
+    Padding forms its own segment (labels -100). Hugging Face models take the 4D mask as is, so
+    packed examples cannot attend to each other with eager or SDPA attention, with or without a
+    KV cache (from ``position_ids`` alone transformers infers the packing only when ``use_cache=False``).
+    """
+    width = max(len(row["input_ids"]) for row in rows)
+    position_ids = torch.tensor([row["position_ids"] + list(range(width - len(row["position_ids"]))) for row in rows])
+    return {"input_ids": _pad([row["input_ids"] for row in rows], pad_id),
+            "labels": _pad([row["labels"] for row in rows], IGNORE_INDEX),
+            "position_ids": position_ids,
+            "attention_mask": block_causal_mask(position_ids),
+            "source": [row["source"] for row in rows]}
+
+
+def collate_fn(pad_id: int, packed: bool = False):
+    """A picklable collate function for padded examples or packed rows."""
+    return partial(packed_collate if packed else pad_collate, pad_id=pad_id)

@@ -1,0 +1,94 @@
+"""``classit evaluate``: the BabyLM zero-shot suite on a Hugging Face folder or a Lightning checkpoint."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from classit.eval.reading import evaluate_reading
+from classit.eval.zero_shot import BREAKDOWN, FOLDERS, evaluate_task, find_folder
+
+TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "reading")
+
+
+def _folder(data_dir: Path, task: str) -> Path | None:
+    if task == "reading":
+        path = data_dir / "reading" / "reading_data.csv"
+        return path if path.is_file() else None
+    return find_folder(data_dir, task)
+
+
+def _detail(task: str, summary: dict) -> str:
+    if "skipped" in summary:
+        return summary["skipped"]
+    if task == "reading":
+        return f"eye-tracking {summary['eye_tracking']:.2f}  self-paced {summary['self_paced']:.2f}"
+    if task == "wug":
+        return f"Spearman rho x100 {summary['rho']:.2f}"
+    return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
+
+
+def evaluate(model: str, data_dir: str | None = None, tasks: str = ",".join(TASKS), out: str = "eval_results",
+             batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False) -> dict:
+    """Score a model on the BabyLM zero-shot tasks as the BabyLM 2025 pipeline's causal backend does
+    (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``.
+
+    Args:
+        model: a Hugging Face folder or a classit Lightning checkpoint (``.ckpt``).
+        data_dir: a folder laid out like BabyLM's ``evaluation_data/full_eval`` (fast-set folder names
+            work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped.
+        tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, reading.
+        out: output folder.
+        batch_size: texts per forward pass.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+        full_sentence_ewok: score EWoK's whole texts instead of the targets only.
+
+    Returns:
+        The summary: per task its macro score, per-subset and per-group accuracies, tie count
+        (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores).
+    """
+    from classit.model import load_pretrained
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
+    if data_dir is None:
+        if not os.environ.get("CLASSIT_DATA_DIR"):
+            raise ValueError("give --data_dir or set CLASSIT_DATA_DIR")
+        data_dir = os.path.join(os.environ["CLASSIT_DATA_DIR"], "babylm-eval")
+    root, out_dir = Path(data_dir), Path(out)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    hf_model, tokenizer = load_pretrained(model)
+    hf_model.to(device=device, dtype=torch.float32).eval()
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+
+    summary = {}
+    for task in names:
+        folder = _folder(root, task)
+        if folder is None:
+            wanted = "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task])
+            summary[task] = {"skipped": f"no {wanted} in {root}"}
+            print(f"{task}: skipped ({summary[task]['skipped']})")
+            continue
+        start = time.perf_counter()
+        if task == "reading":
+            result, records = evaluate_reading(hf_model, tokenizer, folder, batch_size)
+        else:
+            result, records = evaluate_task(hf_model, tokenizer, task, folder, batch_size,
+                                            full_sentence=full_sentence_ewok, progress=True)
+        summary[task] = {**result, "folder": str(folder), "seconds": round(time.perf_counter() - start, 2)}
+        with open(out_dir / "predictions" / f"{task}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        print(f"{task}: {_detail(task, summary[task])}  ({summary[task]['seconds']:.1f}s)")
+
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\n{'task':<16} {'items':>6}  result")
+    for task, s in summary.items():
+        print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")
+        for key, value in s.get(BREAKDOWN.get(task, ""), {}).items():
+            print(f"{'':<24}  {key:<28} {value:6.2f}")
+    print(f"\nsummary: {out_dir / 'summary.json'}")
+    return summary

@@ -1,0 +1,187 @@
+"""`classit data download` against a real HTTP server on 127.0.0.1 serving the shared data."""
+
+import functools
+import hashlib
+import json
+import threading
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from classit.data.sources import (DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, download_command,
+                                  rebase)
+
+FILES = ["babylm-corpus/dev/switchboard.dev", "babylm-eval-fast/blimp_fast/causative.jsonl",
+         "babylm-eval/ewok_filtered/social-properties.jsonl"]
+OFFICIAL_HOST = "https://babylm.invalid"
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """Serves a folder; counts requests; ``/drop/<path>`` announces the whole file but sends half of it."""
+
+    requests: list
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        if not self.path.startswith("/drop/"):
+            return super().do_GET()
+        data = Path(self.translate_path(self.path.removeprefix("/drop"))).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def www(data_root, tmp_path):
+    """A served folder: the shared data (``/data``), a corrupted copy (``/bad``) and a zip (``/archives``)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "data").symlink_to(data_root.resolve())
+    bad = root / "bad" / FILES[0]
+    bad.parent.mkdir(parents=True)
+    data = bytearray((data_root / FILES[0]).read_bytes())
+    data[100:110] = b"XXXXXXXXXX"
+    bad.write_bytes(bytes(data))
+    (root / "archives").mkdir()
+    with zipfile.ZipFile(root / "archives" / "evaluation_data.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel in FILES[1:]:
+            folder = "fast_eval" if rel.startswith("babylm-eval-fast/") else "full_eval"
+            zf.write(data_root / rel, f"evaluation_data/{folder}/{rel.split('/', 1)[1]}")
+    return root
+
+
+@pytest.fixture
+def server(www):
+    """A real ThreadingHTTPServer on 127.0.0.1; yields (base URL, list of request paths)."""
+    requests = []
+    handler = type("CountingHandler", (Handler,), {"requests": requests})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def file_entry(data_root: Path, rel: str, prefix: str = "data", known: bool = True) -> dict:
+    path = data_root / rel
+    return {"url": f"{OFFICIAL_HOST}/{prefix}/{rel}", "path": rel,
+            "sha256": sha256(path) if known else None, "size": path.stat().st_size if known else None}
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".part")]
+
+
+def test_files_are_downloaded_verified_and_cached(server, data_root, tmp_path):
+    base_url, requests = server
+    manifest = {"files": [file_entry(data_root, rel) for rel in FILES]}
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    written = download(out, ["files"], manifest, base_url, cache)
+    assert written == [out / rel for rel in FILES]
+    for rel in FILES:
+        assert (out / rel).read_bytes() == (data_root / rel).read_bytes()
+    assert sorted(requests) == sorted(f"/data/{rel}" for rel in FILES)
+    assert download(out, ["files"], manifest, base_url, cache) == []
+    assert len(requests) == len(FILES)  # second run: verified files skipped, no request
+    assert not leftovers(tmp_path)
+
+
+def test_corrupted_file_is_rejected(server, data_root, tmp_path, www):
+    base_url, _ = server
+    entry = file_entry(data_root, FILES[0], prefix="bad")
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError) as error:
+        download(out, ["files"], {"files": [entry]}, base_url, tmp_path / "cache")
+    message = str(error.value)
+    assert f"{base_url}/bad/{FILES[0]}" in message and entry["sha256"] in message
+    assert sha256(www / "bad" / FILES[0]) in message
+    assert not (out / FILES[0]).exists() and not leftovers(tmp_path)
+
+
+def test_trust_on_first_use_records_and_enforces_the_digest(server, data_root, tmp_path, www):
+    base_url, requests = server
+    served = www / "tofu" / "switchboard.dev"
+    served.parent.mkdir()
+    served.write_bytes((data_root / FILES[0]).read_bytes())
+    entry = {"url": f"{OFFICIAL_HOST}/tofu/switchboard.dev", "path": "switchboard.dev", "sha256": None, "size": None}
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    download(out, ["files"], {"files": [entry]}, base_url, cache)
+    assert json.loads((cache / LOCK_FILE).read_text()) == {entry["url"]: sha256(served)}
+    download(out, ["files"], {"files": [entry]}, base_url, cache)
+    assert len(requests) == 1  # the recorded digest verifies the present file
+    (out / "switchboard.dev").unlink()
+    served.write_bytes(b"changed upstream\n")
+    with pytest.raises(DownloadError, match="sha256 mismatch.*recorded at the first download"):
+        download(out, ["files"], {"files": [entry]}, base_url, cache)
+    assert not (out / "switchboard.dev").exists() and not leftovers(tmp_path)
+
+
+def test_dropped_connection_leaves_no_half_written_file(server, data_root, tmp_path):
+    base_url, _ = server
+    entry = file_entry(data_root, FILES[0], prefix="drop/data")
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError, match=f"{base_url}/drop/data/{FILES[0]}: connection closed after"):
+        download(out, ["files"], {"files": [entry]}, base_url, tmp_path / "cache")
+    assert not (out / FILES[0]).exists() and not leftovers(tmp_path)
+
+
+def test_zip_archive_is_extracted_into_the_data_layout(server, data_root, tmp_path, www):
+    base_url, requests = server
+    archive = www / "archives" / "evaluation_data.zip"
+    entry = {"url": f"{OFFICIAL_HOST}/archives/evaluation_data.zip", "name": "evaluation_data.zip",
+             "sha256": sha256(archive), "size": archive.stat().st_size}
+    manifest = {"eval": [{**entry, "extract": {"full_eval": "babylm-eval"}}],
+                "eval-fast": [{**entry, "extract": {"fast_eval": "babylm-eval-fast"}}]}
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert download(out, ["eval", "eval-fast"], manifest, base_url, cache) == [out / "babylm-eval",
+                                                                               out / "babylm-eval-fast"]
+    for rel in FILES[1:]:
+        assert (out / rel).read_bytes() == (data_root / rel).read_bytes()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(FILES[1:])
+    assert requests == ["/archives/evaluation_data.zip"]  # one archive serves both sets
+    assert download(out, ["eval", "eval-fast"], manifest, base_url, cache) == [] and len(requests) == 1
+    assert not leftovers(tmp_path)
+
+
+def test_http_error_names_the_url(server, tmp_path):
+    base_url, _ = server
+    entry = {"url": f"{OFFICIAL_HOST}/data/missing.train", "path": "missing.train", "sha256": None, "size": None}
+    with pytest.raises(DownloadError, match=f"{base_url}/data/missing.train: HTTP 404"):
+        download(tmp_path / "out", ["files"], {"files": [entry]}, base_url, tmp_path / "cache")
+    assert not (tmp_path / "out" / "missing.train").exists() and not leftovers(tmp_path)
+
+
+def test_download_command_prints_the_data_dir(server, data_root, tmp_path, monkeypatch, capsys):
+    base_url, _ = server
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [file_entry(data_root, FILES[0])]}))
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    download_command(str(tmp_path / "out"), ["files"], base_url, str(manifest))
+    printed = capsys.readouterr().out
+    assert f"fetched {tmp_path / 'out' / FILES[0]}" in printed
+    assert f"export CLASSIT_DATA_DIR={(tmp_path / 'out').resolve()}" in printed
+    with pytest.raises(ValueError, match="unknown data sets"):
+        download_command(str(tmp_path / "out"), ["nope"], base_url, str(manifest))
+
+
+def test_official_manifest_matches_the_data_layout(data_root):
+    assert set(DEFAULT_SETS) <= set(MANIFEST)
+    targets = {target for entries in MANIFEST.values() for entry in entries
+               for target in entry.get("extract", {}).values()}
+    assert {"babylm-corpus/dev", "babylm-eval", "babylm-eval-fast"} <= targets
+    assert all((data_root / target).is_dir() for target in targets if "train" not in target)
+    assert all(entry["url"].startswith("https://") for entries in MANIFEST.values() for entry in entries)
+    rebased = rebase("https://osf.io/download/abc/?zip=", "http://127.0.0.1:8000/mirror")
+    assert rebased == "http://127.0.0.1:8000/mirror/download/abc/?zip="

@@ -1,0 +1,140 @@
+"""Instruction data: Switchboard pairs, Simple Wikipedia lectures, build-it, the data modules, bad input."""
+
+import json
+
+import pytest
+
+from classit.data.chat import render
+from classit.data.instruct import (BACKCHANNEL_WORDS, LMLectureGenerator, SimpleWikiDataModule, SwitchboardDataModule,
+                                   TemplateLectureGenerator, build_it, dialogue_pairs, read_articles,
+                                   read_babylm_switchboard, read_swda, switchboard_examples, turns)
+
+SIMPLE_WIKI = "babylm-corpus/train_3M/simple_wiki.train"
+
+
+@pytest.fixture(scope="module")
+def articles(data_root):
+    return read_articles(data_root / SIMPLE_WIKI)
+
+
+def test_swda_conversation_turns_and_pairs(data_root):
+    utterances = read_swda(data_root / "swda/train/2005.txt")
+    said = turns(utterances)
+    assert said[0].startswith("Okay. Uh, first, um, I need to know") and said[0].endswith("to a nursing home?")
+    assert said[1].startswith("Well, of course, it's") and said[1].endswith("for their own good.")
+    assert said[2] == "Yes. Yeah."
+    # A's "Uh-huh." and "Yeah." backchannels are gone; B's interrupted turn is one turn again
+    assert said[3].startswith("I'd be very very careful") and "Uh-huh" not in said[3]
+    assert "I was fortunate in that I was personally acquainted" in said[3]
+    assert said[3].endswith("smaller areas, smaller towns.")
+    kept = turns(utterances, drop_backchannels=False)
+    assert kept[4] == "Uh-huh." and len(kept) > len(said)
+
+    pairs = dialogue_pairs(utterances, min_words=3)
+    assert (pairs[0].prompt, pairs[0].reply) == (said[0], said[1])
+    assert pairs[1].prompt == said[3]  # "Yes. Yeah." is too short a turn to be a prompt or a reply
+    assert pairs[0].source == "switchboard" and pairs[0].text == render(said[0], said[1])
+    context = dialogue_pairs(utterances, context_turns=2, min_words=3)
+    assert context[1].prompt == "\n".join(said[1:4]) and context[1].reply == said[4]
+
+
+def test_swda_training_split_gives_tens_of_thousands_of_pairs(data_root):
+    examples = switchboard_examples(data_root / "swda/train")
+    assert 30_000 < len(examples) < 60_000  # the paper had 38,802
+    assert all(len(x.reply.split()) >= 3 for x in examples)
+
+
+def test_babylm_switchboard_file(data_root):
+    utterances = read_babylm_switchboard(data_root / "babylm-corpus/train_3M/switchboard.train")
+    assert utterances[0].speaker == "A" and utterances[0].text == "I'm sure they are."
+    examples = switchboard_examples(babylm_file=data_root / "babylm-corpus/train_3M/switchboard.train", min_words=1)
+    assert len(examples) > 3000
+    assert not any(x.reply.lower().strip(".,?!") in BACKCHANNEL_WORDS for x in examples)
+
+
+def test_lectures_from_real_simple_wikipedia(articles):
+    assert len(articles) > 4000
+    by_title = {a.title: a for a in articles}
+    assert [h for h, _ in by_title["Mombasa"].sections][:3] == [None, "Geography", "Demography"]
+    examples = {x.prompt: x for x in TemplateLectureGenerator().generate([by_title["Poales"], by_title["Mombasa"]])}
+    assert examples["What is Poales?"].reply.startswith("Poales is a taxonomic order of flowering plants")
+    assert examples["Tell me about the diversity and uses of Poales."].reply.startswith(
+        "The Poales are the most economically important order of monocots")
+    assert examples["Tell me about the geography of Mombasa."].reply.startswith("Mombasa is a coastal town")
+    assert "Tell me about Mombasa in popular culture." in examples
+    assert all(x.source == "simple_wiki" and x.text == render(x.prompt, x.reply) for x in examples.values())
+    everything = list(TemplateLectureGenerator().generate(articles))
+    assert len(everything) > 6000
+    assert any(x.prompt.startswith("Who is ") for x in everything)
+    definition = next(x for x in everything if x.prompt == "What is Grass?")
+    assert definition.reply.startswith("Grass is a valuable source of food")
+
+
+def test_lm_generator_path_with_a_tiny_model(articles, tiny_model_dir):
+    generator = LMLectureGenerator(str(tiny_model_dir), max_new_tokens=6, batch_size=4, device="cpu")
+    passages = [t for a in articles[1:4] for _, t in generator.passages(a)]
+    examples = list(generator.generate(articles[1:4]))
+    assert 0 < len(examples) <= len(passages)
+    assert all(x.reply in passages and x.prompt and x.source == "simple_wiki" for x in examples)
+    assert LMLectureGenerator._question(" What is a cat? It is\nmore") == "What is a cat?"
+
+
+def test_build_it_writes_both_sets(data_root, tmp_path, capsys):
+    build_it(out=str(tmp_path), data_dir=str(data_root))
+    printed = capsys.readouterr().out
+    for name in ("switchboard", "simple_wiki"):
+        rows = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        assert set(rows[0]) == {"prompt", "reply", "source", "text"} and rows[0]["source"] == name
+        assert f"{name}: {len(rows):,} examples" in printed
+
+
+def test_data_modules_give_batches_with_sources(data_root, tokenizer, tmp_path):
+    wiki = SimpleWikiDataModule(data_dir=str(data_root), tokenizer=tokenizer.name_or_path, batch_size=4,
+                                block_size=256, val_articles=50)
+    assert wiki.vocab_size == len(tokenizer) and wiki.tokenizer.chat_template
+    wiki.setup("fit")
+    batch = next(iter(wiki.train_dataloader()))
+    assert set(batch) == {"input_ids", "labels", "attention_mask", "source"} and batch["source"] == ["simple_wiki"] * 4
+    assert batch["input_ids"].shape[1] <= 256 and len(wiki.val_set) > 0
+
+    for split, n in (("train", 40), ("val", 5)):  # a few real conversations keep the test fast
+        (tmp_path / "swda" / split).mkdir(parents=True)
+        for f in sorted((data_root / "swda" / split).glob("*.txt"))[:n]:
+            (tmp_path / "swda" / split / f.name).write_bytes(f.read_bytes())
+    talk = SwitchboardDataModule(data_dir=str(tmp_path), block_size=256, batch_size=2, pack=True)
+    talk.set_tokenizer(tokenizer)
+    dataset = talk.train_dataset()
+    assert len(dataset) < len(talk.examples("train"))  # several examples a row
+    batch = talk.collate([dataset[0], dataset[1]])
+    assert batch["position_ids"].shape == batch["input_ids"].shape and batch["input_ids"].shape[1] <= 256
+    assert batch["attention_mask"].dim() == 4 and batch["source"] == ["switchboard"] * 2
+    assert len(talk.val_dataset()) > 0
+
+
+def test_bad_swda_line_names_file_and_line(tmp_path):
+    path = tmp_path / "0001.txt"
+    path.write_text("A|Hello there.|fp\nB|no dialogue act here\n")
+    with pytest.raises(ValueError, match=r"0001.txt:2: malformed SwDA line"):
+        read_swda(path)
+    path.write_text("C|Hello.|fp\n")
+    with pytest.raises(ValueError, match=r"0001.txt:1: malformed SwDA line"):
+        read_swda(path)
+    path.write_text("A:\tfine\nspeaker three: hello\n")
+    with pytest.raises(ValueError, match=r"0001.txt:2: malformed switchboard line"):
+        read_babylm_switchboard(path)
+
+
+def test_article_without_title_names_file_and_line(tmp_path):
+    path = tmp_path / "wiki.train"
+    path.write_text("= = = Cat = = =\nA cat is an animal.\n= = =  = = =\nThis article has no title.\n")
+    with pytest.raises(ValueError, match=r"wiki.train:3:1: article with no title"):
+        read_articles(path)
+    path.write_text("Just text, and no titles at all.\n")
+    with pytest.raises(ValueError, match=r"wiki.train:1:1: article with no title"):
+        read_articles(path)
+    path.write_text("the tail of a cut article. = = = Cat = = = A cat is a small animal. History. Cats lived "
+                    "with people for a long time. = = = Dog = = = is a kind of animal.")
+    cat, dog = read_articles(path)  # text before the first title is skipped
+    assert cat.sections == [(None, ["A cat is a small animal."]),
+                            ("History", ["Cats lived with people for a long time."])]
+    assert dog.sections == [(None, ["Dog is a kind of animal."])]

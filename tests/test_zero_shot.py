@@ -1,0 +1,144 @@
+"""Zero-shot tasks: loaders, aggregation as the BabyLM pipeline does it (ties wrong), the evaluate command."""
+
+import json
+from collections import defaultdict
+
+import pytest
+import torch
+from scipy.stats import spearmanr
+from transformers import AutoModelForCausalLM
+
+from classit.eval.evaluate import evaluate
+from classit.eval.scoring import score_plain
+from classit.eval.zero_shot import Item, evaluate_task, find_folder, load_items, outcome, summarize
+
+N_LINES = 8  # lines kept from each real file in the small subsets
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def small_eval_dir(data_root, tmp_path_factory):
+    """The first lines of some real files of every task, laid out like BabyLM's full_eval folder."""
+    src, out = data_root / "babylm-eval", tmp_path_factory.mktemp("small-eval")
+    files = {"blimp_filtered": ["adjunct_island", "anaphor_gender_agreement", "ellipsis_n_bar_1", "npi_present_1"],
+             "supplement_filtered": ["hypernym", "turn_taking"],
+             "ewok_filtered": ["agent-properties", "social-relations", "spatial-relations"],
+             "entity_tracking": ["regular", "ambiref", "move_contents"],
+             "wug_adj_nominalization": ["wug_adj_nominalization"]}
+    for folder, stems in files.items():
+        (out / folder).mkdir()
+        for stem in stems:
+            lines = (src / folder / f"{stem}.jsonl").read_text().splitlines()
+            # entity tracking: a spread of lines so that several numops subsets appear
+            keep = lines[:: max(len(lines) // N_LINES, 1)][:N_LINES] if folder == "entity_tracking" else lines[:N_LINES]
+            (out / folder / f"{stem}.jsonl").write_text("\n".join(keep) + "\n")
+    return out
+
+
+def _reference_by_uid(model, tokenizer, task, folder):
+    """A plain loop: every option of every item scored on its own text, ties wrong, accuracy per subset."""
+    totals, correct = defaultdict(int), defaultdict(int)
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            if task in ("blimp", "supplement"):
+                texts = conts = [r["sentence_good"], r["sentence_bad"]]
+                uid = r["UID"] if task == "blimp" else path.stem
+            elif task == "ewok":
+                texts = [r["Context1"] + " " + r["Target1"], r["Context1"] + " " + r["Target2"]]
+                conts, uid = [" " + r["Target1"], " " + r["Target2"]], r["Domain"]
+            else:
+                texts, conts = [r["input_prefix"] + o for o in r["options"]], r["options"]
+                uid = f"{path.stem}_{r['numops']}_ops"
+            scores = [score_plain(model, tokenizer, [t], [c])[0] for t, c in zip(texts, conts)]
+            totals[uid] += 1
+            correct[uid] += scores[0] > max(scores[1:])
+    return {uid: 100.0 * correct[uid] / totals[uid] for uid in totals}
+
+
+@pytest.mark.parametrize("task", ["blimp", "supplement", "ewok", "entity_tracking"])
+def test_per_uid_accuracy_matches_a_plain_loop(model, tokenizer, small_eval_dir, task):
+    folder = find_folder(small_eval_dir, task)
+    summary, records = evaluate_task(model, tokenizer, task, folder, batch_size=16)
+    assert summary["by_uid"] == pytest.approx(_reference_by_uid(model, tokenizer, task, folder))
+    assert len(records) == summary["items"] and all(len(r["scores"]) >= 2 for r in records)
+
+
+def test_ties_count_as_wrong():
+    assert outcome([-3.0, -3.0]) == (False, True)
+    assert outcome([-1.0, -3.0, -1.0]) == (False, True)
+    assert outcome([-1.0, -2.0]) == (True, False)
+    items = [Item("a", ["x", "y"], ["x", "y"], "f:1"), Item("b", ["x", "y"], ["x", "y"], "f:2")]
+    summary = summarize("supplement", items, [[-5.0, -5.0], [-5.0, -5.0]])  # constant logits
+    assert summary["macro"] == 0.0 and summary["ties"] == 2
+
+
+def test_entity_tracking_aggregation():
+    """Accuracy per {file}_{numops}_ops, averaged within each file, then over the files."""
+    spec = {"regular_0_ops": [1, 1, 1, 0], "regular_1_ops": [0, 0], "ambiref_0_ops": [1, 0], "move_contents_2_ops": [1]}
+    items, scores = [], []
+    for uid, outcomes in spec.items():
+        for ok in outcomes:
+            items.append(Item(uid, ["a"] * 5, ["a"] * 5, "f:1"))
+            scores.append([0.0, -1, -2, -3, -4] if ok else [-1.0, 0, -2, -3, -4])
+    summary = summarize("entity_tracking", items, scores)
+    assert summary["by_uid"] == {"ambiref_0_ops": 50.0, "move_contents_2_ops": 100.0,
+                                 "regular_0_ops": 75.0, "regular_1_ops": 0.0}
+    assert summary["by_file"] == {"ambiref": 50.0, "move_contents": 100.0, "regular": 37.5}
+    assert summary["macro"] == pytest.approx((50 + 100 + 37.5) / 3)
+
+
+def test_blimp_groups_and_fast_folder_names(data_root, tmp_path):
+    assert find_folder(data_root / "babylm-eval-fast", "blimp").name == "blimp_fast"
+    assert find_folder(data_root / "babylm-eval-fast", "wug") is None
+    (tmp_path / "x.jsonl").write_text(json.dumps({"sentence_good": "A b.", "sentence_bad": "B a.", "UID": "u",
+                                                  "field": "syntax_semantics", "linguistics_term": "t"}) + "\n")
+    items = load_items("blimp", tmp_path)
+    summary = summarize("blimp", items, [[-1.0, -2.0]])
+    assert summary["by_field"] == {"syntax/semantics": 100.0} and summary["by_linguistics_term"] == {"t": 100.0}
+
+
+def test_bad_lines_name_file_and_line(tmp_path):
+    good = json.dumps({"sentence_good": "A b.", "sentence_bad": "B a."})
+    (tmp_path / "s.jsonl").write_text(good + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"s\.jsonl:2: malformed JSON"):
+        load_items("supplement", tmp_path)
+    (tmp_path / "s.jsonl").write_text(good + "\n\n" + json.dumps({"sentence_good": "A b."}) + "\n")
+    with pytest.raises(ValueError, match=r"s\.jsonl:3: missing field 'sentence_bad'"):
+        load_items("supplement", tmp_path)
+
+
+def test_wug_rho_matches_scipy_on_the_real_file(model, tokenizer, data_root):
+    folder = data_root / "babylm-eval" / "wug_adj_nominalization"
+    summary, records = evaluate_task(model, tokenizer, "wug", folder)
+    rows = [json.loads(line) for line in (folder / "wug_adj_nominalization.jsonl").read_text().splitlines()]
+    texts = [t for r in rows for t in r["sentences"].split("\t")]
+    scores = torch.tensor(score_plain(model, tokenizer, texts, texts)).view(-1, 2)
+    probs = scores.softmax(1)[:, 0].tolist()  # float32, as the pipeline does
+    ratios = [r["ratio"] for r in rows]
+    assert [r["prob"] for r in records] == pytest.approx(probs, abs=1e-4)
+    assert summary["rho"] == pytest.approx(100 * spearmanr([r["prob"] for r in records], ratios).statistic)
+    # a random model saturates many probabilities near 1 in float32, so ranks may differ by a hair
+    assert summary["rho"] == pytest.approx(100 * spearmanr(probs, ratios).statistic, abs=2.0)
+    assert summary["items"] == 200
+
+
+def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    summary = evaluate(str(tiny_model_dir), str(small_eval_dir), tasks="blimp,ewok,wug,reading", out=str(out),
+                       batch_size=32, device="cpu")
+    written = json.loads((out / "summary.json").read_text())
+    assert written["blimp"]["macro"] == pytest.approx(summary["blimp"]["macro"])
+    assert set(written["blimp"]["by_uid"]) == {"adjunct_island", "anaphor_gender_agreement", "ellipsis_n_bar_1",
+                                               "npi_present_1"}
+    assert "by_field" in written["blimp"] and "ties" in written["ewok"] and "rho" in written["wug"]
+    assert "skipped" in written["reading"]
+    lines = (out / "predictions" / "ewok.jsonl").read_text().splitlines()
+    assert len(lines) == written["ewok"]["items"] and len(json.loads(lines[0])["scores"]) == 2
+    assert "blimp" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown tasks"):
+        evaluate(str(tiny_model_dir), str(small_eval_dir), tasks="blimp,glue", out=str(out))
