@@ -108,6 +108,9 @@ class BabyLM(L.LightningModule):
         missing = [k for k in missing if not k.endswith("lm_head.weight") or not self.hparams.tie_embeddings]
         if missing:
             raise ValueError(f"{path}: missing weights for this model: {missing[:5]}")
+        loaded = self.model.state_dict()
+        if any(k in loaded and not torch.equal(loaded[k], v) for k, v in state.items()):
+            raise ValueError(f"{path}: its output layer is not tied to its embeddings; set model.tie_embeddings: false")
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -120,7 +123,7 @@ class BabyLM(L.LightningModule):
     def forward(self, batch: dict) -> torch.Tensor:
         """Summed cross-entropy over the batch's target tokens, and their count."""
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                            position_ids=batch.get("position_ids")).logits
+                            position_ids=batch.get("position_ids"), use_cache=False).logits
         labels = batch["labels"][:, 1:]
         loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
                                    ignore_index=IGNORE_INDEX, reduction="sum")

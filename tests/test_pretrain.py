@@ -7,6 +7,7 @@ import pytest
 
 from classit.data.corpus import count_words, iter_segments
 from classit.data.pretrain import BabyLMDataModule, PackedBlocks, tokenize_corpus
+from helpers import small_corpus
 
 
 def test_segments_split_documents_at_title_markers(data_root):
@@ -43,15 +44,6 @@ def test_packing_keeps_every_token_with_eos_between_documents(tokenizer, data_ro
     stream = np.concatenate([b["input_ids"][b["labels"] != -100].numpy() for b in blocks])
     assert stream.tolist() == tokens.tolist()
     assert all(len(b["input_ids"]) == 100 for b in blocks)
-
-
-def small_corpus(data_root: Path, root: Path) -> Path:
-    """A data folder whose train and dev splits are two real dev files."""
-    for split, suffix in (("train", ".train"), ("dev", ".dev")):
-        (root / split).mkdir(parents=True)
-        for name in ("childes", "switchboard"):
-            (root / split / f"{name}{suffix}").symlink_to(data_root / "babylm-corpus/dev" / f"{name}.dev")
-    return root
 
 
 def test_data_module_caches_streams(tokenizer, data_root, cache_root, tmp_path):

@@ -1,0 +1,75 @@
+"""End to end through the real `classit` CLI: the demo config, export, config errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from classit.cli import main
+from classit.model import BabyLM
+from helpers import scalars
+
+DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
+SENTENCE = "The cat sat on the mat because it was warm."
+
+
+@pytest.fixture(scope="module")
+def demo_run(tokenizer, tmp_path_factory) -> Path:
+    """The demo config for 40 steps (the session tokenizer, so nothing is trained twice)."""
+    logs = tmp_path_factory.mktemp("logs")
+    main(["fit", "--config", DEMO, "--trainer.max_steps", "40", "--trainer.val_check_interval", "20",
+          "--trainer.limit_val_batches", "4", "--trainer.log_every_n_steps", "5",
+          "--trainer.logger.init_args.save_dir", str(logs), "--data.init_args.vocab_size", str(len(tokenizer)),
+          "--data.init_args.num_workers", "0"])
+    return logs / "demo" / "version_0"
+
+
+def test_demo_trains_with_falling_loss_and_logs(demo_run):
+    curves = scalars(demo_run)
+    loss = [v for _, v in curves["train/loss"]]
+    assert len(loss) == 8 and loss[-1] < loss[0] - 1.0, loss
+    for tag in ("val/loss", "val/ppl", "lr-AdamW/pg1", "train/device/items_per_sec", "train/words_seen"):
+        assert curves[tag], tag
+    assert (demo_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_exports_reload_with_the_same_logits(demo_run, tmp_path):
+    ckpt = demo_run / "checkpoints" / "last.ckpt"
+    module = BabyLM.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "hf")])
+    for folder in (tmp_path / "hf", demo_run / "hf"):  # `classit export` and the end-of-fit export
+        model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        tok = AutoTokenizer.from_pretrained(folder)
+        ids = tok(SENTENCE, return_tensors="pt")["input_ids"]
+        assert ids[0, 0] == tok.bos_token_id
+        with torch.no_grad():
+            torch.testing.assert_close(model(ids).logits, module.model(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_print_config_shows_the_resolved_config(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", DEMO, "--print_config"])
+    assert done.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["n_layer"] == 4 and config["data"]["init_args"]["block_size"] == 128
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    config = yaml.safe_load(Path(DEMO).read_text())
+    config["model"]["n_layers"] = config["model"].pop("n_layer")
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(tmp_path / "typo.yaml")])
+    assert done.value.code != 0
+    assert "n_layers" in capsys.readouterr().err
+
+
+def test_model_of_another_vocabulary_stops_before_training(tiny_model_dir, tokenizer, capsys):
+    with pytest.raises((SystemExit, ValueError)) as error:
+        main(["fit", "--config", DEMO, "--model.init_from", str(tiny_model_dir), "--model.n_embd", "64",
+              "--model.intermediate_size", "128", "--model.n_layer", "2", "--model.tie_embeddings", "false",
+              "--data.init_args.vocab_size", "1024"])
+    message = str(error.value) + capsys.readouterr().err
+    assert str(tiny_model_dir) in message and "(2048, 64) there, (1024, 64) here" in message

@@ -1,0 +1,79 @@
+"""The LightningModule: preset sizes, token-normalised gradient accumulation, loading weights."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from classit.model import BabyLM
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.mark.parametrize("config, target", [("pretrain_100m.yaml", 100e6), ("pretrain_140m.yaml", 140e6)])
+def test_preset_parameter_counts(config, target):
+    model_args = yaml.safe_load((CONFIGS / config).read_text())["model"]
+    with torch.device("meta"):
+        module = BabyLM(vocab_size=16384, **model_args)
+    assert abs(module.num_parameters() - target) <= 0.05 * target, module.num_parameters()
+    assert module.hparams.block_size == 512
+
+
+class GradientRecorder(BabyLM):
+    """BabyLM that keeps the gradients it hands to the optimizer."""
+
+    def on_before_optimizer_step(self, optimizer):
+        super().on_before_optimizer_step(optimizer)
+        self.recorded = {n: p.grad.clone() for n, p in self.named_parameters() if p.grad is not None}
+
+
+def masked_batches(vocab: int) -> list[dict]:
+    """Four sequences with very different numbers of target tokens, as instruction data has."""
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for targets in (2, 30, 5, 17):
+        ids = torch.randint(3, vocab, (32,), generator=g)
+        labels = torch.full((32,), -100)
+        labels[-targets:] = ids[-targets:]
+        items.append({"input_ids": ids, "labels": labels})
+    return items
+
+
+def test_accumulation_averages_over_target_tokens_not_micro_batches():
+    sizes = dict(vocab_size=300, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=32, warmup_steps=1)
+    items = masked_batches(300)
+
+    torch.manual_seed(0)
+    reference = BabyLM(**sizes)
+    batch = torch.utils.data.default_collate(items)
+    loss_sum, targets = reference(batch)
+    (loss_sum / targets).backward()
+    expected = {n: p.grad for n, p in reference.named_parameters()}
+
+    for batch_size, accumulate in ((4, 1), (2, 2), (1, 4)):
+        torch.manual_seed(0)
+        module = GradientRecorder(**sizes)
+        trainer = L.Trainer(max_steps=1, accumulate_grad_batches=accumulate, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+        trainer.fit(module, DataLoader(items, batch_size=batch_size))
+        for name, grad in expected.items():
+            torch.testing.assert_close(module.recorded[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_init_from_rejects_weights_of_another_vocabulary(tiny_model_dir):
+    with pytest.raises(ValueError, match=f"{tiny_model_dir}: weights do not fit.*tokenizer"):
+        BabyLM(vocab_size=4096, n_layer=2, n_embd=64, n_head=4, intermediate_size=128, init_from=str(tiny_model_dir))
+
+
+def test_init_from_hf_folder_copies_weights(tiny_model_dir, tokenizer):
+    sizes = dict(vocab_size=len(tokenizer), n_layer=2, n_embd=64, n_head=4, intermediate_size=128)
+    with pytest.raises(ValueError, match="not tied"):
+        BabyLM(**sizes, init_from=str(tiny_model_dir))
+    module = BabyLM(**sizes, tie_embeddings=False, init_from=str(tiny_model_dir))
+    from transformers import AutoModelForCausalLM
+    source = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    for (name, p), q in zip(module.model.state_dict().items(), source.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
