@@ -4,7 +4,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ThroughputMonitor
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 
 
 def _rows(batch: dict) -> int:
@@ -29,8 +29,9 @@ class HFExport(L.Callback):
     def __init__(self, folder: str = "hf"):
         self.folder = folder
 
-    @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # ``trainer.log_dir`` broadcasts from rank 0, so every rank must ask for it
         out = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
-        pl_module.save_pretrained(out)
-        rank_zero_info(f"Hugging Face export: {out}")
+        if trainer.is_global_zero:
+            pl_module.save_pretrained(out)
+            rank_zero_info(f"Hugging Face export: {out}")

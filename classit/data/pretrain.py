@@ -104,7 +104,6 @@ class BabyLMDataModule(L.LightningDataModule):
         self.block_size, self.batch_size = block_size, batch_size
         self.num_workers, self.num_proc = num_workers, num_proc
         self.words_per_token = None
-        self.save_hyperparameters()
 
     @property
     def vocab_size(self) -> int:
