@@ -175,7 +175,8 @@ class BabyLM(L.LightningModule):
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        max_steps = self.trainer.max_steps  # a curriculum sets it for all its stages
+        total = max(max_steps if max_steps > 0 else int(self.trainer.estimated_stepping_batches), 1)
         warmup, floor = min(self.hparams.warmup_steps, total), self.hparams.min_lr_ratio
 
         def factor(step: int) -> float:
