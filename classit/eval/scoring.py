@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 
-@dataclass
+@dataclass(slots=True)
 class Encoded:
     """Token ids of a text and the index of its first scored token (>= 1: the first token is never scored)."""
 
@@ -23,16 +23,18 @@ class Encoded:
     first: int
 
 
-def encode(tokenizer, texts: list[str], continuations: list[str]) -> list[Encoded]:
+def encode(tokenizer, texts: list[str], continuations: list[str], chunk: int = 2048) -> list[Encoded]:
     """Tokenize each text once and locate its continuation (a character suffix of the text)."""
-    batch = tokenizer(texts, return_offsets_mapping=True)
     encoded = []
-    for text, cont, ids, offsets in zip(texts, continuations, batch["input_ids"], batch["offset_mapping"]):
-        if not text.endswith(cont):
-            raise ValueError(f"continuation {cont!r} is not a suffix of {text!r}")
-        start = len(text) - len(cont) + offsets[0][0]
-        first = next((i for i in range(1, len(ids)) if offsets[i][1] > start), len(ids))
-        encoded.append(Encoded(ids, first))
+    for start in range(0, len(texts), chunk):
+        batch = tokenizer(texts[start:start + chunk], return_offsets_mapping=True)
+        for text, cont, ids, offsets in zip(texts[start:start + chunk], continuations[start:start + chunk],
+                                            batch["input_ids"], batch["offset_mapping"]):
+            if not text.endswith(cont):
+                raise ValueError(f"continuation {cont!r} is not a suffix of {text!r}")
+            begin = len(text) - len(cont) + offsets[0][0]
+            first = next((i for i in range(1, len(ids)) if offsets[i][1] > begin), len(ids))
+            encoded.append(Encoded(ids, first))
     return encoded
 
 
