@@ -1,0 +1,199 @@
+"""Curricula: the order of sources in sequential and merged runs, exact mid-stage resume, bad stages, the demo CLI."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from classit.cli import main
+from classit.data.curriculum import BatchPlan, CurriculumDataModule, CurriculumLogger
+from classit.model import BabyLM
+from helpers import scalars, small_corpus
+
+DEMO_SEQ = Path(__file__).parent.parent / "configs" / "demo_seq.yaml"
+
+
+class Toy(L.LightningDataModule):
+    """``n`` sequences of 8 tokens; the second token tells them apart (``offset + i``)."""
+
+    def __init__(self, tokenizer, n: int, offset: int, batch_size: int = 2):
+        super().__init__()
+        self.tokenizer, self.batch_size = tokenizer, batch_size
+        ids = [torch.tensor([tokenizer.bos_token_id, offset + i] + [offset] * 6) for i in range(n)]
+        self.train_set = [{"input_ids": x, "labels": x} for x in ids]
+        self.val_set = self.train_set[:2]
+
+
+class Recorder(L.Callback):
+    """(epoch, stage name, source, ids of the batch's examples) of every training batch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        dm = trainer.datamodule
+        (source,) = set(batch["source"])
+        self.seen.append((trainer.current_epoch, dm.stages[dm.stage_index(trainer.current_epoch)].name, source,
+                          tuple(batch["input_ids"][:, 1].tolist())))
+
+
+def toy_curriculum(tokenizer, stages, **kwargs) -> CurriculumDataModule:
+    sources = {"pretrain": Toy(tokenizer, 6, 100), "switchboard": Toy(tokenizer, 8, 200),
+               "simple_wiki": Toy(tokenizer, 10, 300)}
+    return CurriculumDataModule(sources, stages, **kwargs)
+
+
+SEQUENTIAL = [{"name": "pretrain", "sources": ["pretrain"], "epochs": 2},
+              {"name": "switchboard", "sources": ["switchboard"], "epochs": 1},
+              {"name": "simple_wiki", "sources": ["simple_wiki"], "epochs": 1}]
+MERGED = [{"name": "pretrain", "sources": ["pretrain"], "epochs": 2},
+          {"name": "it", "sources": ["switchboard", "simple_wiki"], "epochs": 2}]
+
+
+def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
+    """Train a tiny BabyLM through the curriculum; the recorded batches."""
+    torch.manual_seed(0)
+    model = BabyLM(vocab_size=datamodule.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64,
+                   block_size=8, warmup_steps=1, special_ids=datamodule.special_ids)
+    recorder = Recorder()
+    callbacks = [recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
+    trainer_args.setdefault("max_epochs", datamodule.total_epochs)
+    trainer = L.Trainer(reload_dataloaders_every_n_epochs=1, accelerator="cpu",
+                        default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
+                        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **trainer_args)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return recorder.seen
+
+
+def test_sequential_runs_stage_after_stage(tokenizer, tmp_path):
+    seen = fit(toy_curriculum(tokenizer, SEQUENTIAL), tmp_path)
+    assert [s for _, _, s, _ in seen] == ["pretrain"] * 6 + ["switchboard"] * 4 + ["simple_wiki"] * 5
+    for epoch, first in ((0, 100), (1, 100), (2, 200), (3, 300)):  # every example once an epoch
+        ids = sorted(i for e, _, _, batch in seen if e == epoch for i in batch)
+        assert ids == list(range(first, first + len(ids))), epoch
+    assert [b for e, *_, b in seen if e == 0] != [b for e, *_, b in seen if e == 1]  # reshuffled each epoch
+
+
+def test_merged_mixes_both_sets_in_one_shuffled_stream(tokenizer, tmp_path):
+    seen = fit(toy_curriculum(tokenizer, MERGED), tmp_path)
+    assert [s for e, _, s, _ in seen if e < 2] == ["pretrain"] * 6
+    orders = [[s for e, _, s, _ in seen if e == epoch] for epoch in (2, 3)]
+    assert orders[0] != orders[1] and any(o not in (sorted(o), sorted(o, reverse=True)) for o in orders)  # interleaved
+    for epoch in (2, 3):
+        assert sorted(s for e, _, s, _ in seen if e == epoch) == ["simple_wiki"] * 5 + ["switchboard"] * 4
+        ids = sorted(i for e, _, _, batch in seen if e == epoch for i in batch)
+        assert ids == list(range(200, 208)) + list(range(300, 310))
+        assert {stage for e, stage, _, _ in seen if e == epoch} == {"it"}
+
+
+def test_weights_set_the_share_of_batches(tokenizer):
+    stages = [{"name": "it", "sources": ["switchboard", "simple_wiki"], "epochs": 1, "weights": [3, 1]}]
+    dm = toy_curriculum(tokenizer, stages)
+    sources = [k for k, _ in dm.batches(0, 0)]
+    assert len(sources) == 9 and sources.count(0) == 7 and sources.count(1) == 2  # 9 batches as without weights
+
+
+def test_order_is_a_function_of_seed_stage_and_epoch(tokenizer):
+    one, two = toy_curriculum(tokenizer, MERGED), toy_curriculum(tokenizer, MERGED)
+    two.batches(1, 3)  # history must not matter
+    assert one.batches(1, 2) == two.batches(1, 2)
+    assert one.batches(1, 2) != one.batches(1, 3)
+    assert toy_curriculum(tokenizer, MERGED, seed=1).batches(1, 2) != one.batches(1, 2)
+    batches = one.batches(1, 2)  # DDP: ranks take disjoint shares of the same list, as many each
+    ranks = [list(BatchPlan(batches, 2, r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 4 and sorted(ranks[0] + ranks[1]) == sorted(batches[:8])
+    assert list(BatchPlan(batches, 2, 1, skip=3)) == ranks[1][3:] and len(BatchPlan(batches, 2, 1, skip=3)) == 4
+
+
+@pytest.mark.parametrize("stop, epoch, done", [(2, 0, 2), (6, 1, 3), (8, 2, 2), (18, 3, 3)],
+                         ids=["mid-pretrain", "end-of-stage", "mid-merged", "mid-last-epoch"])
+def test_resume_mid_stage_gives_the_batches_of_an_uninterrupted_run(tokenizer, tmp_path, stop, epoch, done):
+    whole = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "whole")  # epochs of 3, 3, 9, 9 batches
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=stop)
+    first = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "first", max_steps=stop, callbacks=[checkpoint])
+    assert first == whole[:stop]
+    (path,) = (tmp_path / "ckpt").glob("*.ckpt")
+    state = torch.load(path, weights_only=False)["CurriculumDataModule"]
+    assert (state["epoch"], state["batches"]) == (epoch, done)
+    rest = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "rest", ckpt_path=path)
+    assert rest == whole[stop:]
+
+
+def test_resume_with_other_stages_is_refused(tokenizer, tmp_path):
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=8)
+    fit(toy_curriculum(tokenizer, MERGED), tmp_path / "first", max_steps=8, callbacks=[checkpoint])
+    (path,) = (tmp_path / "ckpt").glob("*.ckpt")
+    with pytest.raises(ValueError, match="saved in stage 'it'.*put that epoch in stage 'switchboard'"):
+        fit(toy_curriculum(tokenizer, SEQUENTIAL), tmp_path / "rest", ckpt_path=path)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([], r"data\.stages: no stages"),
+    ([{"name": "pretrain", "sources": ["pretrain"]}, {"name": "it", "sources": []}],
+     r"data\.stages\[1\]\.sources: stage 'it' is empty; name one or more of: pretrain, switchboard, simple_wiki"),
+    ([{"name": "pretrain", "sources": ["pretrain"]}, {"name": "it", "sources": ["swb"]}],
+     r"data\.stages\[1\]\.sources: unknown source 'swb'; known: pretrain, switchboard, simple_wiki"),
+    ([{"name": "pretrain", "sources": ["pretrain"], "epochs": 0}], r"data\.stages\[0\]\.epochs"),
+    ([{"name": "it", "sources": ["switchboard", "simple_wiki"], "weights": [1]}], r"data\.stages\[0\]\.weights"),
+])
+def test_bad_stages_name_the_config_key(tokenizer, stages, message):
+    with pytest.raises(ValueError, match=message):
+        toy_curriculum(tokenizer, stages)
+
+
+def test_max_epochs_must_match_the_stages(tokenizer, tmp_path):
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs is 3 but data\.stages add up to 4 epochs"):
+        fit(toy_curriculum(tokenizer, MERGED), tmp_path, max_epochs=3)
+
+
+def demo_data(data_root: Path, root: Path) -> Path:
+    """A small data folder: two BabyLM dev files as corpus, 20 SwDA conversations, 60 Simple Wikipedia articles."""
+    small_corpus(data_root, root)
+    for split, n in (("train", 20), ("val", 3)):
+        (root / "swda" / split).mkdir(parents=True)
+        for f in sorted((data_root / "swda" / split).glob("*.txt"))[:n]:
+            (root / "swda" / split / f.name).symlink_to(f)
+    text = (data_root / "babylm-corpus/train_3M/simple_wiki.train").read_text(encoding="utf-8")
+    cut = [i for i in range(len(text)) if text.startswith("= = = ", i)][121]  # a title's opening marker
+    (root / "simple_wiki.train").write_text(text[:cut], encoding="utf-8")
+    return root
+
+
+def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
+    config = yaml.safe_load(DEMO_SEQ.read_text())
+    config["trainer"].update(limit_train_batches=4, limit_val_batches=2, log_every_n_steps=1)
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    sources = config["data"]["init_args"]["sources"]
+    data = str(demo_data(data_root, tmp_path / "data"))
+    for source in sources.values():
+        source["init_args"]["data_dir"] = data
+    sources["pretrain"]["init_args"].update(train_dir="train", val_dir="dev", tokenizer=tokenizer.name_or_path)
+    sources["simple_wiki"]["init_args"].update(file="simple_wiki.train", val_articles=20)
+    path = tmp_path / "demo_seq.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path)])
+
+    run = tmp_path / "logs" / "demo_seq" / "version_0"
+    curves = scalars(run)
+    assert [v for _, v in curves["curriculum/stage"]] == [0, 1, 2]
+    assert [s for s, _ in curves["curriculum/stage"]] == [0, 4, 8]
+    assert len(curves["train/loss"]) == 12 and curves["val/loss"]
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["CurriculumDataModule"]
+    assert state["stage_name"] == "simple_wiki"
+    assert (run / "hf" / "chat_template.jinja").is_file()
+
+
+def test_bad_stage_through_the_cli_names_the_key(tokenizer, tmp_path):
+    config = yaml.safe_load(DEMO_SEQ.read_text())
+    config["data"]["init_args"]["sources"].pop("pretrain")
+    config["data"]["init_args"]["sources"]["switchboard"]["init_args"]["tokenizer"] = tokenizer.name_or_path
+    config["data"]["init_args"]["stages"] = [{"name": "it", "sources": ["swb", "simple_wiki"], "epochs": 1}]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"data\.stages\[0\]\.sources: unknown source 'swb'; known: ") as error:
+        main(["fit", "--config", str(path), "--trainer.max_epochs", "1"])
+    assert "simple_wiki" in str(error.value) and "switchboard" in str(error.value)
