@@ -129,7 +129,7 @@ def test_wug_rho_matches_scipy_on_the_real_file(model, tokenizer, data_root):
 
 def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    summary = evaluate(str(tiny_model_dir), str(small_eval_dir), tasks="blimp,ewok,wug,reading", out=str(out),
+    summary = evaluate(model=str(tiny_model_dir), data_dir=str(small_eval_dir), tasks="blimp,ewok,wug,reading", out=str(out),
                        batch_size=32, device="cpu")
     written = json.loads((out / "summary.json").read_text())
     assert written["blimp"]["macro"] == pytest.approx(summary["blimp"]["macro"])
@@ -141,4 +141,14 @@ def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir,
     assert len(lines) == written["ewok"]["items"] and len(json.loads(lines[0])["scores"]) == 2
     assert "blimp" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown tasks"):
-        evaluate(str(tiny_model_dir), str(small_eval_dir), tasks="blimp,glue", out=str(out))
+        evaluate(model=str(tiny_model_dir), data_dir=str(small_eval_dir), tasks="blimp,glue", out=str(out))
+
+
+def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):
+    from classit.cli import main
+
+    out = tmp_path / "cli"
+    main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(small_eval_dir), "--tasks", "blimp,ewok",
+          "--out", str(out), "--device", "cpu"])
+    written = json.loads((out / "summary.json").read_text())
+    assert set(written) == {"blimp", "ewok"} and 0 <= written["blimp"]["macro"] <= 100

@@ -30,7 +30,7 @@ def _detail(task: str, summary: dict) -> str:
     return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
 
 
-def evaluate(model: str, data_dir: str | None = None, tasks: str = ",".join(TASKS), out: str = "eval_results",
+def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(TASKS), out: str = "eval_results",
              batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False) -> dict:
     """Score a model on the BabyLM zero-shot tasks as the BabyLM 2025 pipeline's causal backend does
     (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``.
