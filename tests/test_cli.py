@@ -32,6 +32,10 @@ def test_demo_trains_with_falling_loss_and_logs(demo_run):
     assert len(loss) == 8 and loss[-1] < loss[0] - 1.0, loss
     for tag in ("val/loss", "val/ppl", "lr-AdamW/pg1", "train/device/items_per_sec", "train/words_seen"):
         assert curves[tag], tag
+    # the demo's MinimalPairEvalCallback scored the fast BLiMP and EWoK sets when fit ended
+    for tag in ("zero_shot/blimp", "zero_shot/ewok", "zero_shot/blimp/syntax", "zero_shot/ewok/social-relations"):
+        assert [step for step, _ in curves[tag]] == [40], tag
+        assert 30 < curves[tag][0][1] < 70, tag
     assert (demo_run / "checkpoints" / "last.ckpt").is_file()
 
 

@@ -166,6 +166,8 @@ def demo_data(data_root: Path, root: Path) -> Path:
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
     config["trainer"].update(limit_train_batches=4, limit_val_batches=2, log_every_n_steps=1)
+    evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
+    evaluation["init_args"]["max_items"] = 500  # a spread-out share of each fast set, for speed
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
     sources = config["data"]["init_args"]["sources"]
     data = str(demo_data(data_root, tmp_path / "data"))
@@ -182,6 +184,7 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
     assert [v for _, v in curves["curriculum/stage"]] == [0, 1, 2]
     assert [s for s, _ in curves["curriculum/stage"]] == [0, 4, 8]
     assert len(curves["train/loss"]) == 12 and curves["val/loss"]
+    assert [s for s, _ in curves["zero_shot/blimp"]] == [s for s, _ in curves["zero_shot/ewok"]] == [4, 8, 12]
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["CurriculumDataModule"]
     assert state["stage_name"] == "simple_wiki"
     assert (run / "hf" / "chat_template.jinja").is_file()
