@@ -26,6 +26,8 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
+from classit.data.tokenizer import TokenizerLinks
+
 
 @dataclass
 class Stage:
@@ -73,7 +75,7 @@ class BatchPlan(DistributedSampler):
         return iter(mine[self.skip:])
 
 
-class CurriculumDataModule(L.LightningDataModule):
+class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
     """Data modules (``sources``) trained on in ``stages``, switching at epoch boundaries (see the module doc)."""
 
     def __init__(self, sources: dict[str, L.LightningDataModule], stages: list[Stage], seed: int = 42,
@@ -96,15 +98,6 @@ class CurriculumDataModule(L.LightningDataModule):
                 source.set_tokenizer(self.tokenizer)
         self.used = [name for name in sources if any(name in s.sources for s in stages)]
         self._resume: dict | None = None
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        t = self.tokenizer
-        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
 
     @property
     def words_per_token(self) -> float | None:

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from classit.data import sources
 from classit.data.chat import IGNORE_INDEX, collate_fn, encode_examples, install_chat_template, pack_examples, render
 from classit.data.corpus import count_words, read_text
-from classit.data.tokenizer import load_tokenizer
+from classit.data.tokenizer import TokenizerLinks, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ class InstructDataset(torch.utils.data.Dataset):
         return self.items[index]
 
 
-class InstructDataModule(L.LightningDataModule):
+class InstructDataModule(TokenizerLinks, L.LightningDataModule):
     """Prompt/reply examples of one source, tokenized with the chat template; padded or packed batches."""
 
     def __init__(self, data_dir: str | None = None, tokenizer: str | None = None, block_size: int = 512,
@@ -413,15 +413,6 @@ class InstructDataModule(L.LightningDataModule):
     def set_tokenizer(self, tokenizer) -> None:
         """Use this tokenizer object (shared with other modules); it gets the chat template."""
         self._tokenizer = install_chat_template(tokenizer)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        t = self.tokenizer
-        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
 
     @property
     def collate(self):

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from classit.data.corpus import corpus_files, count_words, iter_segments, read_text
 from classit.data import sources
-from classit.data.tokenizer import cached_tokenizer, load_tokenizer, tokenizer_fingerprint
+from classit.data.tokenizer import TokenizerLinks, cached_tokenizer, load_tokenizer, tokenizer_fingerprint
 
 FORMAT_VERSION = 1
 
@@ -68,7 +68,7 @@ class PackedBlocks(torch.utils.data.Dataset):
         return {"input_ids": block, "labels": labels}
 
 
-class BabyLMDataModule(L.LightningDataModule):
+class BabyLMDataModule(TokenizerLinks, L.LightningDataModule):
     """The BabyLM corpus (``*.train`` / ``*.dev`` domain files) as packed blocks of tokens."""
 
     def __init__(
@@ -104,15 +104,6 @@ class BabyLMDataModule(L.LightningDataModule):
         self.block_size, self.batch_size = block_size, batch_size
         self.num_workers, self.num_proc = num_workers, num_proc
         self.words_per_token = None
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        t = self.tokenizer
-        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
 
     def _stream_path(self, files: list[Path]) -> Path:
         key = json.dumps([FORMAT_VERSION, tokenizer_fingerprint(self.tokenizer)] +

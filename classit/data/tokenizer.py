@@ -74,3 +74,16 @@ def cached_tokenizer(files: list[Path], vocab_size: int, cache_dir: Path) -> Pre
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
     """A short hash of the tokenizer's full definition, for cache keys."""
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
+
+
+class TokenizerLinks:
+    """For data modules with a ``tokenizer``: what the CLI links to the model (vocabulary size, special ids)."""
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        t = self.tokenizer
+        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
