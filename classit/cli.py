@@ -1,5 +1,6 @@
 """The ``classit`` command: LightningCLI for fit/validate/test, jsonargparse for the other subcommands."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,22 @@ def export(*, ckpt: str, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run a command; bad input (a file, a config value, a download) stops with its one-line message
+    (``CLASSIT_TRACEBACK=1`` shows the traceback too)."""
+    from classit.data.sources import DownloadError
+
+    user_errors = (FileNotFoundError, ValueError, DownloadError)
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except user_errors as error:
+        if os.environ.get("CLASSIT_TRACEBACK"):
+            raise
+        while isinstance(inner := error.__cause__ or error.__context__, user_errors):
+            error = inner  # the original message, not jsonargparse's wrapping of it
+        sys.exit(f"classit: error: {error}")
+
+
+def run(argv: list[str]) -> None:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         ClassitCLI(BabyLM, subclass_mode_data=True, args=argv, save_config_kwargs={"overwrite": True})
         return

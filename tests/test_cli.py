@@ -77,3 +77,11 @@ def test_model_of_another_vocabulary_stops_before_training(tiny_model_dir, token
               "--data.init_args.vocab_size", "1024"])
     message = str(error.value) + capsys.readouterr().err
     assert str(tiny_model_dir) in message and "(2048, 64) there, (1024, 64) here" in message
+
+
+def test_missing_data_stops_with_one_line_that_says_how_to_fetch_it(tmp_path):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", DEMO, "--data.init_args.data_dir", str(tmp_path / "nowhere")])
+    message = str(done.value.code)
+    assert message.startswith("classit: error: ") and "\n" not in message
+    assert str(tmp_path / "nowhere") in message and "classit data download" in message

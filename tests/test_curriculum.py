@@ -197,6 +197,6 @@ def test_bad_stage_through_the_cli_names_the_key(tokenizer, tmp_path):
     config["data"]["init_args"]["stages"] = [{"name": "it", "sources": ["swb", "simple_wiki"], "epochs": 1}]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match=r"data\.stages\[0\]\.sources: unknown source 'swb'; known: ") as error:
+    with pytest.raises(SystemExit, match=r"data\.stages\[0\]\.sources: unknown source 'swb'; known: ") as error:
         main(["fit", "--config", str(path), "--trainer.max_epochs", "1"])
     assert "simple_wiki" in str(error.value) and "switchboard" in str(error.value)
