@@ -168,6 +168,14 @@ class BabyLM(L.LightningModule):
         loss = (sums[1] / sums[0].clamp(min=1)).item()
         self.log_dict({"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}, prog_bar=True, rank_zero_only=True)
 
+    def total_steps(self) -> int:
+        """Optimizer steps of the run, for the LR schedule: ``trainer.max_steps`` when set, else the data
+        module's count when it has one (a curriculum: its stages' epochs differ in length), else Lightning's."""
+        if self.trainer.max_steps > 0:
+            return self.trainer.max_steps
+        count = getattr(self.trainer.datamodule, "total_steps", None)
+        return count(self.trainer) if count else int(self.trainer.estimated_stepping_batches)
+
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
         ids = {id(p) for p in decay}
@@ -175,8 +183,7 @@ class BabyLM(L.LightningModule):
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
-        max_steps = self.trainer.max_steps  # a curriculum sets it for all its stages
-        total = max(max_steps if max_steps > 0 else int(self.trainer.estimated_stepping_batches), 1)
+        total = max(self.total_steps(), 1)
         warmup, floor = min(self.hparams.warmup_steps, total), self.hparams.min_lr_ratio
 
         def factor(step: int) -> float:

@@ -123,6 +123,29 @@ def test_resume_mid_stage_gives_the_batches_of_an_uninterrupted_run(tokenizer, t
     assert rest == whole[stop:]
 
 
+def test_resume_from_epoch_end_checkpoints_gives_the_rest_of_the_run(tokenizer, tmp_path):
+    whole = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "whole")
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True)
+    fit(toy_curriculum(tokenizer, MERGED), tmp_path / "first", callbacks=[checkpoint])
+    paths = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    assert [p.name for p in paths] == ["epoch=0-step=3.ckpt", "epoch=1-step=6.ckpt", "epoch=2-step=15.ckpt",
+                                       "epoch=3-step=24.ckpt"]
+    for path, step in zip(paths[:3], (3, 6, 15)):
+        assert fit(toy_curriculum(tokenizer, MERGED), tmp_path / path.stem, ckpt_path=path) == whole[step:], path.name
+
+
+class ScheduleProbe(L.Callback):
+    def on_train_end(self, trainer, pl_module):
+        self.total, self.last_lr = pl_module.total_steps(), trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0]
+
+
+def test_lr_schedule_spans_the_whole_curriculum(tokenizer, tmp_path):
+    probe = ScheduleProbe()
+    fit(toy_curriculum(tokenizer, MERGED), tmp_path, callbacks=[probe])
+    assert probe.total == 3 + 3 + 9 + 9  # stage 0's epochs are shorter than stage 1's
+    assert probe.last_lr == pytest.approx(6e-4 * 0.1)  # the cosine ends at lr × min_lr_ratio on the last step
+
+
 def test_resume_with_other_stages_is_refused(tokenizer, tmp_path):
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=8)
     fit(toy_curriculum(tokenizer, MERGED), tmp_path / "first", max_steps=8, callbacks=[checkpoint])

@@ -134,9 +134,7 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
         if trainer.reload_dataloaders_every_n_epochs != 1:
             raise ValueError("a curriculum changes data at epoch boundaries: set "
                              "trainer.reload_dataloaders_every_n_epochs: 1")
-        if trainer.max_steps == -1:  # the LR schedule needs the true number of steps; Lightning would guess it from stage 0
-            trainer.fit_loop.epoch_loop.max_steps = self.total_steps(trainer)
-            rank_zero_info(f"curriculum: {trainer.max_steps:,} optimizer steps in {self.total_epochs} epochs")
+        rank_zero_info(f"curriculum: {self.total_steps(trainer):,} optimizer steps in {self.total_epochs} epochs")
 
     def _train_sets(self, stage: Stage) -> tuple[list, list[int]]:
         sets = [self.sources[n].train_set for n in stage.sources]
@@ -151,7 +149,9 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
         return [round(sum(natural) * w / sum(stage.weights)) for w in stage.weights]
 
     def total_steps(self, trainer: L.Trainer) -> int:
-        """Optimizer steps of the whole curriculum on this trainer (its devices, limits and accumulation)."""
+        """Optimizer steps of the whole curriculum on this trainer (its devices, limits and accumulation): the
+        LR schedule's length (``trainer.max_steps`` stays unset, as Lightning resumes epoch-end checkpoints of
+        step-limited runs an epoch short)."""
         steps = 0
         for stage in self.stages:
             batches = sum(self._counts(stage)) // trainer.world_size
