@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from classit.eval.evaluate import evaluate
 from helpers import scalars, small_corpus
 
 ROOT = Path(__file__).parent.parent
@@ -49,3 +51,12 @@ def test_two_process_ddp_matches_single_process(tmp_path, data_root, tokenizer):
     assert len(loss_single) == len(loss_ddp) == 6
     assert loss_ddp[-1][1] < loss_ddp[0][1] and loss_single[-1][1] < loss_single[0][1]
     assert abs(loss_single[-1][1] - loss_ddp[-1][1]) < 0.25, (loss_single, loss_ddp)
+
+    # the demo's MinimalPairEvalCallback split the fast sets over the two ranks and gathered the scores:
+    # the same numbers as one process scoring the final (exported) model alone
+    logged = scalars(ddp / "version_0")
+    alone = evaluate(model=str(ddp / "version_0" / "hf"), data_dir=str(data_root / "babylm-eval-fast"),
+                     tasks="blimp,ewok", out=str(tmp_path / "eval"), device="cpu")
+    for task in ("blimp", "ewok"):
+        assert logged[f"zero_shot/{task}"][-1][0] == 6
+        assert logged[f"zero_shot/{task}"][-1][1] == pytest.approx(alone[task]["macro"], abs=0.05), task
