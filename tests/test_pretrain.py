@@ -1,7 +1,5 @@
 """Reading BabyLM files and packing them into blocks."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -12,7 +12,6 @@ from classit.eval.scoring import score_items
 from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
 
 
-
 class MinimalPairEvalCallback(L.Callback):
     """Scores ``pl_module.model`` with ``pl_module.tokenizer`` on zero-shot sets at the end of every
     training epoch (and every ``every_n_steps`` optimizer steps) and logs ``zero_shot/TASK`` (macro
