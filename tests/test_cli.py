@@ -85,3 +85,12 @@ def test_missing_data_stops_with_one_line_that_says_how_to_fetch_it(tmp_path):
     message = str(done.value.code)
     assert message.startswith("classit: error: ") and "\n" not in message
     assert str(tmp_path / "nowhere") in message and "classit data download" in message
+
+
+def test_init_from_a_lightning_checkpoint_copies_its_weights(demo_run):
+    ckpt = demo_run / "checkpoints" / "last.ckpt"
+    trained = BabyLM.load_from_checkpoint(ckpt, map_location="cpu")
+    hparams = {k: v for k, v in trained.hparams.items() if k != "init_from"}
+    started = BabyLM(**hparams, init_from=str(ckpt))
+    for (name, a), b in zip(trained.model.state_dict().items(), started.model.state_dict().values()):
+        assert torch.equal(a, b), name
