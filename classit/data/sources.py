@@ -57,7 +57,7 @@ def data_dir(configured: str | None = None) -> Path:
     """The data directory: the configured one, else ``$CLASSIT_DATA_DIR``; it must exist."""
     path = configured or os.environ.get(DATA_ENV)
     if not path:
-        raise FileNotFoundError(f"no data directory: set {DATA_ENV}=DIR or data.data_dir in the config; "
+        raise FileNotFoundError(f"no data directory: set {DATA_ENV}=DIR or give data_dir (a config key, or --data_dir); "
                                 "`classit data download --out DIR` fetches the BabyLM corpus and evaluation data")
     path = Path(path).expanduser()
     if not path.is_dir():

@@ -1,13 +1,13 @@
 """Minimal-pair evaluation during training: the fast BabyLM sets scored at epoch ends, logged to the loggers."""
 
 import copy
-import os
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from classit.data.sources import data_dir
 from classit.eval.scoring import score_items
 from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
 
@@ -42,7 +42,7 @@ class MinimalPairEvalCallback(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.items:
             return
-        root = self.data_dir or os.path.join(os.environ.get("CLASSIT_DATA_DIR", "."), "babylm-eval-fast")
+        root = Path(self.data_dir) if self.data_dir else data_dir() / "babylm-eval-fast"
         for task in self.tasks:
             folder = find_folder(root, task)
             if folder is None:

@@ -1,12 +1,12 @@
 """``classit evaluate``: the BabyLM zero-shot suite on a Hugging Face folder or a Lightning checkpoint."""
 
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from classit.data import sources
 from classit.eval.reading import evaluate_reading
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, evaluate_task, find_folder
 
@@ -55,11 +55,8 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
     unknown = sorted(set(names) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
-    if data_dir is None:
-        if not os.environ.get("CLASSIT_DATA_DIR"):
-            raise ValueError("give --data_dir or set CLASSIT_DATA_DIR")
-        data_dir = os.path.join(os.environ["CLASSIT_DATA_DIR"], "babylm-eval")
-    root, out_dir = Path(data_dir), Path(out)
+    root = Path(data_dir) if data_dir else sources.data_dir() / "babylm-eval"
+    out_dir = Path(out)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     hf_model, tokenizer = load_pretrained(model)
     hf_model.to(device=device, dtype=torch.float32).eval()
