@@ -376,19 +376,6 @@ class LMLectureGenerator(LectureGenerator):
 
 # ---------------------------------------------------------------- data modules
 
-class InstructDataset(torch.utils.data.Dataset):
-    """Encoded examples (or packed rows): dicts with ``input_ids``, ``labels``, ``source`` (and ``position_ids``)."""
-
-    def __init__(self, items: list[dict]):
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.items[index]
-
-
 class InstructDataModule(TokenizerLinks, L.LightningDataModule):
     """Prompt/reply examples of one source, tokenized with the chat template; padded or packed batches."""
 
@@ -428,7 +415,8 @@ class InstructDataModule(TokenizerLinks, L.LightningDataModule):
             self._examples[split] = self.build_examples(split)
         return self._examples[split]
 
-    def _dataset(self, split: str) -> InstructDataset:
+    def _dataset(self, split: str) -> list[dict]:
+        """Encoded examples (or packed rows): dicts with ``input_ids``, ``labels``, ``source`` (and ``position_ids``)."""
         examples = self.examples(split)
         encoded = encode_examples(self.tokenizer, [x.prompt for x in examples], [x.reply for x in examples],
                                   self.train_on_prompt, self.block_size)
@@ -437,12 +425,12 @@ class InstructDataModule(TokenizerLinks, L.LightningDataModule):
         if len(items) < len(encoded):
             rank_zero_info(f"{split}: {len(encoded) - len(items)} examples left out: no reply token fits "
                            f"in block_size={self.block_size}")
-        return InstructDataset(pack_examples(items, self.block_size) if self.pack else items)
+        return pack_examples(items, self.block_size) if self.pack else items
 
-    def train_dataset(self) -> InstructDataset:
+    def train_dataset(self) -> list[dict]:
         return self._dataset("train")
 
-    def val_dataset(self) -> InstructDataset:
+    def val_dataset(self) -> list[dict]:
         return self._dataset("val")
 
     def setup(self, stage: str) -> None:
