@@ -7,15 +7,22 @@ from pathlib import Path
 from jsonargparse import CLI
 from lightning.pytorch.cli import LightningCLI
 
+from classit.data.curriculum import CurriculumDataModule
 from classit.model import BabyLM, load_pretrained
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 
 
 class ClassitCLI(LightningCLI):
-    """Links the model's vocabulary and special token ids to the data module's tokenizer."""
+    """Every run is a curriculum (``data:`` holds CurriculumDataModule's arguments); the model's context is the
+    data's block size, and its vocabulary and special ids come from the data's tokenizer."""
+
+    def __init__(self, args=None, run: bool = True, **kwargs):
+        super().__init__(BabyLM, CurriculumDataModule, args=args, run=run, save_config_kwargs={"overwrite": True},
+                         trainer_defaults={"max_epochs": -1}, **kwargs)  # the curriculum sets the epochs
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.block_size", "model.block_size")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.special_ids", "model.special_ids", apply_on="instantiate")
 
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
     try:
-        run(sys.argv[1:] if argv is None else argv)
+        run(sys.argv[1:] if argv is None else argv, from_command_line=argv is None)
     except user_errors as error:
         if os.environ.get("CLASSIT_TRACEBACK"):
             raise
@@ -65,17 +72,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"classit: error: {error}")
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str], from_command_line: bool = False) -> None:
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        ClassitCLI(BabyLM, subclass_mode_data=True, args=argv, save_config_kwargs={"overwrite": True})
+        ClassitCLI(args=None if from_command_line else argv)
+        return
+    if argv and argv[0] == "plan":
+        from classit.plan import plan_command
+        plan_command(argv[1:])
         return
     from classit.data.instruct import build_it
     from classit.data.sources import download_command
     from classit.eval.evaluate import evaluate
 
-    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "data": {"download": download_command, "build-it": build_it}},
+    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate,
+         "data": {"download": download_command, "build-it": build_it}},
         args=argv,
-        description="classit: fit|validate|test --config CONFIG (LightningCLI), or one of the commands below")
+        description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "
+                    "or one of the commands below")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from classit.data.tokenizer import load_tokenizer
+from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
+from classit.train.schedule import lr_factor
 
 IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
@@ -54,7 +55,7 @@ class BabyLM(L.LightningModule):
         dropout: float = 0.0,
         lr: float = 6e-4,
         min_lr_ratio: float = 0.1,
-        warmup_steps: int = 1000,
+        warmup: float = 0.01,
         weight_decay: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.95),
         init_from: str | None = None,
@@ -66,9 +67,11 @@ class BabyLM(L.LightningModule):
             arch: ``llama`` (RMSNorm, SwiGLU, rotary) or ``gpt2``.
             n_layer / n_embd / n_head / intermediate_size: decoder size (MLP width; None: 4 × n_embd).
             block_size: context length in tokens.
-            lr / min_lr_ratio / warmup_steps: linear warm-up to ``lr``, then cosine to ``lr × min_lr_ratio``.
+            lr / min_lr_ratio / warmup: linear warm-up to ``lr`` over the fraction ``warmup`` of the run's optimizer
+                steps, then cosine to ``lr × min_lr_ratio`` at the last step.
             weight_decay: AdamW decay on matrices only (not on norms, biases and embeddings).
-            init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder.
+            init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder (its tokenizer
+                must be the run's).
             special_ids: bos/eos/pad token ids, linked from the tokenizer.
         """
         super().__init__()
@@ -76,11 +79,14 @@ class BabyLM(L.LightningModule):
         special_ids = special_ids or {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
         self.model = build_decoder(arch, vocab_size, n_layer, n_embd, n_head, intermediate_size, block_size,
                                    tie_embeddings, dropout, special_ids)
+        self.tokenizer = None
+        self.init_tokenizer = None  # the tokenizer that came with init_from's weights
         if init_from:
             self.load_weights(init_from)
-        self.tokenizer = None
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.float64))
-        self._step_totals = None  # (target tokens, summed loss) of the current optimizer step on this rank
+        self.register_buffer("words_seen", torch.zeros((), dtype=torch.float64))
+        self._step_totals = None  # (target tokens, summed loss, words) of the current optimizer step on this rank
+        self.val_names = ["val"]
         rank_zero_info(f"BabyLM ({arch}): {self.num_parameters() / 1e6:.2f}M parameters")
 
     def num_parameters(self) -> int:
@@ -95,10 +101,14 @@ class BabyLM(L.LightningModule):
 
     def load_weights(self, path: str) -> None:
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
-        source = load_pretrained(path)[0] if Path(path).is_dir() else None
-        state = source.state_dict() if source is not None else {
-            k.removeprefix("model."): v for k, v in torch.load(path, map_location="cpu", weights_only=False)["state_dict"].items()
-            if k.startswith("model.")}
+        if Path(path).is_dir():
+            source, self.init_tokenizer = load_pretrained(path)
+            state = source.state_dict()
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+            if TOKENIZER_KEY in checkpoint:
+                self.init_tokenizer = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
         own = self.model.state_dict()
         wrong = [f"{k}: {tuple(v.shape)} there, {tuple(own[k].shape)} here" for k, v in state.items()
                  if k in own and v.shape != own[k].shape]
@@ -119,6 +129,9 @@ class BabyLM(L.LightningModule):
             if len(self.tokenizer) != self.hparams.vocab_size:
                 raise ValueError(f"tokenizer {datamodule.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
                                  f"but model.vocab_size is {self.hparams.vocab_size}")
+            if self.init_tokenizer is not None:
+                check_same_tokenizer(self.init_tokenizer, self.tokenizer, f"model.init_from {self.hparams.init_from}")
+        self.val_names = list(getattr(datamodule, "val_sources", None) or ["val"])
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Summed cross-entropy over the batch's target tokens, and their count."""
@@ -131,7 +144,8 @@ class BabyLM(L.LightningModule):
 
     def _accumulate(self, batch: dict, totals: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         loss_sum, targets = self(batch)
-        step = torch.stack([targets.double(), loss_sum.detach().double()])
+        words = batch["words"].sum().double() if "words" in batch else torch.zeros((), device=loss_sum.device)
+        step = torch.stack([targets.double(), loss_sum.detach().double(), words.double()])
         return loss_sum, step if totals is None else totals + step
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -149,30 +163,34 @@ class BabyLM(L.LightningModule):
             if p.grad is not None:
                 p.grad.mul_(scale)
         self.tokens_seen += totals[0]
-        metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen}
-        words_per_token = getattr(self.trainer.datamodule, "words_per_token", None)
-        if words_per_token:
-            metrics["train/words_seen"] = self.tokens_seen * words_per_token
+        self.words_seen += totals[2]
+        metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen,
+                   "train/words_seen": self.words_seen}
         self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
         self.log("loss", metrics["train/loss"].float(), prog_bar=True, logger=False, rank_zero_only=True)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_totals = None
+        self._val_totals = torch.zeros(len(self.val_names), 2, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.flops_per_batch = self.flops_per_token // 3 * batch["input_ids"].numel()  # forward only
-        self._val_totals = self._accumulate(batch, self._val_totals)[1]
+        loss_sum, targets = self(batch)
+        row = self.val_names.index(batch["source"][0]) if "source" in batch else 0
+        self._val_totals[row] += torch.stack([targets.double(), loss_sum.double()])
 
     def on_validation_epoch_end(self) -> None:
+        """``val/loss/SOURCE`` per source and ``val/loss`` over all of them: means over target tokens of every rank."""
         sums = self.trainer.strategy.reduce(self._val_totals, reduce_op="sum")
-        loss = (sums[1] / sums[0].clamp(min=1)).item()
-        self.log_dict({"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}, prog_bar=True, rank_zero_only=True)
+        metrics = {f"val/loss/{name}": (s[1] / s[0]).item() for name, s in zip(self.val_names, sums) if s[0] > 0}
+        total = sums.sum(0)
+        loss = (total[1] / total[0].clamp(min=1)).item()
+        metrics.update({"val/loss": loss, "val/ppl": math.exp(min(loss, 50))})
+        self.log_dict(metrics, prog_bar=False, rank_zero_only=True)
+        self.log("val_loss", loss, prog_bar=True, logger=False, rank_zero_only=True)
 
     def total_steps(self) -> int:
-        """Optimizer steps of the run, for the LR schedule: ``trainer.max_steps`` when set, else the data
-        module's count when it has one (a curriculum: its stages' epochs differ in length), else Lightning's."""
-        if self.trainer.max_steps > 0:
-            return self.trainer.max_steps
+        """Optimizer steps of the run, for the LR schedule: the curriculum's count (its stages' epochs differ in
+        length; ``trainer.max_steps`` caps it), else Lightning's estimate."""
         count = getattr(self.trainer.datamodule, "total_steps", None)
         return count(self.trainer) if count else int(self.trainer.estimated_stepping_batches)
 
@@ -183,16 +201,8 @@ class BabyLM(L.LightningModule):
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
-        total = max(self.total_steps(), 1)
-        warmup, floor = min(self.hparams.warmup_steps, total), self.hparams.min_lr_ratio
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        total, warmup, floor = max(self.total_steps(), 1), self.hparams.warmup, self.hparams.min_lr_ratio
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup, floor))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -201,14 +211,28 @@ class BabyLM(L.LightningModule):
             checkpoint[TOKENIZER_KEY] = tokenizer_to_bytes(self.tokenizer)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if TOKENIZER_KEY in checkpoint and self.tokenizer is None:
-            self.tokenizer = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
+        """Take the checkpoint's tokenizer; resuming with another tokenizer than the run's stops here."""
+        if TOKENIZER_KEY not in checkpoint:
+            return
+        stored = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
+        if self.tokenizer is not None:
+            check_same_tokenizer(stored, self.tokenizer, "the checkpoint to resume")
+        else:
+            self.tokenizer = stored
 
     def save_pretrained(self, out: str | Path) -> None:
         """Write a Hugging Face folder (model and tokenizer) that ``from_pretrained`` loads."""
         self.model.save_pretrained(out)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(out)
+
+
+def check_same_tokenizer(theirs, ours, what: str) -> None:
+    """Stop with a clear message when weights come with another tokenizer than the run's (fingerprints differ)."""
+    if tokenizer_fingerprint(theirs) != tokenizer_fingerprint(ours):
+        raise ValueError(f"{what} was trained with tokenizer {tokenizer_fingerprint(theirs)} but this run's is "
+                         f"{tokenizer_fingerprint(ours)} ({len(ours)} tokens): the same token ids would mean other "
+                         "text; set data.tokenizer to the tokenizer folder of those weights (an export's hf/ folder)")
 
 
 def tokenizer_to_bytes(tokenizer) -> bytes:

@@ -19,10 +19,9 @@ SENTENCE = "The cat sat on the mat because it was warm."
 def demo_run(tokenizer, tmp_path_factory) -> Path:
     """The demo config for 40 steps (the session tokenizer, so nothing is trained twice)."""
     logs = tmp_path_factory.mktemp("logs")
-    main(["fit", "--config", DEMO, "--trainer.max_steps", "40", "--trainer.val_check_interval", "20",
-          "--trainer.limit_val_batches", "4", "--trainer.log_every_n_steps", "5",
-          "--trainer.logger.init_args.save_dir", str(logs), "--data.init_args.vocab_size", str(len(tokenizer)),
-          "--data.init_args.num_workers", "0"])
+    main(["fit", "--config", DEMO, "--trainer.max_steps", "40", "--data.val_every", "0.5", "--data.val_sequences", "64",
+          "--trainer.log_every_n_steps", "5", "--trainer.logger.init_args.save_dir", str(logs),
+          "--data.tokenizer", tokenizer.name_or_path, "--data.num_workers", "0"])
     return logs / "demo" / "version_0"
 
 
@@ -57,7 +56,7 @@ def test_print_config_shows_the_resolved_config(capsys):
         main(["fit", "--config", DEMO, "--print_config"])
     assert done.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
-    assert config["model"]["n_layer"] == 4 and config["data"]["init_args"]["block_size"] == 128
+    assert config["model"]["n_layer"] == 4 and config["data"]["block_size"] == 128
 
 
 def test_unknown_config_key_is_named(tmp_path, capsys):
@@ -74,14 +73,14 @@ def test_model_of_another_vocabulary_stops_before_training(tiny_model_dir, token
     with pytest.raises((SystemExit, ValueError)) as error:
         main(["fit", "--config", DEMO, "--model.init_from", str(tiny_model_dir), "--model.n_embd", "64",
               "--model.intermediate_size", "128", "--model.n_layer", "2", "--model.tie_embeddings", "false",
-              "--data.init_args.vocab_size", "1024"])
+              "--data.vocab_size", "1024"])
     message = str(error.value) + capsys.readouterr().err
     assert str(tiny_model_dir) in message and "(2048, 64) there, (1024, 64) here" in message
 
 
 def test_missing_data_stops_with_one_line_that_says_how_to_fetch_it(tmp_path):
     with pytest.raises(SystemExit) as done:
-        main(["fit", "--config", DEMO, "--data.init_args.data_dir", str(tmp_path / "nowhere")])
+        main(["fit", "--config", DEMO, "--data.data_dir", str(tmp_path / "nowhere")])
     message = str(done.value.code)
     assert message.startswith("classit: error: ") and "\n" not in message
     assert str(tmp_path / "nowhere") in message and "classit data download" in message

@@ -9,22 +9,29 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classit.cli import main
-from classit.data.curriculum import BatchPlan, CurriculumDataModule, CurriculumLogger
+from classit.data.curriculum import CurriculumDataModule, CurriculumLogger, rank_share
+from classit.data.source import Source
 from classit.model import BabyLM
 from helpers import scalars, small_corpus
 
 DEMO_SEQ = Path(__file__).parent.parent / "configs" / "demo_seq.yaml"
 
 
-class Toy(L.LightningDataModule):
+class Toy(Source):
     """``n`` sequences of 8 tokens; the second token tells them apart (``offset + i``)."""
 
-    def __init__(self, tokenizer, n: int, offset: int, batch_size: int = 2):
-        super().__init__()
-        self.tokenizer, self.batch_size = tokenizer, batch_size
-        ids = [torch.tensor([tokenizer.bos_token_id, offset + i] + [offset] * 6) for i in range(n)]
-        self.train_set = [{"input_ids": x, "labels": x} for x in ids]
-        self.val_set = self.train_set[:2]
+    def __init__(self, n: int, offset: int):
+        ids = [torch.tensor([1, offset + i] + [offset] * 6) for i in range(n)]
+        self.items = [{"input_ids": x, "labels": x, "words": torch.tensor(3.0)} for x in ids]
+
+    def train_set(self):
+        return self.items
+
+    def val_set(self):
+        return self.items[:2]
+
+    def collate(self, items):
+        return torch.utils.data.default_collate(items)
 
 
 class Recorder(L.Callback):
@@ -41,8 +48,8 @@ class Recorder(L.Callback):
 
 
 def toy_curriculum(tokenizer, stages, **kwargs) -> CurriculumDataModule:
-    sources = {"pretrain": Toy(tokenizer, 6, 100), "switchboard": Toy(tokenizer, 8, 200),
-               "simple_wiki": Toy(tokenizer, 10, 300)}
+    sources = {"pretrain": Toy(6, 100), "switchboard": Toy(8, 200), "simple_wiki": Toy(10, 300)}
+    kwargs = {"batch_size": 2, "block_size": 8, "tokenizer": tokenizer.name_or_path, "num_workers": 0, **kwargs}
     return CurriculumDataModule(sources, stages, **kwargs)
 
 
@@ -57,11 +64,10 @@ def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
     """Train a tiny BabyLM through the curriculum; the recorded batches."""
     torch.manual_seed(0)
     model = BabyLM(vocab_size=datamodule.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64,
-                   block_size=8, warmup_steps=1, special_ids=datamodule.special_ids)
+                   block_size=8, warmup=0.05, special_ids=datamodule.special_ids)
     recorder = Recorder()
     callbacks = [recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
-    trainer_args.setdefault("max_epochs", datamodule.total_epochs)
-    trainer = L.Trainer(reload_dataloaders_every_n_epochs=1, accelerator="cpu",
+    trainer = L.Trainer(accelerator="cpu",
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
                         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **trainer_args)
@@ -93,20 +99,27 @@ def test_merged_mixes_both_sets_in_one_shuffled_stream(tokenizer, tmp_path):
 def test_weights_set_the_share_of_batches(tokenizer):
     stages = [{"name": "it", "sources": ["switchboard", "simple_wiki"], "epochs": 1, "weights": [3, 1]}]
     dm = toy_curriculum(tokenizer, stages)
+    dm.setup("fit")
     sources = [k for k, _ in dm.batches(0, 0)]
     assert len(sources) == 9 and sources.count(0) == 7 and sources.count(1) == 2  # 9 batches as without weights
 
 
 def test_order_is_a_function_of_seed_stage_and_epoch(tokenizer):
     one, two = toy_curriculum(tokenizer, MERGED), toy_curriculum(tokenizer, MERGED)
+    for dm in (one, two):
+        dm.setup("fit")
     two.batches(1, 3)  # history must not matter
     assert one.batches(1, 2) == two.batches(1, 2)
     assert one.batches(1, 2) != one.batches(1, 3)
-    assert toy_curriculum(tokenizer, MERGED, seed=1).batches(1, 2) != one.batches(1, 2)
+    other = toy_curriculum(tokenizer, MERGED, seed=1)
+    other.setup("fit")
+    assert other.batches(1, 2) != one.batches(1, 2)
     batches = one.batches(1, 2)  # DDP: ranks take disjoint shares of the same list, as many each
-    ranks = [list(BatchPlan(batches, 2, r)) for r in (0, 1)]
-    assert len(ranks[0]) == len(ranks[1]) == 4 and sorted(ranks[0] + ranks[1]) == sorted(batches[:8])
-    assert list(BatchPlan(batches, 2, 1, skip=3)) == ranks[1][3:] and len(BatchPlan(batches, 2, 1, skip=3)) == 4
+    ranks = [rank_share(batches, 2, r, 1) for r in (0, 1)]  # each global batch of 2 split over 2 ranks
+    assert len(ranks[0]) == len(ranks[1]) == len(batches)
+    assert [(k, a + b) for (k, a), (_, b) in zip(*ranks)] == batches
+    accumulated = rank_share(batches, 1, 0, 2)  # one device, two micro-batches a step: the same global batches
+    assert [(k, a + b) for (k, a), (_, b) in zip(accumulated[::2], accumulated[1::2])] == batches
 
 
 @pytest.mark.parametrize("stop, epoch, done", [(2, 0, 2), (6, 1, 3), (8, 2, 2), (18, 3, 3)],
@@ -168,11 +181,6 @@ def test_bad_stages_name_the_config_key(tokenizer, stages, message):
         toy_curriculum(tokenizer, stages)
 
 
-def test_max_epochs_must_match_the_stages(tokenizer, tmp_path):
-    with pytest.raises(ValueError, match=r"trainer\.max_epochs is 3 but data\.stages add up to 4 epochs"):
-        fit(toy_curriculum(tokenizer, MERGED), tmp_path, max_epochs=3)
-
-
 def demo_data(data_root: Path, root: Path) -> Path:
     """A small data folder: two BabyLM dev files as corpus, 20 SwDA conversations, 60 Simple Wikipedia articles."""
     small_corpus(data_root, root)
@@ -183,21 +191,21 @@ def demo_data(data_root: Path, root: Path) -> Path:
     text = (data_root / "babylm-corpus/train_3M/simple_wiki.train").read_text(encoding="utf-8")
     cut = [i for i in range(len(text)) if text.startswith("= = = ", i)][121]  # a title's opening marker
     (root / "simple_wiki.train").write_text(text[:cut], encoding="utf-8")
+    (root / "simple_wiki.dev").symlink_to(data_root / "babylm-corpus/dev/simple_wiki.dev")
     return root
 
 
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
-    config["trainer"].update(limit_train_batches=4, limit_val_batches=2, log_every_n_steps=1)
+    config["trainer"].update(limit_train_batches=4, log_every_n_steps=1)
     evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
-    evaluation["init_args"]["max_items"] = 500  # a spread-out share of each fast set, for speed
+    evaluation["init_args"].update(max_items=500, data_dir=str(data_root / "babylm-eval-fast"))  # a spread-out share
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
-    sources = config["data"]["init_args"]["sources"]
-    data = str(demo_data(data_root, tmp_path / "data"))
-    for source in sources.values():
-        source["init_args"]["data_dir"] = data
-    sources["pretrain"]["init_args"].update(train_dir="train", val_dir="dev", tokenizer=tokenizer.name_or_path)
-    sources["simple_wiki"]["init_args"].update(file="simple_wiki.train", val_articles=20)
+    config["data"].update(data_dir=str(demo_data(data_root, tmp_path / "data")), tokenizer=tokenizer.name_or_path,
+                          val_sequences=8, val_every=0.5)
+    sources = config["data"]["sources"]
+    sources["pretrain"]["init_args"].update(train_dir="train", val_dir="dev")
+    sources["simple_wiki"]["init_args"].update(file="simple_wiki.train", val_file="simple_wiki.dev")
     path = tmp_path / "demo_seq.yaml"
     path.write_text(yaml.safe_dump(config))
     main(["fit", "--config", str(path)])
@@ -206,7 +214,9 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
     curves = scalars(run)
     assert [v for _, v in curves["curriculum/stage"]] == [0, 1, 2]
     assert [s for s, _ in curves["curriculum/stage"]] == [0, 4, 8]
-    assert len(curves["train/loss"]) == 12 and curves["val/loss"]
+    assert len(curves["train/loss"]) == 12 and [s for s, _ in curves["val/loss"]] == [5, 11]  # Lightning logs val at the step before
+    for source in ("pretrain", "switchboard", "simple_wiki"):  # every source, in every stage (forgetting)
+        assert [s for s, _ in curves[f"val/loss/{source}"]] == [5, 11], source
     assert [s for s, _ in curves["zero_shot/blimp"]] == [s for s, _ in curves["zero_shot/ewok"]] == [4, 8, 12]
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["CurriculumDataModule"]
     assert state["stage_name"] == "simple_wiki"
@@ -215,11 +225,11 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
 
 def test_bad_stage_through_the_cli_names_the_key(tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
-    config["data"]["init_args"]["sources"].pop("pretrain")
-    config["data"]["init_args"]["sources"]["switchboard"]["init_args"]["tokenizer"] = tokenizer.name_or_path
-    config["data"]["init_args"]["stages"] = [{"name": "it", "sources": ["swb", "simple_wiki"], "epochs": 1}]
+    config["data"]["sources"].pop("pretrain")
+    config["data"]["tokenizer"] = tokenizer.name_or_path
+    config["data"]["stages"] = [{"name": "it", "sources": ["swb", "simple_wiki"], "epochs": 1}]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit, match=r"data\.stages\[0\]\.sources: unknown source 'swb'; known: ") as error:
-        main(["fit", "--config", str(path), "--trainer.max_epochs", "1"])
+        main(["fit", "--config", str(path)])
     assert "simple_wiki" in str(error.value) and "switchboard" in str(error.value)

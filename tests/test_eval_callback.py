@@ -15,7 +15,7 @@ from classit.model import BabyLM
 def _module(tokenizer, dropout=0.1):
     torch.manual_seed(0)
     module = BabyLM(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, intermediate_size=64, block_size=32,
-                    dropout=dropout, warmup_steps=1,
+                    dropout=dropout, warmup=0.0,
                     special_ids={"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
                                  "eos_token_id": tokenizer.eos_token_id})
     module.tokenizer = tokenizer

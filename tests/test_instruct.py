@@ -5,7 +5,8 @@ import json
 import pytest
 
 from classit.data.chat import render
-from classit.data.instruct import (BACKCHANNEL_WORDS, LMLectureGenerator, SimpleWikiDataModule, SwitchboardDataModule,
+from classit.data.curriculum import CurriculumDataModule
+from classit.data.instruct import (BACKCHANNEL_WORDS, LMLectureGenerator, SimpleWikiLectures, Switchboard,
                                    TemplateLectureGenerator, build_it, dialogue_pairs, read_articles,
                                    read_babylm_switchboard, read_swda, switchboard_examples, turns)
 
@@ -88,27 +89,40 @@ def test_build_it_writes_both_sets(data_root, tmp_path, capsys):
         assert f"{name}: {len(rows):,} examples" in printed
 
 
-def test_data_modules_give_batches_with_sources(data_root, tokenizer, tmp_path):
-    wiki = SimpleWikiDataModule(data_dir=str(data_root), tokenizer=tokenizer.name_or_path, batch_size=4,
-                                block_size=256, val_articles=50)
-    assert wiki.vocab_size == len(tokenizer) and wiki.tokenizer.chat_template
-    wiki.setup("fit")
-    batch = next(iter(wiki.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "attention_mask", "source"} and batch["source"] == ["simple_wiki"] * 4
-    assert batch["input_ids"].shape[1] <= 256 and len(wiki.val_set) > 0
-
+def test_sources_build_once_and_give_batches(data_root, tokenizer, tmp_path):
     for split, n in (("train", 40), ("val", 5)):  # a few real conversations keep the test fast
         (tmp_path / "swda" / split).mkdir(parents=True)
         for f in sorted((data_root / "swda" / split).glob("*.txt"))[:n]:
             (tmp_path / "swda" / split / f.name).write_bytes(f.read_bytes())
-    talk = SwitchboardDataModule(data_dir=str(tmp_path), block_size=256, batch_size=2, pack=True)
-    talk.set_tokenizer(tokenizer)
-    dataset = talk.train_dataset()
-    assert len(dataset) < len(talk.examples("train"))  # several examples a row
-    batch = talk.collate([dataset[0], dataset[1]])
+    (tmp_path / "wiki").mkdir()
+    text = (data_root / SIMPLE_WIKI).read_text(encoding="utf-8")
+    (tmp_path / "wiki" / "simple_wiki.train").write_text(text[:200_000], encoding="utf-8")
+    (tmp_path / "wiki" / "simple_wiki.dev").symlink_to(data_root / "babylm-corpus/dev/simple_wiki.dev")
+    sources = {"talk": Switchboard(pack=True),
+               "wiki": SimpleWikiLectures(file="wiki/simple_wiki.train", val_file="wiki/simple_wiki.dev")}
+    dm = CurriculumDataModule(sources, data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), batch_size=4,
+                              block_size=256, tokenizer=tokenizer.name_or_path, num_workers=0)
+    dm.prepare_data()
+    built = sorted((tmp_path / "cache" / "instructions").iterdir())
+    dm.prepare_data()  # found again, not rebuilt
+    assert sorted((tmp_path / "cache" / "instructions").iterdir()) == built and len([b for b in built if b.is_dir()]) == 4
+    dm.setup("fit")
+    assert dm.tokenizer.chat_template and set(dm.val_sources) == {"talk", "wiki"}
+
+    talk = sources["talk"]
+    examples = talk.build_examples("train")
+    assert talk.stats()["examples"] == len(examples) > dm.sizes["talk"]  # several examples a row
+    assert talk.stats()["words"] == sum(x.words for x in examples)
+    batch = talk.collate([dm.train_sets["talk"][0], dm.train_sets["talk"][1]])
     assert batch["position_ids"].shape == batch["input_ids"].shape and batch["input_ids"].shape[1] <= 256
-    assert batch["attention_mask"].dim() == 4 and batch["source"] == ["switchboard"] * 2
-    assert len(talk.val_dataset()) > 0
+    assert batch["words"].sum() > 0
+
+    loader = dm._loader(["wiki"], [dm.train_sets["wiki"]])
+    batch = loader.dataset[(0, [0, 1, 2, 3])]
+    assert {"input_ids", "labels", "attention_mask", "words"} <= set(batch) and batch["source"] == ["wiki"] * 4
+    first = dm.train_sets["wiki"][0]
+    words = len(tokenizer.decode([t for t, l in zip(first["input_ids"], first["labels"]) if l != -100]).split())
+    assert first["words"] > words  # the prompt's words count too (BabyLM's budget), not only the reply's
 
 
 def test_bad_swda_line_names_file_and_line(tmp_path):

@@ -43,7 +43,7 @@ def masked_batches(vocab: int) -> list[dict]:
 
 
 def test_accumulation_averages_over_target_tokens_not_micro_batches():
-    sizes = dict(vocab_size=300, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=32, warmup_steps=1)
+    sizes = dict(vocab_size=300, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=32, warmup=0.0)
     items = masked_batches(300)
 
     torch.manual_seed(0)

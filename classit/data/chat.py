@@ -83,17 +83,19 @@ def pad_collate(items: list[dict], pad_id: int) -> dict:
 def pack_examples(items: list[dict], block_size: int) -> list[dict]:
     """Greedily concatenate consecutive examples into rows of at most ``block_size`` tokens.
 
-    Each row has ``position_ids`` restarting at 0 at every example; its ``source`` is its first example's.
+    Each row has ``position_ids`` restarting at 0 at every example; its ``source`` is its first example's;
+    its ``words`` (when the items have them) the sum of its examples'.
     """
     rows, row = [], None
     for item in items:
         n = len(item["input_ids"])
         if row is None or len(row["input_ids"]) + n > block_size:
-            row = {"input_ids": [], "labels": [], "position_ids": [], "source": item["source"]}
+            row = {"input_ids": [], "labels": [], "position_ids": [], "source": item["source"], "words": 0}
             rows.append(row)
         row["input_ids"] += item["input_ids"]
         row["labels"] += item["labels"]
         row["position_ids"] += list(range(n))
+        row["words"] += item.get("words", 0)
     return rows
 
 

@@ -1,32 +1,37 @@
-"""Curricula: data modules composed into stages, trained one after another.
+"""Curricula: the one data path of every run. Sources trained on in stages; loaders, batches and resume.
 
-A stage names one or more sources (data modules) and a number of epochs. A stage of one
-source trains on it alone; a stage of several mixes them into one shuffled stream (merged).
-Stages follow each other at epoch boundaries (sequential), so the paper's runs are::
+A stage names one or more sources and a number of epochs. A stage of one source trains on it
+alone; a stage of several mixes them into one shuffled stream (merged); stages follow each other
+at epoch boundaries (sequential). A pre-training run is a one-stage curriculum.
 
-    sequential: [pretrain] 8 epochs → [switchboard] 5 → [simple_wiki] 5
-    merged:     [pretrain] 8 epochs → [switchboard, simple_wiki] 10
+The global batch (``batch_size`` sequences) is fixed by the config, not by the hardware: on
+``w`` devices each global batch is cut into ``w × a`` micro-batches of at most
+``micro_batch_size`` sequences (``a``: gradient accumulation, derived), rank ``r`` taking
+micro-batches ``r, r + w, …``. So 1, 8 or 64 GPUs train on the same global batches in the same
+order and take the same optimizer steps. The order is a pure function of (seed, stage, epoch):
+each epoch, each source's items are permuted by ``numpy.random.default_rng([seed, stage, epoch])``
+and cut into whole global batches, and the batches of the stage's sources are shuffled together.
+The module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the micro-batches
+already trained on, so a run resumed mid-epoch goes on with the batches of a run never stopped.
 
-Every batch comes from one source (its own batch size and collate) and carries ``source``.
-The order of batches is a pure function of (seed, stage, epoch): each epoch, each source's
-examples are permuted by ``numpy.random.default_rng([seed, stage, epoch])`` and cut into
-batches, the batches of all the stage's sources are shuffled together, and under DDP rank
-``r`` of ``w`` takes every ``w``-th batch from ``r``. The data module's ``state_dict`` (saved in
-Lightning checkpoints) holds the epoch and the batches already trained on in it, so a run
-resumed from a mid-epoch checkpoint skips exactly those and goes on with the same batches
-as a run never stopped. The trainer must reload data every epoch
-(``reload_dataloaders_every_n_epochs: 1``) and ``trainer.max_epochs`` must be the stages' sum.
+Validation scores a fixed, seeded subset of ``val_sequences`` items of every source that has a
+validation set, the same items for the whole run and any number of devices (each rank takes
+its share, nothing dropped), logged per source.
 """
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from classit.data.tokenizer import TokenizerLinks
+from classit.data import sources as store
+from classit.data.chat import install_chat_template
+from classit.data.source import Source
+from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, load_tokenizer
 
 
 @dataclass
@@ -43,8 +48,8 @@ class Stage:
     weights: list[float] | None = None
 
 
-class StageData(Dataset):
-    """The datasets of one stage's sources; an index is a whole batch: ``(source number, item indices)``."""
+class SourceData(Dataset):
+    """The datasets of several sources; an index is a whole micro-batch: ``(source number, item indices)``."""
 
     def __init__(self, names: list[str], datasets: list, collates: list):
         self.names, self.datasets, self.collates = names, datasets, collates
@@ -55,54 +60,171 @@ class StageData(Dataset):
     def __getitem__(self, batch: tuple[int, list[int]]) -> dict:
         k, indices = batch
         out = self.collates[k]([self.datasets[k][i] for i in indices])
-        out.setdefault("source", [self.names[k]] * len(indices))
+        out["source"] = [self.names[k]] * len(indices)
         return out
 
 
-class BatchPlan(DistributedSampler):
-    """This rank's share of a list of batches, less the first ``skip`` (already trained on).
+class RankBatches(DistributedSampler):
+    """This rank's micro-batches, less the first ``skip`` (already trained on); ``len()`` counts them all, as
+    Lightning expects of a resumed loader. A DistributedSampler, so that Lightning does not put its own in its place.
+    The list is replaced each epoch (``batches``), so one loader and its workers serve the whole run."""
 
-    ``len()`` counts the skipped batches too, as Lightning expects of a resumed loader. A
-    :class:`DistributedSampler`, so that Lightning does not put its own sampler in its place.
-    """
-
-    def __init__(self, batches: list, num_replicas: int = 1, rank: int = 0, skip: int = 0):
-        super().__init__(batches, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=True)
-        self.batches, self.skip = batches, skip
+    def __init__(self, batches: list | None = None, skip: int = 0):
+        super().__init__([], num_replicas=1, rank=0, shuffle=False)
+        self.batches, self.skip = batches or [], skip
 
     def __iter__(self):
-        mine = self.batches[:self.num_samples * self.num_replicas][self.rank::self.num_replicas]
-        return iter(mine[self.skip:])
+        return iter(self.batches[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
-class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
-    """Data modules (``sources``) trained on in ``stages``, switching at epoch boundaries (see the module doc)."""
+def rank_share(batches: list[tuple[int, list[int]]], world: int, rank: int, accumulate: int) -> list:
+    """Rank ``rank``'s micro-batches of these global batches: each cut into ``world × accumulate`` equal parts."""
+    mine = []
+    for k, items in batches:
+        size = len(items) // (world * accumulate)
+        mine += [(k, items[(j * world + rank) * size:(j * world + rank + 1) * size]) for j in range(accumulate)]
+    return mine
 
-    def __init__(self, sources: dict[str, L.LightningDataModule], stages: list[Stage], seed: int = 42,
-                 num_workers: int = 0):
+
+class CurriculumDataModule(L.LightningDataModule):
+    """Sources trained on in stages, with one tokenizer, a global batch and a fixed validation subset (module doc)."""
+
+    def __init__(self, sources: dict[str, Source], stages: list[Stage] | None = None, batch_size: int = 32,
+                 micro_batch_size: int | None = None, block_size: int = 512, tokenizer: str | None = None,
+                 vocab_size: int = 16384, data_dir: str | None = None, cache_dir: str | None = None, seed: int = 42,
+                 num_workers: int = 2, val_sequences: int = 256, val_every: float = 0.1):
         """
         Args:
-            sources: data modules by name, e.g. ``pretrain`` (BabyLMDataModule), ``switchboard``,
-                ``simple_wiki``. All use the tokenizer of the first stage's first source.
-            stages: in order; see :class:`Stage`.
-            seed: with the stage and epoch, fixes the order of batches.
-            num_workers: DataLoader worker processes.
+            sources: data sets by name, e.g. ``pretrain`` (:class:`classit.data.babylm.BabyLMCorpus`),
+                ``switchboard`` (:class:`classit.data.instruct.Switchboard`), ``simple_wiki``
+                (:class:`classit.data.instruct.SimpleWikiLectures`).
+            stages: in order; see :class:`Stage`. Default: one stage of every source, one epoch.
+            batch_size: global batch in sequences, the same on any number of devices.
+            micro_batch_size: most sequences a device holds at once (default: all of its share);
+                gradient accumulation makes up the rest.
+            block_size: tokens per sequence (also the model's context).
+            tokenizer: a tokenizer folder; if unset, one of ``vocab_size`` is trained (once, cached) on the
+                first source with training text (the BabyLM corpus). Every source uses this one tokenizer.
+            vocab_size: size of the tokenizer to train.
+            data_dir: the data folder; default ``$CLASSIT_DATA_DIR``.
+            cache_dir: where prepared data is cached; default ``$CLASSIT_CACHE_DIR`` or ~/.cache/classit.
+            seed: with the stage and epoch, fixes the order of batches; also picks the validation items.
+            num_workers: DataLoader worker processes (kept for the whole run).
+            val_sequences: validation items drawn from each source with a validation set.
+            val_every: validate every this fraction of the run's optimizer steps.
         """
         super().__init__()
-        stages = [Stage(**s) if isinstance(s, dict) else s for s in stages]
-        check_stages(sources, stages)
-        self.sources, self.stages, self.seed, self.num_workers = sources, stages, seed, num_workers
-        self.tokenizer = sources[stages[0].sources[0]].tokenizer
-        for source in sources.values():
-            if hasattr(source, "set_tokenizer"):
-                source.set_tokenizer(self.tokenizer)
-        self.used = [name for name in sources if any(name in s.sources for s in stages)]
+        self.stages = [Stage(**s) if isinstance(s, dict) else s for s in stages] if stages is not None else \
+            [Stage(name="+".join(sources), sources=list(sources))]
+        check_stages(sources, self.stages)
+        if not 0 < val_every <= 1:
+            raise ValueError(f"data.val_every: a fraction of the run in (0, 1], not {val_every}")
+        self.sources, self.batch_size, self.micro_batch_size = sources, batch_size, micro_batch_size
+        self.block_size, self.tokenizer_path, self.requested_vocab_size = block_size, tokenizer, vocab_size
+        self.data_dir, self.cache = store.data_dir(data_dir), store.cache_dir(cache_dir)
+        self.seed, self.num_workers, self.val_sequences, self.val_every = seed, num_workers, val_sequences, val_every
+        self.used = [name for name in sources if any(name in s.sources for s in self.stages)]
+        for name, source in sources.items():
+            source.bind(name, self.data_dir, None, block_size, self.cache)
+        self.tokenizer = None
+        self.train_sets: dict[str, Dataset] = {}
+        self.sizes: dict[str, int] = {}  # training sequences of each source
+        self.val_sets: dict[str, Dataset] = {}
+        self.accumulate, self.micro = 1, batch_size
         self._resume: dict | None = None
+        self._train_loader = self._val_loader = None
+
+    # ------------------------------------------------------------ the tokenizer, shared by every source
 
     @property
-    def words_per_token(self) -> float | None:
-        """The first source's that knows it (the pre-training corpus)."""
-        return next((w for s in self.sources.values() if (w := getattr(s, "words_per_token", None))), None)
+    def vocab_size(self) -> int:
+        """Linked to the model: the given tokenizer's size, else the size of the one to train."""
+        if self.tokenizer is None and self.tokenizer_path:
+            self.tokenizer = install_chat_template(load_tokenizer(self.tokenizer_path))
+        return len(self.tokenizer) if self.tokenizer is not None else self.requested_vocab_size
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """Linked to the model: pad/bos/eos ids (a trained tokenizer reserves them first, in this order)."""
+        if self.tokenizer is None and not self.tokenizer_path:
+            return {"pad_token_id": SPECIAL_TOKENS.index(PAD), "bos_token_id": SPECIAL_TOKENS.index(BOS),
+                    "eos_token_id": SPECIAL_TOKENS.index(EOS)}
+        t = self.tokenizer if self.tokenizer is not None else load_tokenizer(self.tokenizer_path)
+        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
+
+    def load_tokenizer(self):
+        """The run's tokenizer: the given folder, or the one trained on the corpus (trained once, then cached)."""
+        if self.tokenizer is None:
+            if self.tokenizer_path:
+                tokenizer = load_tokenizer(self.tokenizer_path)
+            else:
+                files = next((f for n in self.used if (f := self.sources[n].tokenizer_files())), None)
+                if not files:
+                    raise ValueError("data.tokenizer: no source has text to train a tokenizer on; "
+                                     "give the pre-trained model's tokenizer folder")
+                tokenizer = cached_tokenizer(files, self.requested_vocab_size, self.cache)
+            self.tokenizer = install_chat_template(tokenizer)
+        for source in self.sources.values():
+            source.tokenizer = self.tokenizer
+        return self.tokenizer
+
+    # ------------------------------------------------------------ data
+
+    def prepare_data(self) -> None:
+        """Train the tokenizer and tokenize every source, once (rank 0 of each node); later runs find the cache."""
+        self.load_tokenizer()
+        for name in self.used:
+            self.sources[name].prepare()
+
+    def setup(self, stage: str) -> None:
+        self.load_tokenizer()
+        for name in self.used:
+            source = self.sources[name]
+            self.train_sets[name] = source.train_set()
+            self.sizes[name] = len(self.train_sets[name])
+            val = source.val_set()
+            if val is not None and len(val):
+                self.val_sets[name] = val
+            rank_zero_info(f"data: {name}: {len(self.train_sets[name]):,} training sequences, "
+                           f"{min(len(val or []), self.val_sequences):,} validation")
+        for stage_ in self.stages:
+            for name in stage_.sources:
+                if self.sizes[name] < self.batch_size:
+                    raise ValueError(f"data.sources.{name}: {self.sizes[name]} training sequences, fewer "
+                                     f"than one global batch (data.batch_size: {self.batch_size})")
+        if stage == "fit" and self.trainer is not None:
+            self.configure_trainer(self.trainer)
+
+    @property
+    def val_sources(self) -> list[str]:
+        """Names of the sources whose validation loss is measured (each logged as ``val/loss/NAME``)."""
+        return list(self.val_sets)
+
+    def micro_batches(self, world: int) -> tuple[int, int]:
+        """``(micro-batch, accumulation)`` that make up the global batch on ``world`` devices."""
+        if self.batch_size % world:
+            raise ValueError(f"data.batch_size: {self.batch_size} sequences do not split evenly over {world} devices; "
+                             f"use a multiple of {world}")
+        per_device = self.batch_size // world
+        cap = self.micro_batch_size or per_device
+        accumulate = next(a for a in range(-(-per_device // cap), per_device + 1) if per_device % a == 0)
+        return per_device // accumulate, accumulate
+
+    def configure_trainer(self, trainer: L.Trainer) -> None:
+        """Set what follows from the data on this trainer: accumulation, epochs, reloading, validation points."""
+        self.micro, self.accumulate = self.micro_batches(trainer.world_size)
+        trainer.accumulate_grad_batches = self.accumulate
+        trainer.fit_loop.max_epochs = self.total_epochs
+        trainer.reload_dataloaders_every_n_epochs = 1
+        steps = self.total_steps(trainer)
+        trainer.val_check_interval = max(1, round(steps * self.val_every)) * self.accumulate
+        trainer.check_val_every_n_epoch = None
+        rank_zero_info(f"curriculum: {steps:,} optimizer steps in {self.total_epochs} epochs; global batch "
+                       f"{self.batch_size} × {self.block_size} tokens = {trainer.world_size} devices × "
+                       f"{self.micro} sequences × {self.accumulate} accumulated")
 
     @property
     def total_epochs(self) -> int:
@@ -117,76 +239,54 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
                 return i
         raise ValueError(f"epoch {epoch} is past the curriculum's {self.total_epochs} epochs (data.stages)")
 
-    def prepare_data(self) -> None:
-        for name in self.used:
-            self.sources[name].prepare_data()
-
-    def setup(self, stage: str) -> None:
-        for name in self.used:
-            self.sources[name].setup(stage)
-        if stage == "fit" and self.trainer is not None:
-            self._check_trainer(self.trainer)
-
-    def _check_trainer(self, trainer: L.Trainer) -> None:
-        if trainer.max_epochs != self.total_epochs:
-            raise ValueError(f"trainer.max_epochs is {trainer.max_epochs} but data.stages add up to "
-                             f"{self.total_epochs} epochs; set trainer.max_epochs: {self.total_epochs}")
-        if trainer.reload_dataloaders_every_n_epochs != 1:
-            raise ValueError("a curriculum changes data at epoch boundaries: set "
-                             "trainer.reload_dataloaders_every_n_epochs: 1")
-        rank_zero_info(f"curriculum: {self.total_steps(trainer):,} optimizer steps in {self.total_epochs} epochs")
-
-    def _train_sets(self, stage: Stage) -> tuple[list, list[int]]:
-        sets = [self.sources[n].train_set for n in stage.sources]
-        return sets, [self.sources[n].batch_size for n in stage.sources]
-
-    def _counts(self, stage: Stage) -> list[int]:
-        """Batches per epoch of each of the stage's sources."""
-        sets, sizes = self._train_sets(stage)
-        natural = [math.ceil(len(d) / b) for d, b in zip(sets, sizes)]
+    def counts(self, stage: Stage) -> list[int]:
+        """Global batches per epoch of each of the stage's sources."""
+        natural = [self.sizes[n] // self.batch_size for n in stage.sources]
         if not stage.weights:
             return natural
         return [round(sum(natural) * w / sum(stage.weights)) for w in stage.weights]
 
+    def stage_steps(self, stage: Stage, accumulate: int, limit: int | float = 1.0) -> int:
+        """Optimizer steps of one epoch of ``stage``; ``limit`` is Lightning's ``limit_train_batches`` (per device)."""
+        batches = sum(self.counts(stage)) * accumulate
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        return math.ceil(batches / accumulate)
+
     def total_steps(self, trainer: L.Trainer) -> int:
-        """Optimizer steps of the whole curriculum on this trainer (its devices, limits and accumulation): the
-        LR schedule's length (``trainer.max_steps`` stays unset, as Lightning resumes epoch-end checkpoints of
-        step-limited runs an epoch short)."""
-        steps = 0
-        for stage in self.stages:
-            batches = sum(self._counts(stage)) // trainer.world_size
-            limit = trainer.limit_train_batches
-            batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-            steps += stage.epochs * math.ceil(batches / trainer.accumulate_grad_batches)
-        return steps
+        """Optimizer steps of the whole curriculum on this trainer: the LR schedule's length."""
+        accumulate = self.micro_batches(trainer.world_size)[1]
+        steps = sum(s.epochs * self.stage_steps(s, accumulate, trainer.limit_train_batches) for s in self.stages)
+        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
     def batches(self, stage_index: int, epoch: int) -> list[tuple[int, list[int]]]:
-        """All ranks' training batches of ``epoch`` as ``(source number, item indices)``, in order."""
+        """The epoch's global batches as ``(source number in the stage, item indices)``, in order."""
         stage = self.stages[stage_index]
         rng = np.random.default_rng([self.seed, stage_index, epoch])
-        sets, sizes = self._train_sets(stage)
         batches = []
-        for k, (dataset, size, count) in enumerate(zip(sets, sizes, self._counts(stage))):
-            mine = []
-            while len(mine) < count:  # more than one pass only with weights
-                order = rng.permutation(len(dataset))
-                mine += [order[i:i + size].tolist() for i in range(0, len(order), size)]
-            batches += [(k, b) for b in mine[:count]]
+        for k, (name, count) in enumerate(zip(stage.sources, self.counts(stage))):
+            size, whole = self.sizes[name], []
+            while len(whole) < count:  # more than one pass only with weights
+                order = rng.permutation(size)
+                whole += [order[i:i + self.batch_size].tolist() for i in range(0, size - self.batch_size + 1,
+                                                                                   self.batch_size)]
+            batches += [(k, b) for b in whole[:count]]
         return [batches[i] for i in rng.permutation(len(batches))]
 
-    def _loader(self, stage: Stage, datasets: list, batches: list, skip: int = 0) -> DataLoader:
-        sources = [self.sources[n] for n in stage.sources]
-        data = StageData(stage.sources, datasets, [getattr(s, "collate", None) or default_collate for s in sources])
+    def _loader(self, names: list[str], datasets: list) -> DataLoader:
+        sources = [self.sources[n] for n in names]
+        data = SourceData(names, datasets, [s.collate for s in sources])
         trainer = self.trainer
-        plan = BatchPlan(batches, trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0, skip)
-        return DataLoader(data, batch_size=None, sampler=plan, num_workers=self.num_workers)
+        return DataLoader(data, batch_size=None, sampler=RankBatches(), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0,
+                          pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda")
 
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch
+        trainer = self.trainer
+        epoch = trainer.current_epoch
         index = self.stage_index(epoch)
         stage = self.stages[index]
         skip = self._resume["batches"] if self._resume and self._resume["epoch"] == epoch else 0
-        loop = self.trainer.fit_loop.epoch_loop
+        loop = trainer.fit_loop.epoch_loop
         if self._resume and self._resume["epoch"] < epoch and loop.restarted_on_train_batch_end:
             # saved after the last batch of an epoch: Lightning would go on counting that epoch's batches in this
             # one (it compares them with this epoch's length, not that one's) and end it early; start it afresh
@@ -194,29 +294,47 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
             loop.reset_restart_stage()
         rank_zero_info(f"curriculum: epoch {epoch}, stage {index} '{stage.name}' ({', '.join(stage.sources)})"
                        + (f", resuming after {skip} batches" if skip else ""))
-        return self._loader(stage, self._train_sets(stage)[0], self.batches(index, epoch), skip)
+        if self._train_loader is None:
+            self._train_loader = self._loader(self.used, [self.train_sets[n] for n in self.used])
+        numbers = [self.used.index(n) for n in stage.sources]
+        batches = [(numbers[k], b) for k, b in self.batches(index, epoch)]
+        sampler = self._train_loader.sampler
+        sampler.batches = rank_share(batches, trainer.world_size, trainer.global_rank, self.accumulate)
+        sampler.skip = skip
+        return self._train_loader
+
+    def val_batches(self, world: int, rank: int) -> list[tuple[int, list[int]]]:
+        """This rank's validation micro-batches: its share of each source's fixed, seeded subset."""
+        batches = []
+        for k, name in enumerate(self.val_sets):
+            size = len(self.val_sets[name])
+            rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+            chosen = np.sort(rng.choice(size, min(self.val_sequences, size), replace=False))[rank::world].tolist()
+            batches += [(k, chosen[i:i + self.micro]) for i in range(0, len(chosen), self.micro)]
+        return batches
 
     def val_dataloader(self) -> DataLoader | list:
-        """The validation sets of the current stage's sources, their batches interleaved in a fixed order."""
-        epoch = self.trainer.current_epoch if self.trainer else 0
-        stage = self.stages[self.stage_index(min(epoch, self.total_epochs - 1))]
-        datasets = [self.sources[n].val_set or [] for n in stage.sources]
-        sizes = [self.sources[n].batch_size for n in stage.sources]
-        batches = [((j + 0.5) / len(d), k, list(range(i, min(i + size, len(d)))))
-                   for k, (d, size) in enumerate(zip(datasets, sizes)) for j, i in enumerate(range(0, len(d), size))]
-        if not batches:
+        if not self.val_sets:
             return []
-        return self._loader(stage, datasets, [(k, b) for _, k, b in sorted(batches, key=lambda x: x[:2])])
+        if self._val_loader is None:
+            self._val_loader = self._loader(list(self.val_sets), list(self.val_sets.values()))
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        self._val_loader.sampler.batches = self.val_batches(world, rank)
+        return self._val_loader
+
+    # ------------------------------------------------------------ resume
 
     def state_dict(self) -> dict:
-        """Where the curriculum is: the epoch, its stage, and the batches of it trained on so far (on each rank)."""
+        """Where the curriculum is: the epoch, its stage, and the micro-batches of it trained on so far (this rank)."""
         trainer = self.trainer
         if trainer is None:
             return {}
         epoch = trainer.current_epoch
         index = self.stage_index(min(epoch, self.total_epochs - 1))
         return {"epoch": epoch, "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
-                "stage": index, "stage_name": self.stages[index].name, "seed": self.seed}
+                "stage": index, "stage_name": self.stages[index].name, "seed": self.seed,
+                "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
@@ -226,6 +344,9 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
             raise ValueError(f"the checkpoint was saved in stage '{state['stage_name']}' (seed {state['seed']}) at "
                              f"epoch {state['epoch']}, but data.stages and data.seed put that epoch in stage "
                              f"'{self.stages[index].name}' (seed {self.seed}): resume with the run's own config")
+        if state.get("batch_size", self.batch_size) != self.batch_size:
+            raise ValueError(f"the checkpoint was saved with data.batch_size {state['batch_size']}, this run has "
+                             f"{self.batch_size}: resume with the run's own global batch")
         self._resume = state
 
     def teardown(self, stage: str) -> None:
@@ -235,7 +356,7 @@ class CurriculumDataModule(TokenizerLinks, L.LightningDataModule):
 def check_stages(sources: dict, stages: list[Stage]) -> None:
     """Errors naming the config key: no sources or stages, an empty stage, an unknown source, bad epochs or weights."""
     if not sources:
-        raise ValueError("data.sources: no sources; name at least one data module")
+        raise ValueError("data.sources: no sources; name at least one (e.g. pretrain: classit.data.babylm.BabyLMCorpus)")
     if not stages:
         raise ValueError("data.stages: no stages; list at least one")
     known = ", ".join(sources)

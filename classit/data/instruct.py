@@ -10,7 +10,7 @@
   :class:`LectureGenerator`: built-in templates, or a local causal LM.
 
 Every :class:`Example` has the fields of the published CLASS-IT data set: prompt, reply,
-source, text. ``build_it`` writes them as JSONL; the data modules tokenize them for training.
+source, text. ``build_it`` writes them as JSONL; the sources tokenize them for training.
 """
 
 import json
@@ -21,15 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import lightning as L
 import torch
+from datasets import Dataset, load_from_disk
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader
 
 from classit.data import sources
-from classit.data.chat import IGNORE_INDEX, collate_fn, encode_examples, install_chat_template, pack_examples, render
+from classit.data.chat import IGNORE_INDEX, collate_fn, encode_examples, pack_examples, render
 from classit.data.corpus import count_words, read_text
-from classit.data.tokenizer import TokenizerLinks, load_tokenizer
+from classit.data.prepare import build_once
+from classit.data.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -374,144 +374,149 @@ class LMLectureGenerator(LectureGenerator):
                     yield Example(question, passage, "simple_wiki")
 
 
-# ---------------------------------------------------------------- data modules
+# ---------------------------------------------------------------- sources
 
-class InstructDataModule(TokenizerLinks, L.LightningDataModule):
-    """Prompt/reply examples of one source, tokenized with the chat template; padded or packed batches."""
+class InstructionSource(Source):
+    """Prompt/reply examples of one kind, rendered with the chat template and tokenized once (rank 0) into a
+    memory-mapped cache; padded examples, or rows of several examples packed without cross-talk."""
 
-    def __init__(self, data_dir: str | None = None, tokenizer: str | None = None, block_size: int = 512,
-                 batch_size: int = 16, pack: bool = False, train_on_prompt: bool = False, num_workers: int = 0):
-        super().__init__()
-        self.root = sources.data_dir(data_dir)
-        self.tokenizer_path, self._tokenizer = tokenizer, None
-        self.block_size, self.batch_size, self.pack = block_size, batch_size, pack
-        self.train_on_prompt, self.num_workers = train_on_prompt, num_workers
-        self._examples: dict[str, list[Example]] = {}
-        self.train_set = self.val_set = None
+    def __init__(self, pack: bool = False, train_on_prompt: bool = False):
+        self.pack, self.train_on_prompt = pack, train_on_prompt
 
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            if not self.tokenizer_path:
-                raise ValueError("no tokenizer: set data.tokenizer to the pre-trained model's tokenizer folder")
-            self.set_tokenizer(load_tokenizer(self.tokenizer_path))
-        return self._tokenizer
-
-    def set_tokenizer(self, tokenizer) -> None:
-        """Use this tokenizer object (shared with other modules); it gets the chat template."""
-        self._tokenizer = install_chat_template(tokenizer)
-
-    @property
-    def collate(self):
-        """The batch function of this module's datasets."""
-        return collate_fn(self.tokenizer.pad_token_id, self.pack)
-
-    def build_examples(self, split: str) -> list[Example]:
-        """The examples of ``train`` or ``val`` (may be empty); subclasses say how."""
+    def input_files(self, split: str) -> list[Path]:
+        """The files the split's examples are built from (their content keys the cache)."""
         raise NotImplementedError
 
-    def examples(self, split: str) -> list[Example]:
-        if split not in self._examples:
-            self._examples[split] = self.build_examples(split)
-        return self._examples[split]
+    def build_examples(self, split: str) -> list[Example]:
+        """The examples of ``train`` or ``val`` (may be empty)."""
+        raise NotImplementedError
 
-    def _dataset(self, split: str) -> list[dict]:
-        """Encoded examples (or packed rows): dicts with ``input_ids``, ``labels``, ``source`` (and ``position_ids``)."""
-        examples = self.examples(split)
+    def options(self) -> dict:
+        """What else decides the examples (part of the cache key)."""
+        return {}
+
+    def _entry(self, split: str) -> Path:
+        options = {"class": type(self).__name__, "split": split, "pack": self.pack,
+                   "train_on_prompt": self.train_on_prompt, **self.options()}
+        return self.cache_entry("instructions", options, self.input_files(split))
+
+    def encode(self, examples: list[Example]) -> list[dict]:
+        """Token ids, labels and words of the examples (packed into rows when ``pack``)."""
         encoded = encode_examples(self.tokenizer, [x.prompt for x in examples], [x.reply for x in examples],
                                   self.train_on_prompt, self.block_size)
-        items = [dict(e, source=x.source) for e, x in zip(encoded, examples)
+        items = [dict(e, source=x.source, words=x.words) for e, x in zip(encoded, examples)
                  if any(label != IGNORE_INDEX for label in e["labels"][1:])]
         if len(items) < len(encoded):
-            rank_zero_info(f"{split}: {len(encoded) - len(items)} examples left out: no reply token fits "
+            rank_zero_info(f"{self.name}: {len(encoded) - len(items)} examples left out: no reply token fits "
                            f"in block_size={self.block_size}")
         return pack_examples(items, self.block_size) if self.pack else items
 
-    def train_dataset(self) -> list[dict]:
-        return self._dataset("train")
+    def prepare(self) -> None:
+        for split in ("train", "val"):
+            if not self.input_files(split):
+                continue
 
-    def val_dataset(self) -> list[dict]:
-        return self._dataset("val")
+            def build(tmp: Path, split=split):
+                examples = self.build_examples(split)
+                rows = self.encode(examples)
+                columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else ["input_ids"])}
+                Dataset.from_dict(columns).save_to_disk(str(tmp))
+                (tmp / "classit.json").write_text(json.dumps({"examples": len(examples), "rows": len(rows),
+                                                              "words": sum(x.words for x in examples),
+                                                              "tokens": sum(len(r["input_ids"]) for r in rows)}))
+            build_once(self._entry(split), build)
 
-    def setup(self, stage: str) -> None:
-        self.train_set = self.train_dataset()
-        self.val_set = self.val_dataset()
-        rank_zero_info(f"{type(self).__name__}: {len(self.examples('train')):,} training examples, "
-                       f"{len(self.examples('val')):,} validation examples")
+    def stats(self, split: str = "train") -> dict:
+        """``examples``, ``rows``, ``words`` and ``tokens`` of the prepared split."""
+        return json.loads((self._entry(split) / "classit.json").read_text())
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+    def _rows(self, split: str) -> Dataset | None:
+        return load_from_disk(str(self._entry(split))) if self.input_files(split) else None
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+    def train_set(self) -> Dataset:
+        return self._rows("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []
+    def val_set(self) -> Dataset | None:
+        return self._rows("val")
+
+    def collate(self, items: list[dict]) -> dict:
+        batch = collate_fn(self.tokenizer.pad_token_id, self.pack)(items)
+        batch["words"] = torch.tensor([float(x["words"]) for x in items])
+        return batch
 
 
-class SwitchboardDataModule(InstructDataModule):
+class Switchboard(InstructionSource):
     """Conversational examples: SwDA ``train``/``val`` splits (and optionally BabyLM's switchboard file for training)."""
 
-    def __init__(self, data_dir: str | None = None, tokenizer: str | None = None, block_size: int = 512,
-                 batch_size: int = 16, pack: bool = False, train_on_prompt: bool = False, num_workers: int = 0,
-                 swda: str | None = "swda", babylm_file: str | None = None, context_turns: int = 0,
-                 min_words: int = 3, drop_backchannels: bool = True):
+    def __init__(self, swda: str | None = "swda", babylm_file: str | None = None, context_turns: int = 0,
+                 min_words: int = 3, drop_backchannels: bool = True, pack: bool = False, train_on_prompt: bool = False):
         """
         Args:
-            data_dir: the data folder; default ``$CLASSIT_DATA_DIR``.
-            tokenizer: the pre-trained model's tokenizer folder (or call ``set_tokenizer``).
-            block_size: tokens per sequence; longer examples are cut at the end.
-            batch_size: sequences per micro-batch.
-            pack: concatenate examples into rows of ``block_size`` (they do not attend to each other).
-            train_on_prompt: put the loss on the whole text, not only on the reply.
-            num_workers: DataLoader worker processes.
-            swda: the SwDA folder (``train``/``val`` subfolders of ``SPEAKER|text|act`` files) inside ``data_dir``.
+            swda: the SwDA folder (``train``/``val`` subfolders of ``SPEAKER|text|act`` files) in the data directory.
             babylm_file: also train on this BabyLM switchboard file (``A:``/``B:`` lines), e.g.
                 ``babylm-corpus/train_3M/switchboard.train`` (it overlaps with SwDA's training split).
             context_turns: earlier turns put before the prompt turn, one a line.
             min_words: least words in a prompt turn and in a reply.
             drop_backchannels: drop turns that are only backchannels ("Uh-huh.").
+            pack: concatenate examples into rows of ``block_size`` tokens (they do not attend to each other).
+            train_on_prompt: put the loss on the whole text, not only on the reply.
         """
-        super().__init__(data_dir, tokenizer, block_size, batch_size, pack, train_on_prompt, num_workers)
+        super().__init__(pack, train_on_prompt)
         if swda is None and babylm_file is None:
-            raise ValueError("SwitchboardDataModule needs swda or babylm_file")
+            raise ValueError("Switchboard needs swda or babylm_file")
         self.swda, self.babylm_file = swda, babylm_file
-        self.options = {"context_turns": context_turns, "min_words": min_words, "drop_backchannels": drop_backchannels}
-        self.save_hyperparameters()
+        self.pairing = {"context_turns": context_turns, "min_words": min_words, "drop_backchannels": drop_backchannels}
+
+    def options(self) -> dict:
+        return self.pairing
+
+    def _swda(self, split: str) -> Path | None:
+        return self.root / self.swda / split if self.swda else None
+
+    def input_files(self, split: str) -> list[Path]:
+        swda = self._swda(split)
+        files = sorted(swda.glob("*.txt")) if swda is not None and swda.is_dir() else []
+        if split == "train" and self.babylm_file:
+            files.append(self.root / self.babylm_file)
+        return files
 
     def build_examples(self, split: str) -> list[Example]:
-        swda = self.root / self.swda / split if self.swda else None
+        swda = self._swda(split)
         babylm = self.root / self.babylm_file if self.babylm_file and split == "train" else None
-        if swda is None and babylm is None:
-            return []
-        return switchboard_examples(swda, babylm, **self.options)
+        return switchboard_examples(swda if swda is not None and swda.is_dir() else None, babylm, **self.pairing)
 
 
-class SimpleWikiDataModule(InstructDataModule):
-    """Lecture examples from a Simple Wikipedia file; the last ``val_articles`` articles are held out."""
+class SimpleWikiLectures(InstructionSource):
+    """Lecture examples from a Simple Wikipedia file; validation from the dev split's file (never trained on)."""
 
-    def __init__(self, data_dir: str | None = None, tokenizer: str | None = None, block_size: int = 512,
-                 batch_size: int = 16, pack: bool = False, train_on_prompt: bool = False, num_workers: int = 0,
-                 file: str = "babylm-corpus/train_3M/simple_wiki.train", generator: LectureGenerator | None = None,
-                 val_articles: int = 100):
+    def __init__(self, file: str = "babylm-corpus/train_3M/simple_wiki.train",
+                 val_file: str | None = "babylm-corpus/dev/simple_wiki.dev", generator: LectureGenerator | None = None,
+                 pack: bool = False, train_on_prompt: bool = False):
         """
         Args:
-            data_dir / tokenizer / block_size / batch_size / pack / train_on_prompt / num_workers: as in
-                :class:`SwitchboardDataModule`.
-            file: the Simple Wikipedia file inside ``data_dir``.
+            file: the Simple Wikipedia training file in the data directory.
+            val_file: the file whose lectures are the validation set: BabyLM's dev split, which no stage trains on.
             generator: how questions are made; default :class:`TemplateLectureGenerator`.
-            val_articles: articles at the end of the file kept for validation.
+            pack / train_on_prompt: as in :class:`Switchboard`.
         """
-        super().__init__(data_dir, tokenizer, block_size, batch_size, pack, train_on_prompt, num_workers)
-        self.file, self.val_articles = file, val_articles
+        super().__init__(pack, train_on_prompt)
+        self.file, self.val_file = file, val_file
         self.generator = generator or TemplateLectureGenerator()
-        self.save_hyperparameters(ignore=["generator"])
+
+    def options(self) -> dict:
+        return {"generator": type(self.generator).__name__, **vars(self.generator)}
+
+    def input_files(self, split: str) -> list[Path]:
+        name = self.file if split == "train" else self.val_file
+        if not name:
+            return []
+        path = self.root / name
+        read_text(path)  # a missing, empty or non-UTF-8 file stops here, named
+        model = getattr(self.generator, "model_path", None)
+        return [path] + (sorted(p for p in Path(model).iterdir() if p.is_file()) if model else [])
 
     def build_examples(self, split: str) -> list[Example]:
-        articles = read_articles(self.root / self.file)
-        cut = max(len(articles) - self.val_articles, 0)
-        return list(self.generator.generate(articles[:cut] if split == "train" else articles[cut:]))
+        return list(self.generator.generate(read_articles(self.root / (self.file if split == "train" else self.val_file))))
 
 
 # ---------------------------------------------------------------- build-it

@@ -27,7 +27,7 @@ class MinimalPairEvalCallback(L.Callback):
         """
         Args:
             tasks: any of blimp, supplement, ewok, entity_tracking, wug.
-            data_dir: folder of the sets (fast or full names); default ``$CLASSIT_DATA_DIR/babylm-eval-fast``.
+            data_dir: folder of the sets (fast or full names); default ``babylm-eval-fast`` of the run's data folder.
             every_n_steps: also evaluate every N optimizer steps (None: at epoch ends only).
             batch_size: texts per forward pass.
             max_items: score at most this many items per task, evenly spaced over the set (None: all).
@@ -42,7 +42,8 @@ class MinimalPairEvalCallback(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.items:
             return
-        root = Path(self.data_dir) if self.data_dir else data_dir() / "babylm-eval-fast"
+        run_data = getattr(trainer.datamodule, "data_dir", None)  # the run's data folder (data.data_dir)
+        root = Path(self.data_dir) if self.data_dir else Path(run_data or data_dir()) / "babylm-eval-fast"
         for task in self.tasks:
             folder = find_folder(root, task)
             if folder is None:

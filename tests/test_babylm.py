@@ -1,0 +1,87 @@
+"""The BabyLM corpus source: reading files, tokenizing once (content-keyed cache), packing into blocks."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from classit.data.babylm import BabyLMCorpus, PackedBlocks
+from classit.data.corpus import count_words, iter_segments
+from classit.data.curriculum import CurriculumDataModule
+from classit.data.prepare import load_tokens, tokenize_corpus
+from helpers import small_corpus
+
+
+def test_segments_split_documents_at_title_markers(data_root):
+    segments = list(iter_segments(data_root / "babylm-corpus/train_3M/simple_wiki.train"))
+    titled = [s for s in segments if s.text.startswith("= = = ")]
+    assert len(titled) > 1000
+    assert all(s.starts_document for s in titled)
+    assert all(len(s.text) <= 50_000 for s in segments)
+    text = (data_root / "babylm-corpus/train_3M/simple_wiki.train").read_text()
+    assert sum(count_words(s.text) for s in segments) == count_words(text)
+
+
+def test_speaker_lines_stay_one_document(data_root):
+    segments = list(iter_segments(data_root / "babylm-corpus/dev/switchboard.dev"))
+    assert segments[0].starts_document and segments[-1].ends_document
+    assert all(s.text.startswith("\n") and s.text[1:3] in ("A:", "B:") for s in segments[1:])
+    assert sum(s.starts_document for s in segments) == 1
+
+
+def test_packing_keeps_every_token_with_eos_between_documents(tokenizer, data_root, tmp_path):
+    files = [data_root / "babylm-corpus/dev/simple_wiki.dev", data_root / "babylm-corpus/dev/childes.dev"]
+    meta = tokenize_corpus(files, tokenizer, tmp_path / "tokens.bin", num_proc=2)
+    tokens = load_tokens(tmp_path / "tokens.bin")
+    assert meta["words"] == sum(count_words(f.read_text()) for f in files) and meta["tokens"] == len(tokens)
+
+    blocks = PackedBlocks(tokens, 100, tokenizer.pad_token_id, meta["words"] / meta["tokens"])
+    stream = np.concatenate([b["input_ids"][b["labels"] != -100].numpy() for b in blocks])
+    assert stream.tolist() == tokens.tolist()
+    assert all(len(b["input_ids"]) == 100 for b in blocks)
+    assert sum(float(b["words"]) for b in blocks) == pytest.approx(meta["words"])  # an epoch counts the corpus's words
+
+
+def corpus_curriculum(root, tokenizer, cache, **kwargs) -> CurriculumDataModule:
+    return CurriculumDataModule({"pretrain": BabyLMCorpus(train_dir="train", val_dir=kwargs.pop("val_dir", "dev"))},
+                                data_dir=str(root), cache_dir=str(cache), tokenizer=tokenizer.name_or_path,
+                                block_size=64, batch_size=4, num_workers=0, **kwargs)
+
+
+def test_corpus_is_prepared_once_and_found_again_at_another_path(tokenizer, data_root, tmp_path):
+    dm = corpus_curriculum(small_corpus(data_root, tmp_path / "a"), tokenizer, tmp_path / "cache")
+    dm.prepare_data()
+    entries = sorted((tmp_path / "cache" / "corpus").iterdir())
+    assert [e.suffix for e in entries if e.is_dir()] == ["", ""]  # train and dev, each built once
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=False)  # the same text at another path
+    copy = corpus_curriculum(tmp_path / "b", tokenizer, tmp_path / "cache")
+    copy.prepare_data()
+    assert sorted((tmp_path / "cache" / "corpus").iterdir()) == entries
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes
+    copy.setup("fit")
+    batch = copy._loader(["pretrain"], [copy.train_sets["pretrain"]]).dataset[(0, [0, 1, 2, 3])]
+    assert batch["input_ids"].shape == (4, 64) and batch["source"] == ["pretrain"] * 4
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty corpus file"),
+    (b"fine line\nsecond line\nbad \xff byte\n", ":3: not UTF-8"),
+])
+def test_bad_corpus_files_name_file_and_line(tmp_path, content, message, tokenizer):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "ok.train").write_text("a good file\n")
+    (tmp_path / "train" / "bad.train").write_bytes(content)
+    dm = corpus_curriculum(tmp_path, tokenizer, tmp_path / "cache", val_dir=None)
+    with pytest.raises(ValueError, match=f"bad.train{message}" if message.startswith(":") else message) as error:
+        dm.prepare_data()
+    assert "bad.train" in str(error.value)
+
+
+def test_missing_data_says_how_to_fetch_it(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("CLASSIT_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="classit data download"):
+        CurriculumDataModule({"pretrain": BabyLMCorpus()})
+    dm = CurriculumDataModule({"pretrain": BabyLMCorpus(train_dir="babylm-corpus/train_100M")}, data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="train_100M: corpus folder not found.*classit data download"):
+        dm.prepare_data()
