@@ -95,7 +95,7 @@ def test_classit_against_the_pipeline(data_dir, tmp_path, capsys):
     assert rows["blimp", "field/syntax"][2] == rows["blimp", "linguistics_term/island_effects"][2] == 50.0
     assert rows["wug", "average"][2] == 0.0  # 0.6453 equals the report's 0.65 at its two decimals
     assert rows["reading", "eye_tracking"][2] == 0.0
-    assert rows["reading", "self_paced"][2] == pytest.approx(0.07)
+    assert rows["reading", "self_paced"][2] == 0.07
     assert "largest gap: blimp average: +50.0000 (A 25.0000, B 75.0000)" in out
     assert "blimp: 1 of 4 items choose a different option\n  adjunct_island #1  A 1  B 0" in out
     assert "blimp: 1 ties" in out and "  adjunct_island #2  A 0  B 0" in out
@@ -123,5 +123,8 @@ def test_bad_folders_and_missing_tasks_through_the_cli(data_dir, tmp_path):
         main(["compare", str(tmp_path / "a"), str(tmp_path / "results")])
     report = tmp_path / "results/demo/main/zero_shot/causal/blimp/blimp_filtered/best_temperature_report.txt"
     report.write_text(report.read_text().replace("75.00\n\n", "n/a\n\n", 1))
-    with pytest.raises(SystemExit, match=r"^classit: error: .*best_temperature_report.txt:4: expected a number"):
+    with pytest.raises(SystemExit, match=r"^classit: error: .*best_temperature_report.txt:4: expected a number, got 'n/a'$"):
         main(["compare", str(tmp_path / "results"), str(tmp_path / "results")])
+    (tmp_path / "a" / "predictions" / "wug.jsonl").write_text('{"uid": "w", "prob": 0.5}\n{"uid": \n')
+    with pytest.raises(SystemExit, match=r"^classit: error: .*wug.jsonl:2: malformed JSON"):
+        main(["compare", str(tmp_path / "a"), str(tmp_path / "a")])

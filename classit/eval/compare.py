@@ -25,7 +25,6 @@ DATASETS = {name: task for task, names in FOLDERS.items() for name in names}
 class TaskResult:
     """One task of one folder: its numbers (subset label → value) and its items (key → outcome)."""
 
-    source: Path
     numbers: dict[str, float]
     pipeline: bool = False  # read from the BabyLM pipeline's files (numbers with two decimals)
     items: dict = field(default_factory=dict)  # (uid, n) → chosen option (index or text), WUG prob, reading surprisals
@@ -44,15 +43,27 @@ def _numbered(records, uid) -> dict:
     return out
 
 
+def _json(path: Path, text: str, line: int | None = None):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        message = e.msg
+    raise ValueError(f"{path}{'' if line is None else f':{line}'}: malformed JSON ({message})")
+
+
+def _jsonl(path: Path) -> list:
+    return [_json(path, line, number) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+
+
 def _read_classit(folder: Path) -> dict[str, TaskResult]:
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = _json(folder / "summary.json", (folder / "summary.json").read_text())
     tasks = {}
     for task, s in summary.items():
         if "skipped" in s:
             continue
         path = folder / "predictions" / f"{task}.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-        result = TaskResult(folder / "summary.json", {}, data_folder=s.get("folder"))
+        records = _jsonl(path) if path.is_file() else []
+        result = TaskResult({}, data_folder=s.get("folder"))
         if task == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
@@ -110,10 +121,9 @@ def _read_reading_report(folder: Path) -> TaskResult:
             numbers[labels[name]] = _number(report, line_number, value)
     if set(numbers) != set(labels.values()):
         raise ValueError(f"{report}: expected the lines {' and '.join(labels)}")
-    result = TaskResult(report, numbers, pipeline=True)
+    result = TaskResult(numbers, pipeline=True)
     if (folder / "prediction.jsonl").is_file():
-        for line in (folder / "prediction.jsonl").read_text().splitlines():
-            r = json.loads(line)
+        for r in _jsonl(folder / "prediction.jsonl"):
             prev = r["Prev_Logprob"]
             result.items[("row", r["Index"])] = (r["Logprob"], None if prev is None or math.isnan(prev) else prev)
     return result
@@ -125,10 +135,10 @@ def _read_pipeline(causal: Path) -> dict[str, TaskResult]:
         task = DATASETS.get(report.parent.name)
         if task is None:  # tasks classit does not run (wug_past_tense, comps, ...)
             continue
-        result = TaskResult(report, _read_report(report, task), pipeline=True)
+        result = TaskResult(_read_report(report, task), pipeline=True)
         predictions = report.parent / "predictions.json"
         if predictions.is_file():
-            for uid, block in json.loads(predictions.read_text()).items():
+            for uid, block in _json(predictions, predictions.read_text()).items():
                 for n, p in enumerate(block["predictions"]):
                     result.items[(uid, n)] = p["prob"] if task == "wug" else p["pred"]
         tasks[task] = result
@@ -151,13 +161,15 @@ def _causal_folder(folder: Path) -> Path | None:
 def read_results(folder: str | Path) -> tuple[str, dict[str, TaskResult]]:
     """``(layout, tasks)`` of a classit evaluate folder or a BabyLM pipeline results tree."""
     folder = Path(folder)
-    if (folder / "summary.json").is_file():
-        return "classit", _read_classit(folder)
-    causal = _causal_folder(folder) if folder.is_dir() else None
-    if causal is None:
+    causal = None if (folder / "summary.json").is_file() or not folder.is_dir() else _causal_folder(folder)
+    if not (folder / "summary.json").is_file() and causal is None:
         raise ValueError(f"{folder}: not a results folder: neither classit evaluate output (summary.json) "
                          "nor a BabyLM pipeline tree (<model>/<revision>/zero_shot/causal/<task>/...)")
-    return "BabyLM pipeline", _read_pipeline(causal)
+    try:
+        return ("BabyLM pipeline", _read_pipeline(causal)) if causal else ("classit", _read_classit(folder))
+    except (KeyError, TypeError, AttributeError) as e:
+        problem = f"{type(e).__name__}: {e}"
+    raise ValueError(f"{folder}: a result file is not in the expected format ({problem})")
 
 
 def _option_indices(task: str, chosen: dict, data_folder: str | None) -> dict:
@@ -185,9 +197,14 @@ def _differ(task: str, x, y) -> bool:
 
 
 def _show(value) -> str:
-    if isinstance(value, tuple):  # reading: surprisal, previous word's surprisal
+    """An item's outcome: option index, chosen text, probability, or (surprisal, previous surprisal)."""
+    if isinstance(value, tuple):
         return "/".join(_show(v) for v in value)
-    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
@@ -244,7 +261,7 @@ def compare(a: str, b: str) -> dict:
         for label in sorted(set(ra.numbers) | set(rb.numbers), key=lambda s: (s != "average", s)):
             x, y = ra.numbers.get(label), rb.numbers.get(label)
             diff = None if x is None or y is None else (
-                round(y, decimals) - round(x, decimals) if decimals else y - x)
+                round(round(y, decimals) - round(x, decimals), decimals) if decimals else y - x)
             rows[task, label] = (x, y, diff)
             show = [f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in (x, y, diff)]
             print(f"{task:<16} {label:<52} {' '.join(show)}")
