@@ -1,5 +1,6 @@
 """Reading times: word surprisal and the regressions against a direct statsmodels computation."""
 
+import json
 import math
 
 import numpy as np
@@ -119,8 +120,15 @@ def test_a_merge_across_the_boundary_changes_the_context(model, tokenizer, csv_p
     assert abs(official[0] - concatenated) > 1e-3
 
 
-def test_evaluate_reading_on_the_real_file(model, tokenizer, csv_path):
-    summary, records = evaluate_reading(model, tokenizer, csv_path, rule="ids")
+def test_evaluate_command_with_the_ids_rule_on_the_real_file(model, tokenizer, tiny_model_dir, csv_path, tmp_path):
+    from classit.cli import main
+
+    (tmp_path / "data" / "reading").mkdir(parents=True)
+    (tmp_path / "data" / "reading" / "reading_data.csv").symlink_to(csv_path)
+    main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(tmp_path / "data"), "--tasks", "reading",
+          "--reading_rule", "ids", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["reading"]
+    records = [json.loads(line) for line in (tmp_path / "out" / "predictions" / "reading.jsonl").read_text().splitlines()]
     assert summary["items"] == len(records) == 1726 and summary["rule"] == "ids"
     assert set(summary["gains"]) == set(MEASURES) and math.isfinite(summary["eye_tracking"])
     assert sum(r["prev_surprisal"] is None for r in records) == 206 and all(r["surprisal"] > 0 for r in records)
@@ -134,3 +142,4 @@ def test_missing_column_is_named(csv_path, tmp_path):
     df.to_csv(tmp_path / "r.csv", index=False)
     with pytest.raises(ValueError, match="'RTgopast'"):
         load_reading(tmp_path / "r.csv")
+
