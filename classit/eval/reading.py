@@ -11,6 +11,7 @@ from classit.eval.scoring import Encoded, score_items
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
 MEASURES = EYE_TRACKING + ["self_paced_reading_time", "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
 PREDICTORS = ["Subtlex_log10", "length", "context_length"]
+RULES = ("official", "ids")  # how a word of several tokens is scored (see surprisals, surprisals_ids)
 REQUIRED = ["item", "word", "prev_item", "prev_word", "prev_length", *PREDICTORS, *MEASURES]
 
 
@@ -23,9 +24,6 @@ def load_reading(path: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: reading CSV lacks the required column {column!r}")
     df["item"] = df["item"].fillna("None")
     return df
-
-
-RULES = ("official", "ids")
 
 
 def surprisals(model, tokenizer, contexts: list, words: list, batch_size: int = 64) -> list[float]:
