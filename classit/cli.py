@@ -82,9 +82,10 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
         return
     from classit.data.instruct import build_it
     from classit.data.sources import download_command
+    from classit.eval.compare import compare
     from classit.eval.evaluate import evaluate
 
-    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate,
+    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "compare": compare,
          "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "

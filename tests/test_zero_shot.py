@@ -3,6 +3,7 @@
 import json
 from collections import defaultdict
 
+import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -125,6 +126,23 @@ def test_wug_rho_matches_scipy_on_the_real_file(model, tokenizer, data_root):
     # a random model saturates many probabilities near 1 in float32, so ranks may differ by a hair
     assert summary["rho"] == pytest.approx(100 * spearmanr(probs, ratios).statistic, abs=2.0)
     assert summary["items"] == 200
+
+
+def test_wug_rule_against_a_direct_computation():
+    """rho = Spearman(softmax of the two option sums, human ratio), kept unrounded (×100) to four decimals."""
+    sums = [[-10.0 - 0.3 * k, -10.0 - 0.1 * ((7 * k) % 11)] for k in range(40)]
+    ratios = [((5 * k) % 13) / 13 for k in range(40)]  # with ties, as the real ratios have
+    items = [Item("wug_adj_nominalization", ["a", "b"], ["a", "b"], f"f:{k}", ratio=r) for k, r in enumerate(ratios)]
+    summary = summarize("wug", items, sums)
+    probs = np.array([1 / (1 + np.exp(b - a)) for a, b in sums])
+
+    def ranks(x):  # average ranks for ties
+        x = np.asarray(x)
+        return np.array([(x < v).sum() + ((x == v).sum() + 1) / 2 for v in x])
+
+    rho = np.corrcoef(ranks(probs), ranks(ratios))[0, 1]
+    assert summary["rho"] / 100 == pytest.approx(rho, abs=1e-4) and summary["macro"] == summary["rho"]
+    assert round(summary["rho"], 6) != round(summary["rho"], 2)  # not rounded like the official report
 
 
 def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir, tmp_path, capsys):

@@ -3,6 +3,7 @@
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -24,14 +25,15 @@ def _detail(task: str, summary: dict) -> str:
     if "skipped" in summary:
         return summary["skipped"]
     if task == "reading":
-        return f"eye-tracking {summary['eye_tracking']:.2f}  self-paced {summary['self_paced']:.2f}"
+        return f"eye-tracking {summary['eye_tracking']:.4f}  self-paced {summary['self_paced']:.4f}  ({summary['rule']} rule)"
     if task == "wug":
-        return f"Spearman rho x100 {summary['rho']:.2f}"
+        return f"Spearman rho {summary['rho'] / 100:.4f}"
     return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
 
 
 def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(TASKS), out: str = "eval_results",
-             batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False) -> dict:
+             batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
+             reading_rule: Literal["official", "ids"] = "official") -> dict:
     """Score a model on the BabyLM zero-shot tasks as the BabyLM 2025 pipeline's causal backend does
     (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``.
 
@@ -44,10 +46,13 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
         batch_size: texts per forward pass.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
         full_sentence_ewok: score EWoK's whole texts instead of the targets only.
+        reading_rule: how a word of several tokens is scored. ``official``: as the BabyLM pipeline does,
+            each further token after the context string extended by the decoded previous tokens and
+            tokenized again; ``ids``: the conditional product over the concatenated token ids.
 
     Returns:
         The summary: per task its macro score, per-subset and per-group accuracies, tie count
-        (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores).
+        (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores and the rule used).
     """
     from classit.model import load_pretrained
 
@@ -72,7 +77,7 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
             continue
         start = time.perf_counter()
         if task == "reading":
-            result, records = evaluate_reading(hf_model, tokenizer, folder, batch_size)
+            result, records = evaluate_reading(hf_model, tokenizer, folder, batch_size, reading_rule)
         else:
             result, records = evaluate_task(hf_model, tokenizer, task, folder, batch_size,
                                             full_sentence=full_sentence_ewok, progress=True)

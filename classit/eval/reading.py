@@ -11,6 +11,7 @@ from classit.eval.scoring import Encoded, score_items
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
 MEASURES = EYE_TRACKING + ["self_paced_reading_time", "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
 PREDICTORS = ["Subtlex_log10", "length", "context_length"]
+RULES = ("official", "ids")  # how a word of several tokens is scored (see surprisals, surprisals_ids)
 REQUIRED = ["item", "word", "prev_item", "prev_word", "prev_length", *PREDICTORS, *MEASURES]
 
 
@@ -26,11 +27,41 @@ def load_reading(path: str | Path) -> pd.DataFrame:
 
 
 def surprisals(model, tokenizer, contexts: list, words: list, batch_size: int = 64) -> list[float]:
-    """−log p(word | context) in nats; NaN where the context is missing.
+    """−log p(word | context) in nats by the official pipeline's rule; NaN where the context is missing.
 
-    As the pipeline's causal backend does: the context is tokenized with BOS, the word on its own
-    (no special tokens, no leading space), and the word's tokens are scored one after another.
+    The word is tokenized alone (no special tokens, no leading space). Its first token is read after
+    the context (tokenized with BOS); for each further token the context STRING grows by the decoded
+    previous token and is tokenized again from scratch, and the token is read as the first id of its
+    own decoded text, re-tokenized. All (context, token) pairs of all rows are scored together, each
+    distinct context once, batched by length.
     """
+    rows = [i for i, c in enumerate(contexts) if isinstance(c, str)]
+    word_ids = tokenizer([str(words[i]) for i in rows], add_special_tokens=False)["input_ids"]
+    pieces = iter(tokenizer.batch_decode([[t] for ids in word_ids for t in ids]))
+    pieces = [[next(pieces) for _ in ids] for ids in word_ids]  # each token decoded alone
+    later = [p for row in pieces for p in row[1:]]
+    later_ids = iter(tokenizer(later, add_special_tokens=False)["input_ids"] if later else [])
+    steps = []  # (row, context string, target id)
+    for i, ids, row in zip(rows, word_ids, pieces):
+        context = contexts[i]
+        for k, piece in enumerate(row):
+            steps.append((i, context, ids[0] if k == 0 else next(later_ids)[0]))
+            context += piece
+    by_context = {}  # context string -> {target id: index of its option}
+    for _, context, target in steps:
+        by_context.setdefault(context, {}).setdefault(target, len(by_context[context]))
+    context_ids = tokenizer(list(by_context))["input_ids"]
+    items = [[Encoded(ids + [t], len(ids)) for t in targets] for ids, targets in zip(context_ids, by_context.values())]
+    scores = dict(zip(by_context, score_items(model, items, batch_size)))
+    out = [0.0 if isinstance(c, str) else math.nan for c in contexts]
+    for i, context, target in steps:
+        out[i] -= scores[context][by_context[context][target]]
+    return out
+
+
+def surprisals_ids(model, tokenizer, contexts: list, words: list, batch_size: int = 64) -> list[float]:
+    """−log p(word | context) as the conditional product over the concatenated token ids (context with
+    BOS, then the word's own tokens); NaN where the context is missing."""
     rows = [i for i, c in enumerate(contexts) if isinstance(c, str)]
     ctx = tokenizer([contexts[i] for i in rows])["input_ids"]
     word = tokenizer([str(words[i]) for i in rows], add_special_tokens=False)["input_ids"]
@@ -64,13 +95,19 @@ def reading_scores(df: pd.DataFrame) -> dict:
     }
 
 
-def evaluate_reading(model, tokenizer, path: str | Path, batch_size: int = 64) -> tuple[dict, list[dict]]:
-    """Surprisals of every word and previous word, then :func:`reading_scores`: ``(summary, predictions)``."""
+def evaluate_reading(model, tokenizer, path: str | Path, batch_size: int = 64,
+                     rule: str = "official") -> tuple[dict, list[dict]]:
+    """Surprisals of every word and previous word, then :func:`reading_scores`: ``(summary, predictions)``.
+    ``rule``: ``official`` (the BabyLM pipeline's re-tokenized contexts) or ``ids`` (concatenated ids)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown reading rule {rule!r}; choose from {', '.join(RULES)}")
+    score = surprisals if rule == "official" else surprisals_ids
     df = load_reading(path)
-    df["surprisal"] = surprisals(model, tokenizer, list(df["item"]), list(df["word"]), batch_size)
-    df["prev_surprisal"] = surprisals(model, tokenizer, list(df["prev_item"]), list(df["prev_word"]), batch_size)
-    summary = reading_scores(df)
-    summary["items"] = len(df)
+    # words and previous words in one call: most (context, word) pairs occur as both
+    both = score(model, tokenizer, list(df["item"]) + list(df["prev_item"]), list(df["word"]) + list(df["prev_word"]),
+                 batch_size)
+    df["surprisal"], df["prev_surprisal"] = both[:len(df)], both[len(df):]
+    summary = {"rule": rule, **reading_scores(df), "items": len(df)}
     records = [{"row": int(i), "item": item, "word": word, "surprisal": s, "prev_surprisal": None if math.isnan(p) else p}
                for i, item, word, s, p in zip(df.index, df["item"], df["word"], df["surprisal"], df["prev_surprisal"])]
     return summary, records

@@ -1,0 +1,276 @@
+"""``classit compare A B``: two result folders side by side, per task and subset, and the items on
+which they disagree. A folder is either ``classit evaluate`` output (``summary.json`` and
+``predictions/TASK.jsonl``) or the BabyLM 2025 pipeline's results tree
+(``<model>/<revision>/zero_shot/causal/<task>/<dataset>/best_temperature_report.txt`` and
+``predictions.json``; ``.../causal/reading/report.txt`` and ``prediction.jsonl``).
+
+The pipeline's reports print two decimals, so a number from a report is compared with the other
+side rounded to two decimals. WUG is Spearman's rho on the pipeline's scale (classit stores it x100).
+"""
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classit.eval.zero_shot import FOLDERS, load_items
+
+LISTED = 10  # disagreeing items printed per task
+REPORT_DECIMALS = 2  # the pipeline's reports print two decimals
+DATASETS = {name: task for task, names in FOLDERS.items() for name in names}
+
+
+@dataclass
+class TaskResult:
+    """One task of one folder: its numbers (subset label → value) and its items (key → outcome)."""
+
+    numbers: dict[str, float]
+    pipeline: bool = False  # read from the BabyLM pipeline's files (numbers with two decimals)
+    items: dict = field(default_factory=dict)  # (uid, n) → chosen option (index or text), WUG prob, reading surprisals
+    ties: set = field(default_factory=set)  # keys on which classit saw a tie
+    where: dict = field(default_factory=dict)  # key → the data file and line (classit)
+    data_folder: str | None = None  # classit: the task's data folder, to turn the pipeline's chosen texts into indices
+
+
+def _numbered(records, uid) -> dict:
+    """Records keyed (uid, n): the n-th item of its subset, in file and line order (both tools keep it)."""
+    seen, out = defaultdict(int), {}
+    for r in records:
+        key = (uid(r), seen[uid(r)])
+        seen[key[0]] += 1
+        out[key] = r
+    return out
+
+
+def _json(path: Path, text: str, line: int | None = None):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        message = e.msg
+    raise ValueError(f"{path}{'' if line is None else f':{line}'}: malformed JSON ({message})")
+
+
+def _jsonl(path: Path) -> list:
+    return [_json(path, line, number) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+
+
+def _read_classit(folder: Path) -> dict[str, TaskResult]:
+    summary = _json(folder / "summary.json", (folder / "summary.json").read_text())
+    tasks = {}
+    for task, s in summary.items():
+        if "skipped" in s:
+            continue
+        path = folder / "predictions" / f"{task}.jsonl"
+        records = _jsonl(path) if path.is_file() else []
+        result = TaskResult({}, data_folder=s.get("folder"))
+        if task == "reading":
+            result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
+            result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
+        elif task == "wug":
+            result.numbers = {"average": s["rho"] / 100}
+            result.items = {k: r["prob"] for k, r in _numbered(records, lambda r: r["uid"]).items()}
+        else:
+            result.numbers = {"average": s["macro"]}
+            for key, values in s.items():
+                if key.startswith("by_"):
+                    result.numbers.update({f"{key[3:]}/{name}": v for name, v in values.items()})
+            numbered = _numbered(records, lambda r: r["uid"])
+            result.items = {k: r["pred"] for k, r in numbered.items()}
+            result.ties = {k for k, r in numbered.items() if r["tie"]}
+            result.where = {k: r["source"] for k, r in numbered.items()}
+        tasks[task] = result
+    return tasks
+
+
+def _number(path: Path, line: int, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    raise ValueError(f"{path}:{line}: expected a number, got {text!r}")
+
+
+def _read_report(path: Path, task: str) -> dict[str, float]:
+    """``### SECTION METRIC`` headers, ``name: value`` lines, the value under ``### AVERAGE ...``."""
+    numbers, section = {}, None
+    for line_number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("### "):
+            section = line[4:].split(" ")[0].lower()
+        elif section == "average" and line.strip():
+            numbers["average"] = _number(path, line_number, line)
+        elif section and ": " in line and task != "wug":  # WUG: only its average
+            name, value = line.rsplit(": ", 1)
+            if task == "entity_tracking" and not name.endswith("_ops"):  # the pipeline's per-file means
+                name = f"file/{name}"
+            else:
+                name = f"{section}/{name}"
+            numbers[name] = _number(path, line_number, value)
+    if "average" not in numbers:
+        raise ValueError(f"{path}: no '### AVERAGE' section")
+    return numbers
+
+
+def _read_reading_report(folder: Path) -> TaskResult:
+    labels = {"EYE TRACKING SCORE": "eye_tracking", "SELF-PACED READING SCORE": "self_paced"}
+    report = folder / "report.txt"
+    numbers = {}
+    for line_number, line in enumerate(report.read_text().splitlines(), 1):
+        name, _, value = line.partition(": ")
+        if name in labels:
+            numbers[labels[name]] = _number(report, line_number, value)
+    if set(numbers) != set(labels.values()):
+        raise ValueError(f"{report}: expected the lines {' and '.join(labels)}")
+    result = TaskResult(numbers, pipeline=True)
+    if (folder / "prediction.jsonl").is_file():
+        for r in _jsonl(folder / "prediction.jsonl"):
+            prev = r["Prev_Logprob"]
+            result.items[("row", r["Index"])] = (r["Logprob"], None if prev is None or math.isnan(prev) else prev)
+    return result
+
+
+def _read_pipeline(causal: Path) -> dict[str, TaskResult]:
+    tasks = {}
+    for report in sorted(causal.glob("*/*/best_temperature_report.txt")):
+        task = DATASETS.get(report.parent.name)
+        if task is None:  # tasks classit does not run (wug_past_tense, comps, ...)
+            continue
+        result = TaskResult(_read_report(report, task), pipeline=True)
+        predictions = report.parent / "predictions.json"
+        if predictions.is_file():
+            for uid, block in _json(predictions, predictions.read_text()).items():
+                for n, p in enumerate(block["predictions"]):
+                    result.items[(uid, n)] = p["prob"] if task == "wug" else p["pred"]
+        tasks[task] = result
+    if (causal / "reading" / "report.txt").is_file():
+        tasks["reading"] = _read_reading_report(causal / "reading")
+    return tasks
+
+
+def _causal_folder(folder: Path) -> Path | None:
+    """The ``zero_shot/causal`` folder of a pipeline results tree given at any level down to it."""
+    if folder.name == "causal" and folder.parent.name == "zero_shot":
+        return folder
+    found = [p for pattern in ("zero_shot/causal", "*/zero_shot/causal", "*/*/zero_shot/causal")
+             for p in sorted(folder.glob(pattern)) if p.is_dir()]
+    if len(found) > 1:
+        raise ValueError(f"{folder}: several results trees ({', '.join(str(p) for p in found)}); name one of them")
+    return found[0] if found else None
+
+
+def read_results(folder: str | Path) -> tuple[str, dict[str, TaskResult]]:
+    """``(layout, tasks)`` of a classit evaluate folder or a BabyLM pipeline results tree."""
+    folder = Path(folder)
+    causal = None if (folder / "summary.json").is_file() or not folder.is_dir() else _causal_folder(folder)
+    if not (folder / "summary.json").is_file() and causal is None:
+        raise ValueError(f"{folder}: not a results folder: neither classit evaluate output (summary.json) "
+                         "nor a BabyLM pipeline tree (<model>/<revision>/zero_shot/causal/<task>/...)")
+    try:
+        return ("BabyLM pipeline", _read_pipeline(causal)) if causal else ("classit", _read_classit(folder))
+    except (KeyError, TypeError, AttributeError) as e:
+        problem = f"{type(e).__name__}: {e}"
+    raise ValueError(f"{folder}: a result file is not in the expected format ({problem})")
+
+
+def _option_indices(task: str, chosen: dict, data_folder: str | None) -> dict:
+    """The pipeline's chosen completions (texts) as option indices, found among the options of the data
+    that the classit side read (the pipeline names the target, or the whole text for full-sentence EWoK)."""
+    if not data_folder or not Path(data_folder).is_dir():
+        raise ValueError(f"{task}: the data folder {data_folder} (of the classit side) is needed to match "
+                         "the pipeline's chosen completions to options")
+    options = _numbered(load_items(task, data_folder), lambda it: it.uid)
+
+    def index(key, text):
+        item = options.get(key)
+        found = [i for i, pair in enumerate(zip(item.continuations, item.texts)) if text in pair] if item else []
+        return found[0] if found else text
+
+    return {key: index(key, text) for key, text in chosen.items()}
+
+
+def _differ(task: str, x, y) -> bool:
+    if task == "reading":
+        return any((p is None) != (q is None) or (p is not None and abs(p - q) > 1e-4) for p, q in zip(x, y))
+    if task == "wug":
+        return abs(x - y) > 1e-4
+    return x != y
+
+
+def _show(value) -> str:
+    """An item's outcome: option index, chosen text, probability, or (surprisal, previous surprisal)."""
+    if isinstance(value, tuple):
+        return "/".join(_show(v) for v in value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
+    lines = []
+    if not a.items or not b.items:
+        return [f"{task}: items not compared ({'A' if not a.items else 'B'} has no prediction file)"]
+    items_a, items_b = a.items, b.items
+    if task not in ("wug", "reading") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
+        if a.pipeline:
+            items_a = _option_indices(task, a.items, b.data_folder)
+        else:
+            items_b = _option_indices(task, b.items, a.data_folder)
+    common = [k for k in items_a if k in items_b]
+    if len(common) != max(len(items_a), len(items_b)):
+        lines.append(f"{task}: A has {len(items_a)} items, B {len(items_b)}; {len(common)} matched")
+    differ = [k for k in common if _differ(task, items_a[k], items_b[k])]
+    what = {"reading": "rows differ in surprisal (word/previous word) by more than 1e-4", "wug": "items differ in probability by more than 1e-4"}
+    lines.append(f"{task}: {len(differ)} of {len(common)} {what.get(task, 'items choose a different option')}")
+    for key in differ[:LISTED]:
+        where = a.where.get(key) or b.where.get(key) or ""
+        lines.append(f"  {key[0]} #{key[1]}  A {_show(items_a[key])}  B {_show(items_b[key])}  {where}".rstrip())
+    ties = sorted((a.ties | b.ties) & set(common))
+    if ties:
+        lines.append(f"{task}: {len(ties)} ties (classit counts a tie wrong, the official pipeline right when option 0 is "
+                     "among the best)")
+        lines += [f"  {key[0]} #{key[1]}  A {_show(items_a[key])}  B {_show(items_b[key])}  {a.where.get(key) or b.where.get(key)}".rstrip()
+                  for key in ties[:LISTED]]
+    return lines
+
+
+def compare(a: str, b: str) -> dict:
+    """Compare two result folders task by task and subset by subset.
+
+    Prints both numbers and their difference, the largest gap, and the items that disagree (ties apart:
+    classit counts a tie wrong, the pipeline right).
+
+    Args:
+        a: a ``classit evaluate`` output folder or a BabyLM pipeline results tree.
+        b: the same, to compare with.
+
+    Returns:
+        ``{(task, subset): (A, B, B - A)}``.
+    """
+    (layout_a, tasks_a), (layout_b, tasks_b) = read_results(a), read_results(b)
+    for task in sorted(set(tasks_a) ^ set(tasks_b)):
+        has, lacks = (a, b) if task in tasks_a else (b, a)
+        raise ValueError(f"task {task!r} is in {has} but not in {lacks}")
+    print(f"A: {a} ({layout_a})\nB: {b} ({layout_b})\n")
+    print(f"{'task':<16} {'subset':<52} {'A':>9} {'B':>9} {'B - A':>9}")
+    rows = {}
+    for task in sorted(tasks_a):
+        ra, rb = tasks_a[task], tasks_b[task]
+        decimals = REPORT_DECIMALS if ra.pipeline or rb.pipeline else None
+        for label in sorted(set(ra.numbers) | set(rb.numbers), key=lambda s: (s != "average", s)):
+            x, y = ra.numbers.get(label), rb.numbers.get(label)
+            diff = None if x is None or y is None else (
+                round(round(y, decimals) - round(x, decimals), decimals) if decimals else y - x)
+            rows[task, label] = (x, y, diff)
+            show = [f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in (x, y, diff)]
+            print(f"{task:<16} {label:<52} {' '.join(show)}")
+    gaps = {k: v for k, v in rows.items() if v[2] is not None}
+    if gaps:
+        (task, label), (x, y, diff) = max(gaps.items(), key=lambda kv: abs(kv[1][2]))
+        print(f"\nlargest gap: {task} {label}: {diff:+.4f} (A {x:.4f}, B {y:.4f})"
+              + (" (a pipeline report's two decimals)" if tasks_a[task].pipeline or tasks_b[task].pipeline else ""))
+    print()
+    for task in sorted(tasks_a):
+        print("\n".join(_items_report(task, tasks_a[task], tasks_b[task])))
+    return rows
