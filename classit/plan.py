@@ -10,6 +10,7 @@ estimates, and the plan says so.
 import argparse
 import json
 import re
+import warnings
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -126,27 +127,35 @@ def print_plan(plan: dict, config: str) -> None:
         print(f"estimated: {name}: {note}")
 
 
-def plan_command(argv: list[str]) -> dict:
-    """``classit plan --config C [--devices N] [--num_nodes N] [--json] [fit overrides…]``."""
+def load(args: list[str]):
+    """``(cli, estimates)``: the fit config and overrides ``args`` parsed as ``classit fit`` does, the model on the
+    meta device, the data prepared and set up (absent official splits estimated from the sample)."""
     from classit.cli import ClassitCLI
 
-    parser = argparse.ArgumentParser(prog="classit plan", description="What `classit fit` would do, without training. "
-                                     "Other arguments are those of `classit fit` (--config, overrides).")
-    parser.add_argument("--devices", type=int, default=1, help="devices per node (default 1)")
-    parser.add_argument("--num_nodes", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    options, rest = parser.parse_known_args(argv)
     overrides = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.logger=false",
                  "--model.init_from=null"]
-    with torch.device("meta"):
-        cli = ClassitCLI(args=rest + overrides, run=False)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter")
+        cli = ClassitCLI(args=args + overrides, run=False)
     datamodule = cli.datamodule
     estimates = use_sample_where_absent(datamodule)
     datamodule.prepare_data()
     datamodule.setup("plan")
     for name, e in estimates.items():
         datamodule.sizes[name] = round(datamodule.sizes[name] * e["scale"])
-    plan = make_plan(datamodule, cli.model, cli.trainer, options.devices, options.num_nodes, estimates)
+    return cli, estimates
+
+
+def plan_command(argv: list[str]) -> dict:
+    """``classit plan --config C [--devices N] [--num_nodes N] [--json] [fit overrides…]``."""
+    parser = argparse.ArgumentParser(prog="classit plan", description="What `classit fit` would do, without training. "
+                                     "Other arguments are those of `classit fit` (--config, overrides).")
+    parser.add_argument("--devices", type=int, default=1, help="devices per node (default 1)")
+    parser.add_argument("--num_nodes", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    options, rest = parser.parse_known_args(argv)
+    cli, estimates = load(rest)
+    plan = make_plan(cli.datamodule, cli.model, cli.trainer, options.devices, options.num_nodes, estimates)
     config = next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--config"), "config")
     if options.json:
         print(json.dumps(plan))

@@ -1,0 +1,63 @@
+"""`classit plan`: what every shipped config does, the same on 1, 8 and 64 devices; checked against a real run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from classit.cli import main
+from classit.plan import load, make_plan
+from helpers import scalars
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_plans_the_same_run_on_1_8_and_64_devices(config, data_root, cache_root):
+    cli, estimates = load(["--config", str(config)])
+    if cli.datamodule.batch_size % 64:  # the CPU demos' small global batch cannot be split over 64 devices: say so
+        with pytest.raises(ValueError, match="do not split evenly over 64 devices"):
+            make_plan(cli.datamodule, cli.model, cli.trainer, 64, 1, estimates)
+        devices = (1, 8, 16)
+    else:
+        devices = (1, 8, 64)
+    plans = [make_plan(cli.datamodule, cli.model, cli.trainer, n, 1, estimates) for n in devices]
+    for plan in plans[1:]:
+        for key in ("global_batch_tokens", "total_steps", "warmup_steps", "tokens", "words", "val_every_steps"):
+            assert plan[key] == plans[0][key], (key, plan["devices"])
+        assert [s["steps"] for s in plan["stages"]] == [s["steps"] for s in plans[0]["stages"]]
+        assert [s["lr_start"] for s in plan["stages"]] == [s["lr_start"] for s in plans[0]["stages"]]
+    one, many = plans[0], plans[2]
+    assert many["micro_batch_size"] * devices[2] * many["accumulate_grad_batches"] == one["global_batch_sequences"]
+    assert {"stages", "total_steps", "global_batch_tokens", "warmup_steps"} <= set(one)
+    for stage in one["stages"]:
+        assert {"name", "epochs", "steps", "tokens", "words", "lr_start", "lr_end"} <= set(stage)
+        assert stage["steps"] > 0 and stage["tokens"] > stage["words"] > 0
+    if "100M" in config.read_text():  # the real-size corpus is not here: estimated from the sample, and said so
+        assert "pretrain" in one["estimated"] and one["words"] > 700e6
+
+
+def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(capsys, cache_root, data_root):
+    seq = str(Path(__file__).parent.parent / "configs" / "seq_100m.yaml")
+    main(["plan", "--config", seq, "--devices", "8", "--json"])
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plan["devices"] == 8 and [s["name"] for s in plan["stages"]] == ["pretrain", "switchboard", "simple_wiki"]
+    with pytest.raises(SystemExit, match=r"data\.batch_size: 128 sequences do not split evenly over 3 devices"):
+        main(["plan", "--config", seq, "--devices", "3"])
+
+
+def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
+    """The steps, LR and validation points that `plan` prints are those of the real run."""
+    args = ["--config", str(Path(__file__).parent.parent / "configs" / "demo.yaml"), "--trainer.max_steps", "12",
+            "--data.tokenizer", tokenizer.name_or_path, "--data.num_workers", "0", "--data.val_sequences", "16",
+            "--data.batch_size", "4", "--data.val_every", "0.5", "--trainer.logger.init_args.save_dir", str(tmp_path),
+            "--trainer.log_every_n_steps", "1", "--trainer.callbacks+=lightning.pytorch.callbacks.LearningRateMonitor"]
+    main(["plan", *args, "--json"])
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    evaluation = "--trainer.callbacks.init_args.max_items=10"
+    main(["fit", *args, evaluation])
+    curves = scalars(tmp_path / "demo" / "version_0")
+    assert plan["total_steps"] == len(curves["train/loss"]) == 12
+    lrs = dict(curves["lr-AdamW/pg1"])
+    assert lrs[0] == pytest.approx(plan["stages"][0]["lr_start"]) and lrs[11] == pytest.approx(plan["stages"][0]["lr_end"])
+    assert len(curves["val/loss"]) == plan["val_points"] == 2
