@@ -110,6 +110,17 @@ def _encode(batch: list[tuple[str, bool, bool]]) -> tuple[np.ndarray, int]:
     return np.array(ids, dtype=_worker["dtype"]), sum(count_words(text) for text, _, _ in batch)
 
 
+def _in_order(pool, batches: Iterator[list], window: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``_encode`` of each batch, in order, with at most ``window`` batches in flight."""
+    pending = deque()
+    for batch in batches:
+        pending.append(pool.apply_async(_encode, (batch,)))
+        if len(pending) > window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def tokenize_corpus(files: list[Path], tokenizer, out: Path, num_proc: int = os.cpu_count(),
                     batch_chars: int = BATCH_CHARS) -> dict:
     """Tokenize ``files`` into the folder ``out`` (``tokens.bin``, ``meta.json``) and return the metadata.
@@ -125,20 +136,9 @@ def tokenize_corpus(files: list[Path], tokenizer, out: Path, num_proc: int = os.
     start = (tokenizer.backend_tokenizer.to_str(), tokenizer.bos_token_id, tokenizer.eos_token_id, dtype.str)
     with (multiprocessing.get_context("fork").Pool(num_proc, _start_worker, start) as pool,
           open(out / "tokens.bin", "wb") as sink):
-        pending = deque()
-
-        def write_oldest():
-            nonlocal tokens, words
-            ids, batch_words = pending.popleft().get()
+        for ids, batch_words in _in_order(pool, _batches(files, batch_chars), window=2 * num_proc):
             sink.write(ids.tobytes())
             tokens, words = tokens + len(ids), words + batch_words
-
-        for batch in _batches(files, batch_chars):
-            pending.append(pool.apply_async(_encode, (batch,)))
-            if len(pending) > 2 * num_proc:
-                write_oldest()
-        while pending:
-            write_oldest()
     meta = {"format": FORMAT_VERSION, "tokens": tokens, "words": words, "dtype": dtype.name,
             "files": [f.name for f in files], "fingerprint": key}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
