@@ -1,13 +1,14 @@
 """Train and load the byte-level BPE tokenizer (BOS first, EOS/PAD and chat tokens reserved)."""
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from classit.data.prepare import build_once, fingerprint
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
@@ -62,13 +63,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
 
 
 def cached_tokenizer(files: list[Path], vocab_size: int, cache_dir: Path) -> PreTrainedTokenizerFast:
-    """Load the tokenizer trained on exactly these files and size, training it once if needed."""
-    key = json.dumps([vocab_size] + [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
-    out = cache_dir / f"tokenizer-{vocab_size}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if out.exists():
-        return load_tokenizer(out)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    return train_tokenizer(files, vocab_size, out)
+    """Load the tokenizer trained on these files' content and size; one process trains it, the others wait."""
+    out = Path(cache_dir) / f"tokenizer-{vocab_size}-{fingerprint(files)}"
+    return load_tokenizer(build_once(out, lambda tmp: train_tokenizer(files, vocab_size, tmp)))
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
