@@ -1,9 +1,9 @@
-"""Training callbacks: token throughput (tokens/s, MFU) and the Hugging Face export at the end of fit."""
+"""Training callbacks: token throughput (tokens/s, MFU), the Hugging Face export and the final checkpoint of a run."""
 
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.utilities import rank_zero_info
 
 
@@ -35,3 +35,15 @@ class HFExport(L.Callback):
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
             rank_zero_info(f"Hugging Face export: {out}")
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose ``last.ckpt`` is always the state at the end of fit (Lightning writes it
+    at the end only when no checkpoint was saved before), so a finished run resumes or exports from its end."""
+
+    def __init__(self, save_last: bool = True, **kwargs):
+        super().__init__(save_last=save_last, **kwargs)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,6 +1,5 @@
 """The BabyLM corpus as a curriculum source: ``*.train`` / ``*.dev`` domain files → packed token blocks."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from classit.data.corpus import corpus_files
-from classit.data.prepare import build_once, load_tokens, tokenize_corpus
+from classit.data.prepare import cached_tokens, load_tokens, read_meta
 from classit.data.source import Source
 
 
@@ -58,27 +57,24 @@ class BabyLMCorpus(Source):
         return self._files("train")
 
     def _entry(self, split: str) -> Path:
-        return self.cache_entry("corpus", {}, self._files(split))
+        """The split's token stream in the cache (tokenized on the first call: rank 0, in ``prepare``)."""
+        return cached_tokens(self._files(split), self.tokenizer, self.cache, self.num_proc)
 
     def prepare(self) -> None:
         for split in ("train", "val"):
-            files = self._files(split)
-            if files:
-                def build(tmp: Path, files=files):
-                    tmp.mkdir(parents=True)
-                    tokenize_corpus(files, self.tokenizer, tmp / "tokens.bin", self.num_proc)
-                build_once(self._entry(split), build)
+            if self._files(split):
+                self._entry(split)
 
     def stats(self, split: str = "train") -> dict:
         """``tokens``, ``words`` and ``files`` of the prepared split."""
-        return json.loads((self._entry(split) / "tokens.bin.json").read_text())
+        return read_meta(self._entry(split))
 
     def _blocks(self, split: str) -> PackedBlocks | None:
         if not self._files(split):
             return None
         stats = self.stats(split)
-        return PackedBlocks(load_tokens(self._entry(split) / "tokens.bin"), self.block_size,
-                            self.tokenizer.pad_token_id, stats["words"] / stats["tokens"])
+        return PackedBlocks(load_tokens(self._entry(split)), self.block_size, self.tokenizer.pad_token_id,
+                            stats["words"] / stats["tokens"])
 
     def train_set(self) -> PackedBlocks:
         return self._blocks("train")
