@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
-from classit.train.schedule import lr_factor
+from classit.train.schedule import Phase, phase_lr
 
 IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
@@ -67,8 +67,9 @@ class BabyLM(L.LightningModule):
             arch: ``llama`` (RMSNorm, SwiGLU, rotary) or ``gpt2``.
             n_layer / n_embd / n_head / intermediate_size: decoder size (MLP width; None: 4 × n_embd).
             block_size: context length in tokens.
-            lr / min_lr_ratio / warmup: linear warm-up to ``lr`` over the fraction ``warmup`` of the run's optimizer
-                steps, then cosine to ``lr × min_lr_ratio`` at the last step.
+            lr / min_lr_ratio / warmup: linear warm-up to ``lr`` over the fraction ``warmup`` of the first phase's
+                optimizer steps (the whole run unless a stage starts a new phase), then cosine to ``lr × min_lr_ratio``
+                at its last step.
             weight_decay: AdamW decay on matrices only (not on norms, biases and embeddings).
             init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder (its tokenizer
                 must be the run's).
@@ -87,6 +88,7 @@ class BabyLM(L.LightningModule):
         self.register_buffer("words_seen", torch.zeros((), dtype=torch.float64))
         self._step_totals = None  # (target tokens, summed loss, words) of the current optimizer step on this rank
         self.val_names = ["val"]
+        self._phases = []  # (first step, steps, Phase) of the LR schedule, set with the optimizer
         rank_zero_info(f"BabyLM ({arch}): {self.num_parameters() / 1e6:.2f}M parameters")
 
     def num_parameters(self) -> int:
@@ -189,10 +191,24 @@ class BabyLM(L.LightningModule):
         self.log("val_loss", loss, prog_bar=True, logger=False, rank_zero_only=True)
 
     def total_steps(self) -> int:
-        """Optimizer steps of the run, for the LR schedule: the curriculum's count (its stages' epochs differ in
-        length; ``trainer.max_steps`` caps it), else Lightning's estimate."""
+        """Optimizer steps of the run: the curriculum's count (its stages' epochs differ in length;
+        ``trainer.max_steps`` caps it), else Lightning's estimate."""
         count = getattr(self.trainer.datamodule, "total_steps", None)
         return count(self.trainer) if count else int(self.trainer.estimated_stepping_batches)
+
+    def phases(self) -> list[tuple[int, int, Phase]]:
+        """``(first step, steps, phase)`` of the LR schedule: the curriculum's phases, or one phase of the whole run
+        from ``lr``, ``warmup`` and ``min_lr_ratio``."""
+        first = Phase(self.hparams.lr, self.hparams.warmup, self.hparams.min_lr_ratio)
+        phases = getattr(self.trainer.datamodule, "phases", None)
+        return phases(self.trainer, first) if phases else [(0, max(self.total_steps(), 1), first)]
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """A phase with ``reset_optimizer`` starts from a fresh AdamW state (its moments are not carried over)."""
+        for start, _, phase in self._phases:
+            if phase.reset_optimizer and start == self.trainer.global_step > 0:
+                for optimizer in self.trainer.optimizers:
+                    optimizer.state.clear()
 
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
@@ -201,8 +217,8 @@ class BabyLM(L.LightningModule):
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
-        total, warmup, floor = max(self.total_steps(), 1), self.hparams.warmup, self.hparams.min_lr_ratio
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup, floor))
+        self._phases, base = self.phases(), self.hparams.lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: phase_lr(step, self._phases, base) / base)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

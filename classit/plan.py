@@ -11,12 +11,13 @@ import argparse
 import json
 import re
 import warnings
+from types import SimpleNamespace
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classit.data.corpus import corpus_files, count_words
-from classit.train.schedule import lr_factor
+from classit.train.schedule import Phase, phase_lr
 
 NOMINAL_WORDS = {"train_100M": 100_000_000, "train_10M": 10_000_000}
 SAMPLE_SPLIT = "train_3M"
@@ -78,7 +79,9 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
                        "words": round(words * epochs_done)})
         step += steps
     total = step
-    lr = lambda s: hp.lr * lr_factor(s, total, hp.warmup, hp.min_lr_ratio)  # noqa: E731
+    limits = SimpleNamespace(world_size=world, limit_train_batches=limit, max_steps=max_steps)
+    phases = datamodule.phases(limits, Phase(hp.lr, hp.warmup, hp.min_lr_ratio))
+    lr = lambda s: phase_lr(s, phases, hp.lr)  # noqa: E731
     for s in stages:
         s["lr_start"], s["lr_end"] = (lr(s["first_step"]), lr(s["first_step"] + s["steps"] - 1)) if s["steps"] else (None, None)
     val_every = max(1, round(total * datamodule.val_every))
@@ -89,7 +92,10 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
         "devices": devices, "num_nodes": num_nodes, "parameters": model.num_parameters(), "block_size": datamodule.block_size,
         "global_batch_sequences": datamodule.batch_size, "global_batch_tokens": datamodule.batch_size * datamodule.block_size,
         "micro_batch_size": micro, "accumulate_grad_batches": accumulate,
-        "stages": stages, "total_steps": total, "warmup_steps": round(hp.warmup * total),
+        "stages": stages, "total_steps": total, "warmup_steps": round(phases[0][2].warmup * phases[0][1]),
+        "phases": [{"first_step": start, "steps": length, "lr": p.lr if p.lr is not None else hp.lr,
+                    "warmup_steps": round(p.warmup * length), "decay": p.decay, "min_lr_ratio": p.min_lr_ratio,
+                    "reset_optimizer": p.reset_optimizer} for start, length, p in phases],
         "tokens": tokens, "words": sum(s["words"] for s in stages),
         "val_every_steps": val_every, "val_points": total // val_every,
         "val_sequences_per_source": datamodule.val_sequences, "val_sources": datamodule.val_sources,
@@ -118,7 +124,11 @@ def print_plan(plan: dict, config: str) -> None:
         print(f"{s['name']:<16}{', '.join(s['sources']):<26}{s['epochs']:>6}{s['steps']:>9,}{s['sequences']:>11,}"
               f"{_n(s['tokens']):>9}{_n(s['words']):>9}   {lrs}")
     print(f"\ntotal: {plan['total_steps']:,} optimizer steps, {_n(plan['tokens'])} tokens, {_n(plan['words'])} words, "
-          f"≈{plan['flops']:.2e} FLOPs; warm-up {plan['warmup_steps']:,} steps")
+          f"≈{plan['flops']:.2e} FLOPs")
+    for i, p in enumerate(plan["phases"]):
+        print(f"phase {i}: steps {p['first_step']:,}–{p['first_step'] + p['steps'] - 1:,}, peak LR {p['lr']:.2e}, "
+              f"warm-up {p['warmup_steps']:,} steps, {p['decay']} to ×{p['min_lr_ratio']}"
+              + (", fresh optimizer state" if p["reset_optimizer"] else ""))
     print(f"validation: every {plan['val_every_steps']:,} steps ({plan['val_points']} times), "
           f"{plan['val_sequences_per_source']} sequences of each of: {', '.join(plan['val_sources']) or 'none'}")
     if plan["checkpoint_every_steps"]:

@@ -32,6 +32,7 @@ from classit.data import sources as store
 from classit.data.chat import install_chat_template
 from classit.data.source import Source
 from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, load_tokenizer
+from classit.train.schedule import Phase
 
 
 @dataclass
@@ -40,12 +41,19 @@ class Stage:
 
     ``weights`` (one per source) mix the sources by share of batches instead of taking every
     example once: the epoch keeps its number of batches, a source with a larger share repeats
-    examples and one with a smaller share leaves some out.
+    examples and one with a smaller share leaves some out. ``phase`` starts a new optimizer phase
+    (its own LR schedule over this stage and the following ones up to the next phase); the first
+    stage always starts one, from the model's ``lr``, ``warmup`` and ``min_lr_ratio`` unless given.
     """
     name: str
     sources: list[str]
     epochs: int = 1
     weights: list[float] | None = None
+    phase: Phase | None = None
+
+    def __post_init__(self):
+        if isinstance(self.phase, dict):
+            self.phase = Phase(**self.phase)
 
 
 class SourceData(Dataset):
@@ -257,6 +265,21 @@ class CurriculumDataModule(L.LightningDataModule):
         accumulate = self.micro_batches(trainer.world_size)[1]
         steps = sum(s.epochs * self.stage_steps(s, accumulate, trainer.limit_train_batches) for s in self.stages)
         return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
+
+    def phases(self, trainer: L.Trainer, first: Phase) -> list[tuple[int, int, Phase]]:
+        """``(first step, steps, phase)`` of the run's optimizer phases; ``first``: the first stage's default."""
+        accumulate = self.micro_batches(trainer.world_size)[1]
+        phases, step = [], 0
+        for i, stage in enumerate(self.stages):
+            if i == 0 or stage.phase is not None:
+                phases.append([step, 0, stage.phase if stage.phase is not None else first])
+            steps = stage.epochs * self.stage_steps(stage, accumulate, trainer.limit_train_batches)
+            phases[-1][1] += steps
+            step += steps
+        if trainer.max_steps > 0:  # a run cut short: its phases end there
+            phases = [[start, min(length, trainer.max_steps - start), p] for start, length, p in phases
+                      if start < trainer.max_steps]
+        return [tuple(p) for p in phases]
 
     def batches(self, stage_index: int, epoch: int) -> list[tuple[int, list[int]]]:
         """The epoch's global batches as ``(source number in the stage, item indices)``, in order."""
