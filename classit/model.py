@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from classit.data.tokenizer import load_tokenizer
+from classit.train.checkpoint_io import load_checkpoint
 
 IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
@@ -97,7 +98,7 @@ class BabyLM(L.LightningModule):
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
         source = load_pretrained(path)[0] if Path(path).is_dir() else None
         state = source.state_dict() if source is not None else {
-            k.removeprefix("model."): v for k, v in torch.load(path, map_location="cpu", weights_only=False)["state_dict"].items()
+            k.removeprefix("model."): v for k, v in load_checkpoint(path)["state_dict"].items()
             if k.startswith("model.")}
         own = self.model.state_dict()
         wrong = [f"{k}: {tuple(v.shape)} there, {tuple(own[k].shape)} here" for k, v in state.items()
@@ -149,7 +150,8 @@ class BabyLM(L.LightningModule):
             if p.grad is not None:
                 p.grad.mul_(scale)
         self.tokens_seen += totals[0]
-        metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen}
+        self.step_loss = totals[1] / targets  # read by classit.train.NonFiniteGuard
+        metrics = {"train/loss": self.step_loss, "train/tokens_seen": self.tokens_seen}
         words_per_token = getattr(self.trainer.datamodule, "words_per_token", None)
         if words_per_token:
             metrics["train/words_seen"] = self.tokens_seen * words_per_token
@@ -236,6 +238,7 @@ def load_pretrained(path: str | Path):
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
+    load_checkpoint(path)  # a damaged checkpoint stops here with one line
     module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None)
     if module.tokenizer is None:
         raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
