@@ -59,11 +59,12 @@ class PoisonLoss(L.Callback):
 
 
 def fit_config(tmp: Path, name: str, data: Path, tokenizer, *, callbacks=(), curriculum=False, checkpoint_every=100,
-               **trainer) -> Path:
+               guard="stop", **trainer) -> Path:
     """The demo config, tiny: the small corpus, the session tokenizer, no validation or zero-shot scoring."""
     config = yaml.safe_load(DEMO.read_text())
-    next(c for c in config["trainer"]["callbacks"] if "ModelCheckpoint" in c["class_path"])["init_args"][
-        "every_n_train_steps"] = checkpoint_every
+    entry = {c["class_path"].rsplit(".", 1)[-1]: c for c in config["trainer"]["callbacks"]}
+    entry["ModelCheckpoint"]["init_args"]["every_n_train_steps"] = checkpoint_every
+    entry["NonFiniteGuard"]["init_args"] = {"action": guard}
     config["trainer"].update({"max_steps": 6, "log_every_n_steps": 1, "limit_val_batches": 0, **trainer})
     config["trainer"]["logger"]["init_args"].update(save_dir=str(tmp / "logs"), name=name)
     kept = [c for c in config["trainer"]["callbacks"] if "MinimalPairEval" not in c["class_path"]]
@@ -211,10 +212,9 @@ def test_a_write_that_fails_half_way_keeps_the_previous_checkpoint(short_run, tm
 
 
 def guarded_fit(tmp: Path, data_root: Path, tokenizer, action: str) -> list[str]:
-    callbacks = [{"class_path": "classit.train.NonFiniteGuard", "init_args": {"action": action}},
-                 {"class_path": "test_resilience.PoisonLoss", "init_args": {"step": 3, "out": str(tmp / "poison.pt")}}]
-    config = fit_config(tmp, action, small_corpus(data_root, tmp / "data"), tokenizer, callbacks=callbacks,
-                        checkpoint_every=2)
+    poison = [{"class_path": "test_resilience.PoisonLoss", "init_args": {"step": 3, "out": str(tmp / "poison.pt")}}]
+    config = fit_config(tmp, action, small_corpus(data_root, tmp / "data"), tokenizer, callbacks=poison,
+                        checkpoint_every=2, guard=action)
     return ["fit", "--config", str(config)]
 
 

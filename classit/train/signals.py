@@ -14,15 +14,16 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class CheckpointOnSignal(L.Callback):
     """The first SIGINT or SIGTERM sets a flag; at the end of the optimizer step in progress (never in the middle
-    of gradient accumulation) every rank stops together after writing ``last.ckpt`` in the checkpoint folder, and
-    the process exits with 128 + the signal number. ``--ckpt_path last`` resumes from it exactly. A second
-    signal aborts at once."""
+    of gradient accumulation) every rank writes ``last.ckpt`` in the checkpoint folder and stops, and the process
+    exits with 128 + the signal number (after the run's last step, fit ends as usual). ``--ckpt_path last``
+    resumes from it exactly. A second signal aborts at once."""
 
     def __init__(self):
         self.received: int | None = None
         self._previous: dict[int, object] = {}
         self._step_at_batch_start = 0
         self._pid = os.getpid()
+        self._saved = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after Lightning's own SIGTERM handler (installed when fit starts), which would stop without a checkpoint
@@ -40,6 +41,7 @@ class CheckpointOnSignal(L.Callback):
                     "(send it again to abort at once)\n".encode())  # print() may not be re-entered from a handler
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self._exit_if_saved()
         self._step_at_batch_start = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
@@ -48,11 +50,21 @@ class CheckpointOnSignal(L.Callback):
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
         path = self.last_path(trainer)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path)  # where ModelCheckpoint saves step checkpoints, which resume exactly
         name = signal.Signals(self.received).name if self.received else "a signal on another rank"
         rank_zero_info(f"classit: {name}: saved {path} at step {trainer.global_step}; "
                        f"resume with --ckpt_path last (or --ckpt_path {path})")
-        raise SystemExit(128 + (self.received or signal.SIGTERM))
+        self._saved = True  # exit at the next hook, once Lightning has logged this step's metrics
+
+    def _exit_if_saved(self) -> None:
+        if self._saved:
+            raise SystemExit(128 + (self.received or signal.SIGTERM))
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._exit_if_saved()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._exit_if_saved()
 
     @staticmethod
     def last_path(trainer: L.Trainer) -> Path:
