@@ -50,7 +50,7 @@ class CheckpointOnSignal(L.Callback):
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
         path = self.last_path(trainer)
-        trainer.save_checkpoint(path)  # where ModelCheckpoint saves step checkpoints, which resume exactly
+        trainer.save_checkpoint(path, weights_only=False)  # where ModelCheckpoint saves step checkpoints, which resume exactly
         name = signal.Signals(self.received).name if self.received else "a signal on another rank"
         rank_zero_info(f"classit: {name}: saved {path} at step {trainer.global_step}; "
                        f"resume with --ckpt_path last (or --ckpt_path {path})")
