@@ -86,8 +86,8 @@ def fit_config(tmp: Path, name: str, data: Path, tokenizer, *, callbacks=(), cur
 
 def cli(config: Path, *args: str, env: dict | None = None, wait=True):
     """``python -m classit.cli fit --config CONFIG ARGS`` in a real subprocess."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-           **(env or {})}
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     command = [sys.executable, "-m", "classit.cli", "fit", "--config", str(config), *args]
     process = subprocess.Popen(command, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
@@ -102,7 +102,8 @@ def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tmp_path, 
     straight = cli(fit_config(tmp_path, "straight", data, tokenizer, curriculum=True, accumulate_grad_batches=2),
                    wait=False)
     probe = lambda name, step: [{"class_path": SIGNAL_PROBE, "init_args": {"signal_name": name, "step": step}}]
-    chain = lambda **kw: fit_config(tmp_path, "chain", data, tokenizer, curriculum=True, accumulate_grad_batches=2, **kw)
+    chain = lambda **kw: fit_config(tmp_path, "chain", data, tokenizer, curriculum=True, accumulate_grad_batches=2,
+                                    **kw)
     run = tmp_path / "logs" / "chain" / "version_0"
     last = run / "checkpoints" / "last.ckpt"
 
@@ -183,7 +184,8 @@ def test_flipped_tensor_bytes_are_caught_on_export_and_on_resume(short_run, tmp_
     shutil.copy(short_run / "last.ckpt", damaged)
     flip_tensor_bytes(damaged)
     torch.load(damaged, map_location="cpu")  # torch itself reads it without complaint
-    expected = f"classit: error: {damaged}: damaged checkpoint (its tensors do not match the digest written with them); use an earlier one"
+    expected = (f"classit: error: {damaged}: damaged checkpoint (its tensors do not match the digest written with "
+                "them); use an earlier one")
     assert damaged_message(["export", "--ckpt", str(damaged), "--out", str(tmp_path / "hf")], capsys) == expected
     config = fit_config(tmp_path, "resume", small_corpus(data_root, tmp_path / "data"), tokenizer, max_steps=3)
     assert damaged_message(["fit", "--config", str(config), "--ckpt_path", str(damaged)], capsys) == expected

@@ -27,8 +27,8 @@ class CheckpointOnSignal(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after Lightning's own SIGTERM handler (installed when fit starts), which would stop without a checkpoint
+        self.received, self._saved, self._pid = None, False, os.getpid()
         if threading.current_thread() is threading.main_thread():
-            self._pid = os.getpid()
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
 
     def _handle(self, signum: int, frame) -> None:
@@ -44,13 +44,14 @@ class CheckpointOnSignal(L.Callback):
         self._exit_if_saved()
         self._step_at_batch_start = trainer.global_step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self._step_at_batch_start:
             return  # accumulating gradients: not a step boundary
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
         path = self.last_path(trainer)
-        trainer.save_checkpoint(path, weights_only=False)  # where ModelCheckpoint saves step checkpoints, which resume exactly
+        # saved where ModelCheckpoint saves step checkpoints, which resume exactly
+        trainer.save_checkpoint(path, weights_only=False)
         name = signal.Signals(self.received).name if self.received else "a signal on another rank"
         rank_zero_info(f"classit: {name}: saved {path} at step {trainer.global_step}; "
                        f"resume with --ckpt_path last (or --ckpt_path {path})")
