@@ -48,14 +48,14 @@ def resolve_last_checkpoint(config) -> None:
     if args.version is not None:
         folders = [root / (args.version if isinstance(args.version, str) else f"version_{args.version}")]
     else:
-        numbered = [(int(p.name[8:]), p) for p in root.glob("version_*") if p.name[8:].isdigit()]
-        folders = [p for _, p in sorted(numbered, reverse=True)]
+        numbers = [n for p in root.glob("version_*") if (n := p.name.removeprefix("version_")).isdigit()]
+        folders = [root / f"version_{n}" for n in sorted(numbers, key=int, reverse=True)]
     found = next((f for f in folders if (f / "checkpoints" / "last.ckpt").is_file()), None)
     if found is None:
         rank_zero_info(f"classit: --ckpt_path last: no run in {root} has checkpoints/last.ckpt; starting fresh")
         config.ckpt_path = None
         return
-    args.version = found.name if isinstance(args.version, str) else int(found.name[8:])
+    args.version = found.name if isinstance(args.version, str) else int(found.name.removeprefix("version_"))
     config.ckpt_path = str(found / "checkpoints" / "last.ckpt")
     rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
 

@@ -90,6 +90,8 @@ class DigestCheckpointIO(TorchCheckpointIO):
             checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such checkpoint") from None
+        except OSError:
+            raise  # unreadable (permissions, I/O), not damaged
         except Exception as error:  # torch.load's errors on a damaged file are of many kinds
             raise DamagedCheckpointError(path, _reason(error)) from None
         expected = checkpoint.pop(DIGEST_KEY, None)
