@@ -6,9 +6,12 @@ from pathlib import Path
 
 from jsonargparse import CLI
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
 from classit.data.curriculum import CurriculumDataModule
 from classit.model import BabyLM, load_pretrained
+from classit.train.checkpoint_io import DigestCheckpointIO
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 
@@ -25,6 +28,50 @@ class ClassitCLI(LightningCLI):
         parser.link_arguments("data.block_size", "model.block_size")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.special_ids", "model.special_ids", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            resolve_last_checkpoint(self.config.fit)
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        install_checkpoint_io(trainer)
+        return trainer
+
+
+def resolve_last_checkpoint(config) -> None:
+    """``--ckpt_path last``: the newest ``version_N`` of the logger's ``save_dir/name`` that has
+    ``checkpoints/last.ckpt``; the run resumes from it and logs on in that same version folder. With no such
+    run it says so and starts fresh, so a requeued job script can always pass ``--ckpt_path last``."""
+    if config.ckpt_path != "last":
+        return
+    logger = config.trainer.logger
+    logger = logger[0] if isinstance(logger, list) and logger else logger
+    args = getattr(logger, "init_args", None)
+    if getattr(args, "save_dir", None) is None:
+        raise ValueError("--ckpt_path last looks for the run in trainer.logger's save_dir/name; configure a "
+                         "logger with a save_dir, or give the checkpoint's path")
+    root = Path(args.save_dir) / (getattr(args, "name", None) or "")
+    if args.version is not None:
+        folders = [root / (args.version if isinstance(args.version, str) else f"version_{args.version}")]
+    else:
+        numbers = [n for p in root.glob("version_*") if (n := p.name.removeprefix("version_")).isdigit()]
+        folders = [root / f"version_{n}" for n in sorted(numbers, key=int, reverse=True)]
+    found = next((f for f in folders if (f / "checkpoints" / "last.ckpt").is_file()), None)
+    if found is None:
+        rank_zero_info(f"classit: --ckpt_path last: no run in {root} has checkpoints/last.ckpt; starting fresh")
+        config.ckpt_path = None
+        return
+    args.version = found.name if isinstance(args.version, str) else int(found.name.removeprefix("version_"))
+    config.ckpt_path = str(found / "checkpoints" / "last.ckpt")
+    rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
+
+
+def install_checkpoint_io(trainer) -> None:
+    """Checkpoints written atomically with a content digest and checked on load (unless the config names its
+    own CheckpointIO plugin)."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = DigestCheckpointIO()
 
 
 def tokenizer(*, corpus: str, out: str, vocab_size: int = 16384, suffix: str = ".train") -> None:
@@ -67,8 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     except user_errors as error:
         if os.environ.get("CLASSIT_TRACEBACK"):
             raise
-        while isinstance(inner := error.__cause__ or error.__context__, user_errors):
-            error = inner  # the original message, not jsonargparse's wrapping of it
+        # the original message, not jsonargparse's wrapping of it; `raise ... from None` ends the chain there
+        while isinstance(inner := error.__cause__ if error.__suppress_context__ else error.__context__, user_errors):
+            error = inner
         sys.exit(f"classit: error: {error}")
 
 

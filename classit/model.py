@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
+from classit.train.checkpoint_io import load_checkpoint
 from classit.train.schedule import Phase, phase_lr
 
 IGNORE_INDEX = -100
@@ -103,15 +104,7 @@ class BabyLM(L.LightningModule):
 
     def load_weights(self, path: str) -> None:
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
-        if Path(path).is_dir():
-            source, self.init_tokenizer = load_pretrained(path)
-            state = source.state_dict()
-        else:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-            state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-            if TOKENIZER_KEY in checkpoint:
-                self.init_tokenizer = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
-        own = self.model.state_dict()
+         own = self.model.state_dict()
         wrong = [f"{k}: {tuple(v.shape)} there, {tuple(own[k].shape)} here" for k, v in state.items()
                  if k in own and v.shape != own[k].shape]
         if wrong:
@@ -165,10 +158,7 @@ class BabyLM(L.LightningModule):
             if p.grad is not None:
                 p.grad.mul_(scale)
         self.tokens_seen += totals[0]
-        self.words_seen += totals[2]
-        metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen,
-                   "train/words_seen": self.words_seen}
-        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
+         self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
         self.log("loss", metrics["train/loss"].float(), prog_bar=True, logger=False, rank_zero_only=True)
 
     def on_validation_epoch_start(self) -> None:
@@ -276,6 +266,7 @@ def load_pretrained(path: str | Path):
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
+    load_checkpoint(path)  # a damaged checkpoint stops here with one line
     module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None)
     if module.tokenizer is None:
         raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
