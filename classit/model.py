@@ -104,7 +104,15 @@ class BabyLM(L.LightningModule):
 
     def load_weights(self, path: str) -> None:
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
-         own = self.model.state_dict()
+        if Path(path).is_dir():
+            source, self.init_tokenizer = load_pretrained(path)
+            state = source.state_dict()
+        else:
+            checkpoint = load_checkpoint(path)
+            state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+            if TOKENIZER_KEY in checkpoint:
+                self.init_tokenizer = tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
+        own = self.model.state_dict()
         wrong = [f"{k}: {tuple(v.shape)} there, {tuple(own[k].shape)} here" for k, v in state.items()
                  if k in own and v.shape != own[k].shape]
         if wrong:
@@ -158,7 +166,11 @@ class BabyLM(L.LightningModule):
             if p.grad is not None:
                 p.grad.mul_(scale)
         self.tokens_seen += totals[0]
-         self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
+        self.words_seen += totals[2]
+        self.step_loss = totals[1] / targets  # read by classit.train.NonFiniteGuard
+        metrics = {"train/loss": self.step_loss, "train/tokens_seen": self.tokens_seen,
+                   "train/words_seen": self.words_seen}
+        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
         self.log("loss", metrics["train/loss"].float(), prog_bar=True, logger=False, rank_zero_only=True)
 
     def on_validation_epoch_start(self) -> None:

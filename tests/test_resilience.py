@@ -25,7 +25,7 @@ from helpers import scalars, small_corpus
 
 ROOT = Path(__file__).parent.parent
 DEMO = ROOT / "configs" / "demo.yaml"
-TINY_MODEL = {"n_layer": 1, "n_embd": 32, "n_head": 2, "intermediate_size": 64, "block_size": 32, "warmup_steps": 2}
+TINY_MODEL = {"n_layer": 1, "n_embd": 32, "n_head": 2, "intermediate_size": 64, "warmup": 0.3}
 
 
 class SignalAt(L.Callback):
@@ -58,27 +58,22 @@ class PoisonLoss(L.Callback):
             torch.save({"before": self.before, "after": pl_module.model.state_dict()}, self.out)
 
 
-def fit_config(tmp: Path, name: str, data: Path, tokenizer, *, callbacks=(), curriculum=False, checkpoint_every=100,
-               guard="stop", **trainer) -> Path:
+def fit_config(tmp: Path, name: str, data: Path, tokenizer, *, callbacks=(), checkpoint_every=100, guard="stop",
+               **trainer) -> Path:
     """The demo config, tiny: the small corpus, the session tokenizer, no validation or zero-shot scoring."""
     config = yaml.safe_load(DEMO.read_text())
     entry = {c["class_path"].rsplit(".", 1)[-1]: c for c in config["trainer"]["callbacks"]}
-    entry["ModelCheckpoint"]["init_args"]["every_n_train_steps"] = checkpoint_every
+    entry["RunCheckpoint"]["init_args"]["every_n_train_steps"] = checkpoint_every
     entry["NonFiniteGuard"]["init_args"] = {"action": guard}
+    accumulate = trainer.pop("accumulate_grad_batches", 1)  # derived from the global batch: 4 = accumulate × micro
     config["trainer"].update({"max_steps": 6, "log_every_n_steps": 1, "limit_val_batches": 0, **trainer})
     config["trainer"]["logger"]["init_args"].update(save_dir=str(tmp / "logs"), name=name)
     kept = [c for c in config["trainer"]["callbacks"] if "MinimalPairEval" not in c["class_path"]]
     config["trainer"]["callbacks"] = kept + list(callbacks)
     config["model"].update(TINY_MODEL)
-    source = {"data_dir": str(data), "train_dir": "train", "val_dir": "dev", "tokenizer": tokenizer.name_or_path,
-              "block_size": 32, "batch_size": 4, "num_workers": 0, "num_proc": 1}
-    if curriculum:  # resumes exactly in the middle of an epoch
-        config["trainer"].update(max_epochs=1, reload_dataloaders_every_n_epochs=1)
-        source = {"class_path": "classit.data.pretrain.BabyLMDataModule", "init_args": source}
-        config["data"] = {"class_path": "classit.data.curriculum.CurriculumDataModule", "init_args": {
-            "sources": {"pretrain": source}, "stages": [{"name": "pretrain", "sources": ["pretrain"], "epochs": 1}]}}
-    else:
-        config["data"]["init_args"] = source
+    config["data"].update(data_dir=str(data), tokenizer=tokenizer.name_or_path, block_size=32, batch_size=4,
+                          micro_batch_size=4 // accumulate, num_workers=0)
+    config["data"]["sources"]["pretrain"]["init_args"] = {"train_dir": "train", "val_dir": "dev", "num_proc": 1}
     path = tmp / f"{name}-{len(list(tmp.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -99,10 +94,10 @@ SIGNAL_PROBE = "test_resilience.SignalAt"
 
 def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tmp_path, data_root, tokenizer):
     data = small_corpus(data_root, tmp_path / "data")
-    straight = cli(fit_config(tmp_path, "straight", data, tokenizer, curriculum=True, accumulate_grad_batches=2),
+    straight = cli(fit_config(tmp_path, "straight", data, tokenizer, accumulate_grad_batches=2),
                    wait=False)
     probe = lambda name, step: [{"class_path": SIGNAL_PROBE, "init_args": {"signal_name": name, "step": step}}]
-    chain = lambda **kw: fit_config(tmp_path, "chain", data, tokenizer, curriculum=True, accumulate_grad_batches=2,
+    chain = lambda **kw: fit_config(tmp_path, "chain", data, tokenizer, accumulate_grad_batches=2,
                                     **kw)
     run = tmp_path / "logs" / "chain" / "version_0"
     last = run / "checkpoints" / "last.ckpt"
@@ -284,5 +279,5 @@ def test_two_nodes_on_localhost_finish_together_on_disjoint_rows(tmp_path, data_
     ranks = [json.loads((rows / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world_size"] == ranks[1]["world_size"] == 2
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == 4
-    assert len(ranks[0]["rows"]) == len(ranks[1]["rows"]) == 16
+    assert len(ranks[0]["rows"]) == len(ranks[1]["rows"]) == 8  # each node half of 4 global batches of 4
     assert not {tuple(r) for r in ranks[0]["rows"]} & {tuple(r) for r in ranks[1]["rows"]}
