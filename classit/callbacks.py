@@ -1,10 +1,12 @@
-"""Training callbacks: token throughput (tokens/s, MFU), the Hugging Face export and the final checkpoint of a run."""
+"""Training callbacks: token throughput (tokens/s, MFU), Hugging Face exports (end of fit, stage ends, word milestones),
+the run's checkpoints (end of fit, stage ends) and the BabyLM word budget."""
 
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 
 def _rows(batch: dict) -> int:
@@ -23,27 +25,120 @@ class TokenThroughputMonitor(ThroughputMonitor):
         super().__init__(batch_size_fn=_rows, length_fn=_tokens, window_size=window_size)
 
 
+def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:
+    """``(index, name)`` of the curriculum stage whose last epoch just ended, else None."""
+    datamodule = trainer.datamodule
+    if not hasattr(datamodule, "stage_index"):
+        return None
+    epoch, index = trainer.current_epoch, datamodule.stage_index(trainer.current_epoch)
+    if epoch + 1 < datamodule.total_epochs and datamodule.stage_index(epoch + 1) == index:
+        return None
+    return index, datamodule.stages[index].name
+
+
 class HFExport(L.Callback):
-    """Writes ``<log_dir>/hf``: the model and tokenizer as a Hugging Face folder, when fit ends."""
+    """Writes ``<log_dir>/hf``: the model and tokenizer as a Hugging Face folder, when fit ends; and
+    ``<log_dir>/hf/stage{i}_{name}`` when each curriculum stage but the last ends (the last one is ``hf``), so one
+    sequential run gives the pre-trained baseline, the model after each instruction stage, and the final model."""
 
     def __init__(self, folder: str = "hf"):
         self.folder = folder
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def export(self, trainer: L.Trainer, pl_module: L.LightningModule, name: str = "") -> None:
         # ``trainer.log_dir`` broadcasts from rank 0, so every rank must ask for it
-        out = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
+        out = Path(trainer.log_dir or trainer.default_root_dir) / self.folder / name
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
             rank_zero_info(f"Hugging Face export: {out}")
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        ended = stage_ended(trainer)
+        if ended and trainer.current_epoch + 1 < trainer.datamodule.total_epochs:
+            self.export(trainer, pl_module, f"stage{ended[0]}_{ended[1]}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.export(trainer, pl_module)
+
 
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint whose ``last.ckpt`` is always the state at the end of fit (Lightning writes it
-    at the end only when no checkpoint was saved before), so a finished run resumes or exports from its end."""
+    at the end only when no checkpoint was saved before), and which keeps ``stage{i}_{name}.ckpt`` at the end of
+    every curriculum stage: a run resumes or exports from its end or from any stage's end."""
 
     def __init__(self, save_last: bool = True, **kwargs):
         super().__init__(save_last=save_last, **kwargs)
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        ended = stage_ended(trainer)
+        if ended and self.dirpath:
+            trainer.save_checkpoint(Path(self.dirpath) / f"stage{ended[0]}_{ended[1]}.ckpt")
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def babylm_milestones() -> list[int]:
+    """The BabyLM 2025 checkpoints, in words: every 1M to 10M, every 10M to 100M, every 100M to 1B."""
+    return [n * 10 ** 6 for n in range(1, 10)] + [n * 10 ** 7 for n in range(1, 10)] + [n * 10 ** 8 for n in range(1, 11)]
+
+
+class MilestoneExport(L.Callback):
+    """Hugging Face exports ``<log_dir>/milestones/chck_{N}M`` when the words seen (``train/words_seen``) pass each
+    milestone: the intermediate checkpoints the BabyLM challenge evaluates. ``evaluate`` also runs the run's
+    MinimalPairEvalCallback on each one."""
+
+    def __init__(self, milestones: list[int] | None = None, evaluate: bool = False):
+        """
+        Args:
+            milestones: words, increasing; default the BabyLM 2025 list (1M, 2M, … 10M, 20M, … 100M, 200M, … 1B).
+            evaluate: score the zero-shot sets of the run's MinimalPairEvalCallback at each milestone too.
+        """
+        self.milestones = list(milestones) if milestones is not None else babylm_milestones()
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])) or min(self.milestones, default=1) <= 0:
+            raise ValueError(f"MilestoneExport.milestones: positive word counts in increasing order, not {self.milestones}")
+        self.evaluate = evaluate
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        words = float(pl_module.words_seen)
+        passed = [m for m in self.milestones if m <= words]
+        if not passed:
+            return
+        self.milestones = self.milestones[len(passed):]
+        out = Path(trainer.log_dir or trainer.default_root_dir) / "milestones" / f"chck_{passed[-1] / 1e6:g}M"
+        if trainer.is_global_zero:
+            pl_module.save_pretrained(out)
+            rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
+        if self.evaluate:
+            for callback in trainer.callbacks:
+                if hasattr(callback, "evaluate") and callback is not self:
+                    callback.evaluate(trainer, pl_module)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.milestones = [m for m in self.milestones if m > float(pl_module.words_seen)]  # resumed: passed already
+
+
+class WordBudget(L.Callback):
+    """The BabyLM word budget (100M words for strict-small, 1B for strict and interaction): ``stop`` the run once
+    the words seen (every block and example trained on, repeats counted again) reach ``words``, or ``warn`` once."""
+
+    def __init__(self, words: int = 1_000_000_000, action: Literal["stop", "warn"] = "stop"):
+        self.words, self.action, self.warned = words, action, False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seen = float(pl_module.words_seen)
+        if self.action == "stop" and seen >= self.words:
+            raise ValueError(f"WordBudget.words: this run has already seen {seen:,.0f} words, the budget is "
+                             f"{self.words:,}: nothing is left to train (raise the budget or start from another checkpoint)")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        seen = float(pl_module.words_seen)
+        if seen < self.words or self.warned:
+            return
+        self.warned = True
+        message = f"word budget reached at step {trainer.global_step}: {seen:,.0f} words seen, budget {self.words:,}"
+        if self.action == "stop":
+            trainer.should_stop = True
+            message += "; stopping"
+        rank_zero_warn(message)

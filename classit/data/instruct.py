@@ -391,6 +391,9 @@ class InstructionSource(Source):
         """The examples of ``train`` or ``val`` (may be empty)."""
         raise NotImplementedError
 
+    def has_split(self, split: str) -> bool:
+        return bool(self.input_files(split))
+
     def options(self) -> dict:
         """What else decides the examples (part of the cache key)."""
         return {}
@@ -413,7 +416,7 @@ class InstructionSource(Source):
 
     def prepare(self) -> None:
         for split in ("train", "val"):
-            if not self.input_files(split):
+            if not self.has_split(split):
                 continue
 
             def build(tmp: Path, split=split):
@@ -431,7 +434,7 @@ class InstructionSource(Source):
         return json.loads((self._entry(split) / "classit.json").read_text())
 
     def _rows(self, split: str) -> Dataset | None:
-        return load_from_disk(str(self._entry(split))) if self.input_files(split) else None
+        return load_from_disk(str(self._entry(split))) if self.has_split(split) else None
 
     def train_set(self) -> Dataset:
         return self._rows("train")
@@ -517,6 +520,85 @@ class SimpleWikiLectures(InstructionSource):
 
     def build_examples(self, split: str) -> list[Example]:
         return list(self.generator.generate(read_articles(self.root / (self.file if split == "train" else self.val_file))))
+
+
+class InstructionFile(InstructionSource):
+    """Ready-made instruction examples in the CLASS-IT schema (``prompt``, ``reply``, ``source``, optional ``text``):
+    the authors' published set, or what ``classit data build-it`` wrote. A JSONL or Parquet file or a ``datasets``
+    folder in the data directory, or (with the Hub reachable) a dataset name for ``datasets.load_dataset``."""
+
+    def __init__(self, path: str, val_path: str | None = None, sources: list[str] | None = None,
+                 max_examples: int | None = None, max_words: int | None = None, pack: bool = False,
+                 train_on_prompt: bool = False):
+        """
+        Args:
+            path / val_path: training and validation examples: a ``.jsonl`` or ``.parquet`` file or a folder saved by
+                ``datasets`` (relative to the data directory), else a Hugging Face Hub dataset name.
+            sources: keep only examples whose ``source`` is one of these (e.g. ``[switchboard]``).
+            max_examples / max_words: keep the first examples up to this many (training split).
+            pack / train_on_prompt: as in :class:`Switchboard`.
+        """
+        super().__init__(pack, train_on_prompt)
+        self.path, self.val_path, self.sources = path, val_path, sources
+        self.max_examples, self.max_words = max_examples, max_words
+
+    def options(self) -> dict:
+        return {"path": self.path, "val_path": self.val_path, "sources": self.sources,
+                "max_examples": self.max_examples, "max_words": self.max_words}
+
+    def _location(self, split: str) -> str | None:
+        return self.path if split == "train" else self.val_path
+
+    def input_files(self, split: str) -> list[Path]:
+        name = self._location(split)
+        if not name:
+            return []
+        local = self.root / name
+        if local.is_dir():
+            return sorted(p for p in local.rglob("*") if p.is_file())
+        return [local] if local.exists() else []  # a Hub name: keyed by its name (in options)
+
+    def has_split(self, split: str) -> bool:
+        return bool(self._location(split))
+
+    def _records(self, split: str) -> Iterator[tuple[str, dict]]:
+        """``(where, record)``: ``file:line`` for JSONL, ``file row N`` otherwise."""
+        from datasets import load_dataset
+
+        from classit.eval.zero_shot import read_jsonl
+
+        name = self._location(split)
+        local = self.root / name
+        if local.suffix == ".jsonl" and local.is_file():
+            yield from read_jsonl(local)
+            return
+        if local.is_dir():
+            data = load_from_disk(str(local))
+        elif local.suffix == ".parquet" and local.is_file():
+            data = load_dataset("parquet", data_files=str(local), split="train")
+        elif local.exists():
+            raise ValueError(f"{local}: instruction data must be .jsonl, .parquet or a datasets folder")
+        else:
+            data = load_dataset(name, split="train" if split == "train" else "validation")
+        where = local if local.exists() else name
+        for i, record in enumerate(data):
+            yield f"{where} row {i}", record
+
+    def build_examples(self, split: str) -> list[Example]:
+        examples, words = [], 0
+        for where, record in self._records(split):
+            missing = [key for key in ("prompt", "reply") if not isinstance(record.get(key), str)]
+            if missing:
+                raise ValueError(f"{where}: missing field {missing[0]!r} (the CLASS-IT schema: prompt, reply, source)")
+            if self.sources and record.get("source") not in self.sources:
+                continue
+            example = Example(record["prompt"], record["reply"], record.get("source") or self.name, record.get("text") or "")
+            if split == "train" and ((self.max_examples and len(examples) >= self.max_examples)
+                                     or (self.max_words and words + example.words > self.max_words)):
+                break
+            examples.append(example)
+            words += example.words
+        return examples
 
 
 # ---------------------------------------------------------------- build-it
