@@ -72,8 +72,9 @@ def run(argv: list[str]) -> None:
     from classit.data.instruct import build_it
     from classit.data.sources import download_command
     from classit.eval.evaluate import evaluate
+    from classit.eval.finetune import finetune
 
-    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "data": {"download": download_command, "build-it": build_it}},
+    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "finetune": finetune, "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), or one of the commands below")
 
