@@ -220,7 +220,7 @@ def run_one(decoder: nn.Module, tokenizer, task: str, seed: int, train: list[dic
                for name, rows in (("train", train), ("select", select), ("test", test))}
     labels = {name: [e["label"] for e in rows] for name, rows in (("train", train), ("select", select), ("test", test))}
     batch_size = settings["batch_size"]
-    module = SequenceClassifier(copy.deepcopy(decoder), spec.num_labels, settings["head"], settings["lr"])
+    module = SequenceClassifier(copy.deepcopy(decoder).train(), spec.num_labels, settings["head"], settings["lr"])
     gpu = torch.cuda.is_available()
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         best = ModelCheckpoint(dirpath=tmp, monitor=f"select/{spec.select_on}", mode="max", save_top_k=1,
