@@ -235,9 +235,12 @@ def test_bad_input_stops_with_the_file_and_line(case, tiny_model_dir, tmp_path):
     elif case == "format":
         write_jsonl(valid, [good[0], {"premise": "A cat.", "hypothesis": "It sat.", "label": 0}])
         expected = f"{valid}:2: not a rte record: expected the fields sentence1, sentence2, label"
-    else:
-        valid.write_text("\n")
-        expected = f"{valid}: no examples (the file is empty)"
+    else:  # a later task's file: found before any training
+        write_jsonl(tmp_path / "mrpc.train.jsonl", good)
+        empty = tmp_path / "mrpc.valid.jsonl"
+        empty.write_text("\n")
+        tasks, expected = "rte,mrpc", f"{empty}: no examples (the file is empty)"
     with pytest.raises(SystemExit) as stop:
         main(finetune_args(tiny_model_dir, tmp_path, tmp_path / "out", tasks=tasks))
     assert str(stop.value).startswith(f"classit: error: {expected}")
+    assert not list((tmp_path / "out").glob("runs/*"))

@@ -343,15 +343,18 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     hf_model, tokenizer = load_pretrained(model)
     decoder = hf_model.base_model
 
-    records, skipped = {}, {}
-    for task in names:
+    data, skipped = {}, {}
+    for task in names:  # every file is read and checked before any training
         train_file, test_file = find_file(root, task, "train"), find_file(root, task, "valid")
         if train_file is None or test_file is None:
             split = "train" if train_file is None else "valid"
             skipped[task] = "no file: provide " + " or ".join(map(str, candidates(root, task, split)))
             print(f"{task}: skipped ({skipped[task]})")
             continue
-        train, test = read_examples(train_file, task), read_examples(test_file, task)
+        data[task] = (train_file, read_examples(train_file, task), test_file, read_examples(test_file, task))
+
+    records = {}
+    for task, (train_file, train, test_file, test) in data.items():
         settings = {"model": str(Path(model).resolve()), "train_file": str(train_file), "test_file": str(test_file),
                     "lr": lr, "batch_size": batch_size or TASKS[task].batch_size,
                     "max_epochs": max_epochs or TASKS[task].epochs, "max_length": max_length, "head": head,
