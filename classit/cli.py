@@ -132,8 +132,9 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.data.sources import download_command
     from classit.eval.compare import compare
     from classit.eval.evaluate import evaluate
+    from classit.eval.finetune import finetune
 
-    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "compare": compare,
+    CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "compare": compare, "finetune": finetune,
          "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "
