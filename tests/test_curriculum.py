@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from transformers import AutoModelForCausalLM
 
 from classit.cli import main
 from classit.data.curriculum import CurriculumDataModule, CurriculumLogger, rank_share
@@ -201,6 +202,8 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
     evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
     evaluation["init_args"].update(max_items=500, data_dir=str(data_root / "babylm-eval-fast"))  # a spread-out share
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    milestones = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MilestoneExport"))
+    milestones["init_args"]["milestones"] = [3000, 6000, 9000]  # words: the 12 tiny steps see ≈ 10k
     config["data"].update(data_dir=str(demo_data(data_root, tmp_path / "data")), tokenizer=tokenizer.name_or_path,
                           val_sequences=8, val_every=0.5)
     sources = config["data"]["sources"]
@@ -221,6 +224,21 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["CurriculumDataModule"]
     assert state["stage_name"] == "simple_wiki"
     assert (run / "hf" / "chat_template.jinja").is_file()
+
+    # instruction tuning is a phase of its own: its first step is its warm-up's start, not pre-training's tail
+    lr = dict(curves["lr-AdamW/pg1"])
+    assert lr[3] == pytest.approx(3e-3 * 0.1)  # pre-training's last step: its cosine's floor
+    assert lr[4] == pytest.approx(1e-3 / 2) and lr[5] == pytest.approx(1e-3)  # 8 steps × warm-up 0.2 = 2 steps
+    assert lr[11] == pytest.approx(1e-3 * 0.1)
+    # every stage's end: a checkpoint and (but the last, which is hf/) a Hugging Face export
+    assert sorted(p.name for p in (run / "checkpoints").glob("stage*.ckpt")) == [
+        "stage0_pretrain.ckpt", "stage1_switchboard.ckpt", "stage2_simple_wiki.ckpt"]
+    for stage in ("stage0_pretrain", "stage1_switchboard"):
+        model = AutoModelForCausalLM.from_pretrained(run / "hf" / stage)
+        assert model.config.vocab_size == len(tokenizer), stage
+    words = curves["train/words_seen"][-1][1]
+    assert 9000 < words < 30000
+    assert sorted(p.name for p in (run / "milestones").iterdir()) == ["chck_0.003M", "chck_0.006M", "chck_0.009M"]
 
 
 def test_bad_stage_through_the_cli_names_the_key(tokenizer, tmp_path):

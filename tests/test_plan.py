@@ -61,3 +61,24 @@ def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
     lrs = dict(curves["lr-AdamW/pg1"])
     assert lrs[0] == pytest.approx(plan["stages"][0]["lr_start"]) and lrs[11] == pytest.approx(plan["stages"][0]["lr_end"])
     assert len(curves["val/loss"]) == plan["val_points"] == 2
+
+
+def plan_of(name: str) -> dict:
+    cli, estimates = load(["--config", str(Path(__file__).parent.parent / "configs" / f"{name}.yaml")])
+    return make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
+
+
+def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_exposure(data_root, cache_root):
+    plans = {name: plan_of(name) for name in ("baseline_100m", "seq_100m", "seq_rev_100m", "merged_100m")}
+    pretraining = {name: {k: p["stages"][0][k] for k in ("steps", "lr_start", "lr_end", "tokens")}
+                   for name, p in plans.items()}
+    assert len({json.dumps(v, sort_keys=True) for v in pretraining.values()}) == 1, pretraining  # the same baseline
+    tuning = {name: p["stages"][1:] for name, p in plans.items() if name != "baseline_100m"}
+    steps = {name: sum(s["steps"] for s in stages) for name, stages in tuning.items()}
+    sequences = {name: sum(s["sequences"] for s in stages) for name, stages in tuning.items()}
+    assert len(set(steps.values())) == 1 and len(set(sequences.values())) == 1, (steps, sequences)
+    assert {s["epochs"] for stages in tuning.values() for s in stages} == {10}  # every example seen 10 times
+    for name, stages in tuning.items():  # instruction tuning warms up from its own start, not pre-training's tail
+        phase = plans[name]["phases"][1]
+        assert phase["first_step"] == plans[name]["stages"][1]["first_step"] and phase["reset_optimizer"]
+        assert stages[0]["lr_start"] == pytest.approx(phase["lr"] / phase["warmup_steps"])
