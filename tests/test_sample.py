@@ -1,0 +1,84 @@
+"""The bundled data sample: its layout and sizes, the fallback of data_dir() to it, the demo on it through the CLI."""
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classit.cli import main
+from classit.data import sources
+from classit.data.corpus import count_words, read_text
+
+DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
+# Overrides that make the demo short; the one place to adapt when the data config's keys change.
+SHORT_DEMO = ["--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
+              "--data.init_args.vocab_size", "1024", "--data.init_args.num_workers", "0",
+              "--data.init_args.num_proc", "1"]
+CORPUS = {"babylm-corpus/train_3M/gutenberg.train": 150_000, "babylm-corpus/train_3M/simple_wiki.train": 150_000,
+          "babylm-corpus/dev/gutenberg.dev": 15_000, "babylm-corpus/dev/simple_wiki.dev": 15_000}
+EVAL_ITEMS = {"babylm-eval-fast/blimp_fast": 5, "babylm-eval-fast/ewok_fast": 20}
+
+
+def notices(text: str) -> int:
+    return text.count("using the bundled sample of")
+
+
+def test_sample_unpacks_to_the_data_layout_once(tmp_path, data_root):
+    root = sources.unpack_sample(tmp_path)
+    assert root.parent == tmp_path and root.name.startswith("sample-")
+    for path, budget in CORPUS.items():
+        words = count_words(read_text(root / path))
+        assert 0.99 * budget < words <= budget, (path, words)
+    for folder, items in EVAL_ITEMS.items():  # every UID / domain file of the fast set, a few lines of each
+        files = sorted((root / folder).glob("*.jsonl"))
+        assert [f.name for f in files] == sorted(f.name for f in (data_root / folder).glob("*.jsonl"))
+        assert {len(f.read_text().splitlines()) for f in files} == {items}
+    readme = (root / "README.md").read_text()
+    for words in ("public domain", "CC BY-SA 4.0", "CC BY 4.0", "subset", "classit data download"):
+        assert words in readme, words
+
+    (root / "kept.txt").write_text("a file added after unpacking")
+    assert sources.unpack_sample(tmp_path) == root
+    assert (root / "kept.txt").is_file()  # the same folder, not unpacked again
+    assert os.listdir(tmp_path) == [root.name]  # and no temporary folder left behind
+
+
+def test_data_dir_without_a_folder_uses_the_sample_and_says_so_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(sources.DATA_ENV, raising=False)
+    monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger=sources.__name__):
+        first, second = sources.data_dir(), sources.data_dir()
+    assert first == second == sources.unpack_sample(tmp_path)
+    assert notices(caplog.text) == 1
+    words = sum(count_words(read_text(first / path)) for path in CORPUS if path.endswith(".train"))
+    assert f"bundled sample of {words:,} training words in {first}" in caplog.text
+    assert "`classit data download --out DIR`, then `export CLASSIT_DATA_DIR=DIR`" in caplog.text
+
+    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path))
+    assert sources.data_dir() == tmp_path
+
+
+def test_a_missing_data_folder_stays_an_error_naming_the_config_key_and_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", DEMO])
+    message = str(done.value.code)
+    assert message.startswith(f"classit: error: {tmp_path / 'nowhere'}: data directory not found (from CLASSIT_DATA_DIR)")
+    assert "data_dir or CLASSIT_DATA_DIR" in message and "--data_dir" not in message and "\n" not in message
+
+
+def test_demo_runs_on_the_bundled_sample_through_the_cli(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != sources.DATA_ENV}
+    env[sources.CACHE_ENV] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "classit.cli", "fit", "--config", DEMO, *SHORT_DEMO,
+                           "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "logs" / "demo" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "hf" / "config.json").is_file() and (run / "hf" / "tokenizer.json").is_file()
+    assert notices(done.stdout + done.stderr) == 1
+    assert str(tmp_path / "cache" / "sample-") in done.stderr
