@@ -14,9 +14,8 @@ from classit.data.corpus import count_words, read_text
 
 DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
 # Overrides that make the demo short; the one place to adapt when the data config's keys change.
-SHORT_DEMO = ["--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
-              "--data.init_args.vocab_size", "1024", "--data.init_args.num_workers", "0",
-              "--data.init_args.num_proc", "1"]
+SHORT_DEMO = ["--trainer.max_steps", "6", "--data.val_every", "0.5", "--data.val_sequences", "32",
+              "--data.vocab_size", "1024", "--data.num_workers", "0", "--data.sources.pretrain.init_args.num_proc", "1"]
 CORPUS = {"babylm-corpus/train_3M/gutenberg.train": 150_000, "babylm-corpus/train_3M/simple_wiki.train": 150_000,
           "babylm-corpus/dev/gutenberg.dev": 15_000, "babylm-corpus/dev/simple_wiki.dev": 15_000}
 EVAL_ITEMS = {"babylm-eval-fast/blimp_fast": 5, "babylm-eval-fast/ewok_fast": 20}
