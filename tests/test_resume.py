@@ -74,3 +74,59 @@ def test_resume_with_another_tokenizer_stops_with_both_fingerprints(killed_and_w
         main(fit_args(tmp, "other", data, other.name_or_path) + ["--ckpt_path", str(last)])
     assert "the checkpoint to resume was trained with tokenizer" in str(stop.value.code)
     assert "data.tokenizer" in str(stop.value.code)
+
+
+def phase_config(tmp: Path, name: str, data: Path, tokenizer: str, extra_callbacks: list) -> Path:
+    """Pre-training, then an instruction stage that starts a phase of its own (fresh AdamW state): 6 + 2 × 6 steps."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    config["trainer"].pop("max_steps")
+    config["trainer"].update(limit_train_batches=6, log_every_n_steps=1)
+    config["trainer"]["logger"]["init_args"].update(save_dir=str(tmp), name=name)
+    callbacks = [c for c in config["trainer"]["callbacks"] if "MinimalPairEval" not in c["class_path"]]
+    next(c for c in callbacks if c["class_path"].endswith("RunCheckpoint"))["init_args"]["every_n_train_steps"] = 4
+    config["trainer"]["callbacks"] = callbacks + extra_callbacks
+    config["model"].update(n_layer=1, n_embd=32, n_head=2, intermediate_size=64)
+    config["data"].update(data_dir=str(data), tokenizer=tokenizer, batch_size=4, block_size=64, num_workers=0,
+                          val_sequences=8)
+    config["data"]["sources"] = {
+        "pretrain": {"class_path": "classit.data.babylm.BabyLMCorpus", "init_args": {"train_dir": "train", "val_dir": "dev"}},
+        "it": {"class_path": "classit.data.instruct.InstructionFile", "init_args": {"path": "it.jsonl", "pack": True}}}
+    config["data"]["stages"] = [
+        {"name": "pretrain", "sources": ["pretrain"], "epochs": 1},
+        {"name": "it", "sources": ["it"], "epochs": 2,
+         "phase": {"lr": 1.0e-3, "warmup": 0.25, "reset_optimizer": True}}]
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_sigkill_inside_the_instruction_phase_resumes_with_its_schedule(killed_and_whole, tokenizer, data_root):
+    from test_words import write_examples
+
+    tmp, data = killed_and_whole
+    write_examples(data_root, data / "it.jsonl", n=120)
+    whole = run(["fit", "--config", str(phase_config(tmp, "phase_whole", data, tokenizer.name_or_path, []))], tmp)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    kill = [{"class_path": "ddp_probe.KillAtStep", "init_args": {"step": 14}}]
+    config = phase_config(tmp, "phase_killed", data, tokenizer.name_or_path, kill)
+    assert run(["fit", "--config", str(config)], tmp).returncode == -9
+    last = tmp / "phase_killed" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 12  # mid-phase
+    config = phase_config(tmp, "phase_killed", data, tokenizer.name_or_path, [])
+    resumed = run(["fit", "--config", str(config), "--ckpt_path", str(last)], tmp)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = weights(tmp / "phase_killed" / "version_1" / "checkpoints" / "last.ckpt")
+    for name, value in weights(tmp / "phase_whole" / "version_0" / "checkpoints" / "last.ckpt").items():
+        assert torch.equal(final[name], value), name
+
+
+def test_a_word_budget_already_spent_at_resume_stops(killed_and_whole, tokenizer):
+    tmp, data = killed_and_whole
+    last = tmp / "whole" / "version_0" / "checkpoints" / "last.ckpt"
+    resumed = run(fit_args(tmp, "budget", data, tokenizer.name_or_path)
+                  + ["--trainer.callbacks+=classit.callbacks.WordBudget", "--trainer.callbacks.words=100",
+                     "--trainer.max_steps", "20", "--ckpt_path", str(last)], tmp)
+    assert resumed.returncode == 1
+    assert "classit: error: WordBudget.words: this run has already seen" in resumed.stderr

@@ -407,8 +407,9 @@ class InstructionSource(Source):
         """Token ids, labels and words of the examples (packed into rows when ``pack``)."""
         encoded = encode_examples(self.tokenizer, [x.prompt for x in examples], [x.reply for x in examples],
                                   self.train_on_prompt, self.block_size)
-        items = [dict(e, source=x.source, words=x.words) for e, x in zip(encoded, examples)
-                 if any(label != IGNORE_INDEX for label in e["labels"][1:])]
+        kept = self.tokenizer.batch_decode([e["input_ids"] for e in encoded], skip_special_tokens=True)
+        items = [dict(e, source=x.source, words=count_words(text)) for e, x, text in zip(encoded, examples, kept)
+                 if any(label != IGNORE_INDEX for label in e["labels"][1:])]  # words: those kept after truncation
         if len(items) < len(encoded):
             rank_zero_info(f"{self.name}: {len(encoded) - len(items)} examples left out: no reply token fits "
                            f"in block_size={self.block_size}")
@@ -425,7 +426,7 @@ class InstructionSource(Source):
                 columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else ["input_ids"])}
                 Dataset.from_dict(columns).save_to_disk(str(tmp))
                 (tmp / "classit.json").write_text(json.dumps({"examples": len(examples), "rows": len(rows),
-                                                              "words": sum(x.words for x in examples),
+                                                              "words": sum(r["words"] for r in rows),
                                                               "tokens": sum(len(r["input_ids"]) for r in rows)}))
             build_once(self._entry(split), build)
 

@@ -1,0 +1,73 @@
+"""The BabyLM word budget: words counted from the data trained on; ready-made instruction files through a run."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from classit.callbacks import MilestoneExport
+from classit.data.chat import ASSISTANT, END, USER
+from classit.data.curriculum import CurriculumDataModule
+from classit.data.instruct import InstructionFile, switchboard_examples
+from classit.model import BabyLM
+
+
+class Rows(L.Callback):
+    """Every training row's ids."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.rows += batch["input_ids"].tolist()
+
+
+def write_examples(data_root, path, n=60):
+    examples = switchboard_examples(data_root / "swda/train")[:n]
+    with open(path, "w") as f:
+        for i, x in enumerate(examples):  # two "sources", to filter on
+            f.write(json.dumps({"prompt": x.prompt, "reply": x.reply, "source": ["switchboard", "other"][i % 2]}) + "\n")
+    return examples
+
+
+def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenizer, tmp_path):
+    write_examples(data_root, tmp_path / "it.jsonl")
+    source = InstructionFile(path="it.jsonl", sources=["switchboard"])
+    dm = CurriculumDataModule({"it": source}, stages=[{"name": "it", "sources": ["it"], "epochs": 2}],
+                              data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path,
+                              batch_size=4, block_size=256, num_workers=0)
+    model = BabyLM(vocab_size=dm.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=256,
+                   special_ids=dm.special_ids)
+    rows = Rows()
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[rows], limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    assert 25 <= dm.sizes["it"] <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
+    assert len(rows.rows) == 2 * (dm.sizes["it"] // 4 * 4)  # whole global batches, two epochs
+    counted = 0
+    for ids in rows.rows:  # counted again from the text of each row: the user's turn and the reply
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+        prompt = text.split(USER + "\n", 1)[1].split(END, 1)[0]
+        reply = text.split(ASSISTANT + "\n", 1)[1].split(END, 1)[0]
+        counted += len(prompt.split()) + len(reply.split())
+    assert float(model.words_seen) == counted
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"reply": "hi there you"}', r"it.jsonl:3: missing field 'prompt'"),
+    ('{"prompt": "hello", "reply": 3}', r"it.jsonl:3: missing field 'reply'"),
+    ("{not json", r"it.jsonl:3: malformed JSON line"),
+])
+def test_a_bad_instruction_file_names_file_and_line(tmp_path, tokenizer, line, message):
+    good = json.dumps({"prompt": "How are you today?", "reply": "I am fine, thank you.", "source": "switchboard"})
+    (tmp_path / "it.jsonl").write_text(f"{good}\n{good}\n{line}\n")
+    dm = CurriculumDataModule({"it": InstructionFile(path="it.jsonl")}, data_dir=str(tmp_path),
+                              cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path, batch_size=1)
+    with pytest.raises(ValueError, match=message):
+        dm.prepare_data()
+
+
+def test_milestones_must_increase():
+    with pytest.raises(ValueError, match=r"MilestoneExport.milestones: positive word counts in increasing order"):
+        MilestoneExport(milestones=[1000, 500])
