@@ -128,6 +128,10 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
         from classit.plan import plan_command
         plan_command(argv[1:])
         return
+    if argv and argv[0] == "study":
+        from classit.study.runner import study_command
+        study_command(argv[1:])
+        return
     from classit.data.instruct import build_it
     from classit.data.sources import download_command
     from classit.eval.compare import compare
@@ -138,7 +142,7 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
          "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "
-                    "or one of the commands below")
+                    "study --config STUDY, or one of the commands below")
 
 
 if __name__ == "__main__":

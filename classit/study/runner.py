@@ -1,0 +1,283 @@
+"""``classit study``: a study config's conditions × seeds → fits → zero-shot and fine-tuning → report.
+
+A study config names conditions (each a fit config, or the stage export of another condition's run),
+the fit seeds, and the evaluations. The runner does what is missing, in order, and a repeated command
+skips finished work and resumes an interrupted fit. Fits that share their first stages share that
+work: a fit whose leading stages equal an earlier fit's (same model, data, trainer and stages), and
+whose next stage starts a new optimizer phase, starts from that fit's end-of-stage checkpoint instead
+of pre-training again. With phases this is the same model as a run that never branched.
+
+Layout of ``OUT``::
+
+    runs/<condition>_seed<S>/version_0/   the fit's logs, checkpoints, hf/ exports
+    eval/<condition>/seed<S>/zero_shot/   classit evaluate output (+ meta.json)
+    eval/<condition>/seed<S>/finetune/    classit finetune output (+ meta.json)
+    jobs/                                 --emit slurm|torchrun: one script per fit and submit.sh
+    report/                               classit report of everything under eval/
+"""
+
+import contextlib
+import io
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Settings that do not change the weights a fit produces: two fits that differ only in these share work.
+NOT_WEIGHTS = {"trainer": {"logger", "callbacks", "log_every_n_steps", "enable_progress_bar", "default_root_dir"},
+               "data": {"stages", "sources", "val_every", "val_sequences", "num_workers", "cache_dir"}}
+
+
+@dataclass
+class Condition:
+    """A compared model: a fit ``config`` (with ``overrides``), or ``stage`` ``of`` another condition's fit."""
+    name: str
+    config: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    of: str | None = None
+    stage: str | None = None
+
+
+@dataclass
+class Fit:
+    """One fit to run: a condition's config for one seed, maybe branching from another fit's stage checkpoint."""
+    condition: Condition
+    seed: int
+    resolved: dict
+    branch: tuple["Fit", int] | None = None  # (the fit shared with, number of shared stages)
+
+    @property
+    def name(self) -> str:
+        return f"{self.condition.name}_seed{self.seed}"
+
+
+def load_study(path: str | Path) -> dict:
+    """The study config, checked: ``conditions`` (each ``config`` or ``of`` + ``stage``), ``seeds``, ``evaluate``."""
+    path = Path(path)
+    study = yaml.safe_load(path.read_text())
+    if not isinstance(study, dict) or not isinstance(study.get("conditions"), dict) or not study["conditions"]:
+        raise ValueError(f"{path}: conditions: name at least one condition (a fit config, or of + stage)")
+    conditions = {}
+    for name, spec in study["conditions"].items():
+        condition = Condition(name=name, **(spec or {}))
+        if bool(condition.config) == bool(condition.of):
+            raise ValueError(f"{path}: conditions.{name}: give either config (a fit config) or of + stage")
+        if condition.config:
+            config = Path(condition.config)
+            condition.config = str(config if config.is_absolute() or config.exists() else path.parent / config)
+            if not Path(condition.config).is_file():
+                raise FileNotFoundError(f"{path}: conditions.{name}.config: {condition.config} not found")
+        elif condition.of not in study["conditions"] or not condition.stage:
+            raise ValueError(f"{path}: conditions.{name}: of must name another condition, and stage one of its stages")
+        conditions[name] = condition
+    return {"conditions": conditions, "seeds": list(study.get("seeds") or [42]),
+            "evaluate": study.get("evaluate") or {}, "path": path}
+
+
+def resolved_config(config: str, overrides: list[str]) -> dict:
+    """The fit config with its overrides as ``classit fit --print_config`` resolves it."""
+    from classit.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["fit", "--config", config, *overrides, "--print_config"])
+    return yaml.safe_load(out.getvalue())
+
+
+def _weights_settings(config: dict, sources: set[str]) -> dict:
+    kept = {k: v for k, v in config.items() if k not in ("trainer", "data", "ckpt_path")}
+    for part, ignored in NOT_WEIGHTS.items():
+        kept[part] = {k: v for k, v in config[part].items() if k not in ignored}
+    kept["sources"] = {name: config["data"]["sources"][name] for name in sorted(sources)}
+    return kept
+
+
+def shared_stages(a: dict, b: dict) -> int:
+    """How many leading stages fit ``b`` can take over from fit ``a``: equal stages, equal settings, and ``b``'s
+    next stage starts a phase (else the shared stages' LR would depend on what follows)."""
+    stages_a, stages_b = a["data"]["stages"], b["data"]["stages"]
+    k = 0
+    while k < min(len(stages_a), len(stages_b)) and stages_a[k] == stages_b[k]:
+        k += 1
+    while k > 0:
+        next_a_ok = k == len(stages_a) or stages_a[k].get("phase")
+        if k < len(stages_b) and stages_b[k].get("phase") and next_a_ok:
+            sources = {s for stage in stages_b[:k] for s in stage["sources"]}
+            if _weights_settings(a, sources) == _weights_settings(b, sources):
+                return k
+        k -= 1
+    return 0
+
+
+def plan_fits(study: dict) -> list[Fit]:
+    """Every fit of the study in order, each branching from the earlier fit it shares most stages with."""
+    fits = []
+    for seed in study["seeds"]:
+        for condition in study["conditions"].values():
+            if not condition.config:
+                continue
+            overrides = [*condition.overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
+            fit = Fit(condition, seed, resolved_config(condition.config, overrides))
+            best = max(((other, shared_stages(other.resolved, fit.resolved)) for other in fits if other.seed == seed),
+                       key=lambda x: x[1], default=(None, 0))
+            fit.branch = best if best[1] else None
+            fits.append(fit)
+    return fits
+
+
+def fit_command(fit: Fit, out: Path) -> list[str]:
+    """The ``classit fit`` command line of a fit: its config, seed, log folder, and where it starts from."""
+    command = ["classit", "fit", "--config", fit.condition.config, *fit.condition.overrides,
+               "--seed_everything", str(fit.seed), "--data.seed", str(fit.seed),
+               "--trainer.logger.init_args.save_dir", str(out / "runs"),
+               "--trainer.logger.init_args.name", fit.name, "--trainer.logger.init_args.version", "0"]
+    run = out / "runs" / fit.name / "version_0"
+    if (run / "checkpoints" / "last.ckpt").is_file():
+        return command + ["--ckpt_path", "last"]  # interrupted: resume it
+    if fit.branch:
+        source, k = fit.branch
+        stage = source.resolved["data"]["stages"][k - 1]["name"]
+        checkpoint = out / "runs" / source.name / "version_0" / "checkpoints" / f"stage{k - 1}_{stage}.ckpt"
+        return command + ["--ckpt_path", str(checkpoint)]
+    return command
+
+
+def finished(fit: Fit, out: Path) -> bool:
+    return (out / "runs" / fit.name / "version_0" / "hf" / "config.json").is_file()
+
+
+def model_folder(study: dict, condition: Condition, seed: int, out: Path) -> tuple[Path, str]:
+    """``(Hugging Face folder, stage)`` of a condition's model for a seed."""
+    if condition.config:
+        return out / "runs" / f"{condition.name}_seed{seed}" / "version_0" / "hf", "final"
+    source = study["conditions"][condition.of]
+    stages = [s["name"] for s in resolved_config(source.config, source.overrides)["data"]["stages"]]
+    if condition.stage not in stages:
+        raise ValueError(f"{study['path']}: conditions.{condition.name}.stage: '{condition.stage}' is not a stage of "
+                         f"{condition.of} ({', '.join(stages)})")
+    index = stages.index(condition.stage)
+    run = out / "runs" / f"{source.name}_seed{seed}" / "version_0" / "hf"
+    return (run if index == len(stages) - 1 else run / f"stage{index}_{condition.stage}"), condition.stage
+
+
+def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
+    """One job script per fit (SLURM or torchrun) and ``submit.sh``, which queues them with their dependencies."""
+    jobs = out / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    scripts, submit = [], ["#!/usr/bin/env bash", "# queue every fit of the study; a branching fit waits for its source",
+                           "set -euo pipefail", 'cd "$(dirname "$0")"']
+    for fit in fits:
+        command = shlex.join(fit_command(fit, out))
+        if kind == "slurm":
+            body = ["#!/usr/bin/env bash", f"#SBATCH --job-name={fit.name}", "#SBATCH --nodes=1",
+                    "#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=8", "#SBATCH --signal=SIGTERM@120",
+                    "#SBATCH --requeue", "# Lightning reads SLURM's environment: one task per GPU, requeued jobs resume",
+                    f"srun {command}"]
+            after = f"--dependency=afterok:${{job_{fit.branch[0].name}}} " if fit.branch else ""
+            submit.append(f"job_{fit.name}=$(sbatch --parsable {after}{fit.name}.sbatch)")
+            path = jobs / f"{fit.name}.sbatch"
+        else:
+            body = ["#!/usr/bin/env bash", "# one node: torchrun starts a process per GPU (Lightning reads its environment)",
+                    f"{command.replace('classit fit', 'torchrun --nproc_per_node=gpu -m classit.cli fit', 1)}"]
+            submit.append(f"bash {fit.name}.torchrun.sh")
+            path = jobs / f"{fit.name}.torchrun.sh"
+        path.write_text("\n".join(body) + "\n")
+        scripts.append(path)
+    (jobs / "submit.sh").write_text("\n".join(submit) + "\n")
+    return scripts + [jobs / "submit.sh"]
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "classit.cli", *command[1:]])
+    if done.returncode:
+        raise ValueError(f"`{shlex.join(command)}` failed (exit {done.returncode}); run the study again to resume")
+
+
+def study_command(argv: list[str]) -> None:
+    """``classit study --config S [--out DIR] [--dry_run] [--emit slurm|torchrun]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="classit study", description=study.__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="the study config (conditions, seeds, evaluate)")
+    parser.add_argument("--out", default="study", help="the study folder (default: study)")
+    parser.add_argument("--dry_run", action="store_true", help="list the work with each fit's plan, run nothing")
+    parser.add_argument("--emit", choices=["slurm", "torchrun"], help="write job scripts for the fits instead")
+    options = parser.parse_args(argv)
+    study(config=options.config, out=options.out, dry_run=options.dry_run, emit_jobs=options.emit)
+
+
+def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: str | None = None) -> None:
+    """Run a CLASS-IT study: every condition × seed fit (sharing common stages), then each model's zero-shot and
+    fine-tuning evaluations, then the report. A repeated command skips what is done and resumes what was cut.
+
+    Args:
+        config: the study config (conditions, seeds, evaluate).
+        out: the study folder.
+        dry_run: list the work (with each fit's ``classit plan`` estimate) and stop.
+        emit_jobs: ``slurm`` or ``torchrun``: write one job script per fit to OUT/jobs instead of running the fits.
+    """
+    spec, out_dir = load_study(config), Path(out)
+    fits = plan_fits(spec)
+    if emit_jobs:
+        for path in emit(fits, out_dir, emit_jobs):
+            print(f"wrote {path}")
+        return
+    evaluations = [(c, s) for s in spec["seeds"] for c in spec["conditions"].values()]
+    todo = [f for f in fits if not finished(f, out_dir)]
+    print(f"study {spec['path']}: {len(fits)} fits ({len(todo)} to run), {len(evaluations)} models to evaluate")
+    for i, fit in enumerate(fits, 1):
+        stages = " → ".join(s["name"] for s in fit.resolved["data"]["stages"])
+        shared = f", starting from {fit.branch[0].name} after {fit.branch[1]} shared stage(s)" if fit.branch else ""
+        state = "done" if finished(fit, out_dir) else "to run"
+        print(f"[fit {i}/{len(fits)}] {fit.name}: {stages}{shared} ({state})")
+        if dry_run:
+            from classit.plan import load, make_plan
+
+            cli, estimates = load(["--config", fit.condition.config, *fit.condition.overrides])
+            plan = make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
+            skipped = sum(s["steps"] for s in plan["stages"][:fit.branch[1]]) if fit.branch else 0
+            print(f"    {plan['total_steps'] - skipped:,} of {plan['total_steps']:,} optimizer steps to train, "
+                  f"{plan['tokens'] / 1e6:.1f}M tokens, ≈{plan['flops']:.2e} FLOPs")
+        elif state == "to run":
+            _run(fit_command(fit, out_dir))
+    if dry_run:
+        return
+    evaluate_models(spec, evaluations, out_dir)
+    from classit.study.report import report
+
+    report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
+
+
+def evaluate_models(spec: dict, evaluations: list, out: Path) -> None:
+    """Zero-shot and fine-tuning evaluations of every condition × seed model; finished ones are skipped."""
+    from classit.data.sources import data_dir
+    from classit.eval.evaluate import evaluate
+    from classit.eval.finetune import finetune
+
+    zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
+    for i, (condition, seed) in enumerate(evaluations, 1):
+        model, stage = model_folder(spec, condition, seed, out)
+        folder = out / "eval" / condition.name / f"seed{seed}"
+        run = condition.name if condition.config else condition.of
+        meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model),
+                "log_dir": str(out / "runs" / f"{run}_seed{seed}" / "version_0")}
+        print(f"[evaluate {i}/{len(evaluations)}] {condition.name} seed {seed} ({model})")
+        for kind, options, command in (("zero_shot", zero_shot, evaluate), ("finetune", tuning, finetune)):
+            target = folder / kind
+            if not options or (kind == "zero_shot" and (target / "summary.json").is_file()):
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "meta.json").write_text(json.dumps(meta, indent=1))
+            options = {k: _listed(v) for k, v in options.items()}
+            if options.get("data_dir") and not Path(options["data_dir"]).is_absolute():
+                options["data_dir"] = str(data_dir() / options["data_dir"])  # relative to the data folder
+            command(model=str(model), out=str(target), **options)
+
+
+def _listed(value):
+    """Lists in the study YAML become the comma-separated strings the evaluation commands take."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else value

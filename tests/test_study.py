@@ -1,0 +1,95 @@
+"""`classit study`: shared pre-training equals a run that never branched; finished work is skipped; job scripts parse."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from classit.cli import main
+from classit.study.runner import load_study, plan_fits
+from helpers import scalars
+from test_curriculum import demo_data
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+def tiny(data: Path, tokenizer: str) -> list[str]:
+    """Overrides that make the demo curricula a few seconds long."""
+    return ["--trainer.limit_train_batches=4", f"--data.data_dir={data}", f"--data.tokenizer={tokenizer}",
+            "--data.val_sequences=8", "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
+            "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
+            "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
+            "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64",
+            f"--trainer.callbacks.init_args.data_dir={data / 'babylm-eval-fast'}",
+            "--trainer.callbacks.init_args.max_items=50"]
+
+
+@pytest.fixture(scope="module")
+def study_dir(data_root, tokenizer, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    data = demo_data(data_root, tmp / "data")
+    (data / "babylm-eval-fast").symlink_to(data_root / "babylm-eval-fast")
+    overrides = tiny(data, tokenizer.name_or_path)
+    config = {"seeds": [42], "conditions": {
+        "baseline": {"of": "sequential", "stage": "pretrain"},
+        "sequential": {"config": str(CONFIGS / "demo_seq.yaml"), "overrides": overrides},
+        "merged": {"config": str(CONFIGS / "demo_merged.yaml"), "overrides": overrides}},
+        "evaluate": {"zero_shot": {"tasks": ["ewok"], "data_dir": str(data_root / "babylm-eval-fast")},
+                     "finetune": {"tasks": ["wsc"], "seeds": [1], "limit_train": 48, "max_epochs": 1,
+                                  "data_dir": str(data_root / "babylm-eval/glue_filtered")}}}
+    (tmp / "study.yaml").write_text(yaml.safe_dump(config))
+    main(["study", "--config", str(tmp / "study.yaml"), "--out", str(tmp / "out")])
+    return tmp
+
+
+def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study_dir, tokenizer):
+    runs = study_dir / "out" / "runs"
+    merged = scalars(runs / "merged_seed42" / "version_0")
+    assert min(step for step, _ in merged["train/loss"]) >= 4  # it started after the sequential run's pre-training
+    main(["fit", "--config", str(CONFIGS / "demo_merged.yaml"), *tiny(study_dir / "data", tokenizer.name_or_path),
+          "--trainer.logger.init_args.save_dir", str(study_dir / "alone")])
+    alone = torch.load(study_dir / "alone" / "demo_merged" / "version_0" / "checkpoints" / "last.ckpt",
+                       weights_only=False)["state_dict"]
+    branched = torch.load(runs / "merged_seed42" / "version_0" / "checkpoints" / "last.ckpt",
+                          weights_only=False)["state_dict"]
+    for name, value in alone.items():
+        assert torch.equal(branched[name], value), name
+
+
+def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(study_dir, capsys):
+    out = study_dir / "out"
+    for condition in ("baseline", "sequential", "merged"):
+        for kind in ("zero_shot", "finetune"):
+            assert (out / "eval" / condition / "seed42" / kind / "summary.json").is_file(), (condition, kind)
+    baseline = yaml.safe_load((out / "eval" / "baseline" / "seed42" / "zero_shot" / "meta.json").read_text())
+    assert baseline["model"].endswith("sequential_seed42/version_0/hf/stage0_pretrain")
+    assert (out / "report" / "report.md").is_file()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "report" not in p.parts}
+    main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(out)])
+    assert "0 to run" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
+    main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(study_dir / "jobs_out"), "--emit", "slurm"])
+    jobs = study_dir / "jobs_out" / "jobs"
+    scripts = sorted(jobs.glob("*.sbatch"))
+    assert [s.name for s in scripts] == ["merged_seed42.sbatch", "sequential_seed42.sbatch"]
+    assert "--dependency=afterok:${job_sequential_seed42}" in (jobs / "submit.sh").read_text()
+    for script in scripts:
+        command = shlex.split(next(line for line in script.read_text().splitlines() if line.startswith("srun ")))
+        assert command[1:3] == ["classit", "fit"]
+        with pytest.raises(SystemExit) as done:
+            main(command[2:] + ["--print_config"])
+        assert done.value.code in (0, None), script
+
+
+def test_a_stage_that_is_not_there_is_named(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"of": "b", "stage": "x"}}}))
+    with pytest.raises(ValueError, match=r"conditions\.a: of must name another condition"):
+        load_study(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"config": "nowhere.yaml"}}}))
+    with pytest.raises(FileNotFoundError, match=r"conditions\.a\.config: .*nowhere.yaml not found"):
+        plan_fits(load_study(tmp_path / "s.yaml"))
