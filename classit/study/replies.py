@@ -3,6 +3,8 @@ held-out prompts, three conversational and three lecture questions."""
 
 import torch
 
+from classit.data.chat import USER, install_chat_template
+
 PROMPTS = [
     ("conversation", "Hi! How was your weekend?"),
     ("conversation", "Do you have any pets at home?"),
@@ -16,12 +18,15 @@ MAX_NEW_TOKENS = 40
 
 @torch.no_grad()
 def replies(model_dir: str) -> list[str]:
-    """The model's greedy reply (at most MAX_NEW_TOKENS tokens, up to its end-of-turn token) to each prompt."""
+    """The model's greedy reply (at most MAX_NEW_TOKENS tokens, up to its end-of-turn token) to each prompt; a
+    tokenizer without a chat template but with classit's chat tokens gets classit's template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if not tokenizer.chat_template:
-        raise ValueError(f"{model_dir}: the tokenizer has no chat template")
+    if not tokenizer.chat_template:  # an older classit export: its tokenizer reserves the chat tokens
+        if tokenizer.convert_tokens_to_ids(USER) in (None, tokenizer.unk_token_id):
+            raise ValueError(f"{model_dir}: the tokenizer has no chat template")
+        install_chat_template(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     stop = [t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end|>"))
             if t is not None and t != tokenizer.unk_token_id]

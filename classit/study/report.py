@@ -175,7 +175,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
     doc.table(["condition", "task", base, "condition", "difference", "95% interval", "test", "p", "real"],
               [[d.unit, d.task, _fmt(d.baseline), _fmt(d.value), f"{d.diff:+.2f}",
                 "–" if d.low is None else f"[{d.low:+.2f}, {d.high:+.2f}]", d.test or d.note,
-                _fmt(d.p, 4), "yes" if d.real else "no"] for d in diffs])
+                "< 0.001" if d.p is not None and d.p < 0.001 else _fmt(d.p, 4), "yes" if d.real else "no"] for d in diffs])
     logs = {}
     for r in results:
         if r.meta.get("log_dir") and r.meta["log_dir"] not in logs.get(r.unit, []):
