@@ -20,8 +20,6 @@ from classit.eval.zero_shot import load_items
 from classit.study import stats
 from classit.study.collect import Result, numbered, read_jsonl, task_scores
 
-BINARY = ("blimp", "supplement", "ewok", "entity_tracking")
-
 
 @dataclass
 class Difference:
