@@ -137,8 +137,10 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.eval.compare import compare
     from classit.eval.evaluate import evaluate
     from classit.eval.finetune import finetune
+    from classit.study.report import report
 
     CLI({"tokenizer": tokenizer, "export": export, "evaluate": evaluate, "compare": compare, "finetune": finetune,
+         "report": report,
          "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "

@@ -1,0 +1,144 @@
+"""Find ``classit evaluate`` and ``classit finetune`` outputs below some folders and say which condition,
+seed and stage each one belongs to (``meta.json`` next to ``summary.json``, else the path
+``.../<condition>/seed<k>/...``, else the folder's name and seed 0)."""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from classit.eval.finetune import SCORE_METRIC
+
+SEED_FOLDER = re.compile(r"seed(\d+)")
+FINAL = "final"  # the stage of a result whose meta.json names none
+
+
+@dataclass
+class Result:
+    """One summary.json: whose it is, what kind (``zero_shot`` or ``finetune``) and its contents."""
+
+    condition: str
+    seed: int
+    stage: str
+    kind: str
+    folder: Path
+    summary: dict
+    meta: dict
+    unit: str = ""  # the compared column: the condition, or condition@stage when a condition has several stages
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def _kind(path: Path, summary) -> str:
+    tasks = [v for v in summary.values() if isinstance(v, dict) and "skipped" not in v] if isinstance(summary, dict) else []
+    if tasks and all(isinstance(v.get("accuracy"), dict) and "per_seed" in v["accuracy"] for v in tasks):
+        return "finetune"
+    if tasks and all("macro" in v or "eye_tracking" in v for v in tasks):
+        return "zero_shot"
+    raise ValueError(f"{path}: unknown layout: neither classit evaluate output (tasks with 'macro' or "
+                     "'eye_tracking') nor classit finetune output (tasks with 'accuracy': {'per_seed': ...})")
+
+
+def _identity(folder: Path, meta: dict) -> tuple[str, int, str]:
+    condition, seed = folder.resolve().name, 0
+    parts = folder.parts
+    for i in range(len(parts) - 1, 0, -1):
+        if (match := SEED_FOLDER.fullmatch(parts[i])) and parts[i - 1] not in ("", "/", ".", ".."):
+            condition, seed = parts[i - 1], int(match.group(1))
+            break
+    return str(meta.get("condition", condition)), int(meta.get("seed", seed)), str(meta.get("stage") or FINAL)
+
+
+def find_results(dirs: list[str]) -> list[Result]:
+    """Every summary.json below ``dirs`` (recursively), identified; a folder without one, an unknown layout or
+    two results for the same condition, seed, stage and kind stop with a one-line error."""
+    results, seen = [], {}
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise ValueError(f"{root}: no such folder")
+        paths = sorted(root.rglob("summary.json"))
+        if not paths:
+            raise ValueError(f"{root}: no summary.json below it (expected classit evaluate or classit finetune output)")
+        for path in paths:
+            summary = _load_json(path)
+            kind = _kind(path, summary)
+            meta = _load_json(path.parent / "meta.json") if (path.parent / "meta.json").is_file() else {}
+            if not isinstance(meta, dict):
+                raise ValueError(f"{path.parent / 'meta.json'}: expected a JSON object")
+            condition, seed, stage = _identity(path.parent, meta)
+            key = (condition, seed, stage, kind)
+            if key in seen:
+                raise ValueError(f"{path.parent} and {seen[key]} are both {kind} results of condition {condition!r}, "
+                                 f"seed {seed}, stage {stage!r}; give each its own meta.json or <condition>/seed<k> folder")
+            seen[key] = path.parent
+            results.append(Result(condition, seed, stage, kind, path.parent, summary, meta))
+    stages = {}
+    for r in results:
+        stages.setdefault(r.condition, set()).add(r.stage)
+    for r in results:
+        r.unit = r.condition if len(stages[r.condition]) == 1 else f"{r.condition}@{r.stage}"
+    return results
+
+
+def task_scores(result: Result) -> dict[str, float]:
+    """The one score per task that the comparison uses: zero-shot macro accuracy, WUG's rho (x100), the two
+    reading scores; fine-tuning: the mean over fine-tuning seeds of accuracy (F1 for MRPC and QQP)."""
+    scores = {}
+    for task, s in result.summary.items():
+        if not isinstance(s, dict) or "skipped" in s:
+            continue
+        if result.kind == "finetune":
+            scores[task] = s[SCORE_METRIC.get(task, "accuracy")]["mean"]
+        elif task == "reading":
+            scores["reading/eye_tracking"], scores["reading/self_paced"] = s["eye_tracking"], s["self_paced"]
+        else:
+            scores[task] = s["rho"] if task == "wug" else s["macro"]
+    return scores
+
+
+def long_rows(result: Result) -> list[tuple]:
+    """results.csv rows (condition, seed, stage, task, subset, metric, value) of one result."""
+    head = (result.condition, result.seed, result.stage)
+    rows = []
+    for task, s in result.summary.items():
+        if not isinstance(s, dict) or "skipped" in s:
+            continue
+        if result.kind == "finetune":
+            rows += [(*head, task, f"finetune_seed{seed}", m, v) for m in ("accuracy", "f1", "mcc")
+                     for seed, v in zip(s["seeds"], s[m]["per_seed"])]
+        elif task == "reading":
+            rows += [(*head, task, "", m, s[m]) for m in ("eye_tracking", "self_paced")]
+        elif task == "wug":
+            rows.append((*head, task, "", "rho", s["rho"]))
+        else:
+            rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"])]
+            rows += [(*head, task, uid, "accuracy", v) for uid, v in s["by_uid"].items()]
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a predictions file (a malformed line stops with its file and line)."""
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{number}: malformed JSON ({e.msg})") from None
+    return records
+
+
+def numbered(records: list[dict]) -> dict[tuple[str, int], dict]:
+    """Zero-shot records keyed (uid, n): the n-th item of its subset in file order, as classit compare pairs them."""
+    seen, out = {}, {}
+    for r in records:
+        n = seen.get(r["uid"], 0)
+        seen[r["uid"]] = n + 1
+        out[r["uid"], n] = r
+    return out

@@ -1,0 +1,107 @@
+"""The report's figures (matplotlib, Agg backend). Each function writes one PNG and returns its path, or None
+when it has no data to draw."""
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CURVES = {"train/loss": "training loss", "val/loss": "validation loss", "lr-AdamW/pg1": "learning rate",
+          "train/words_seen": "words seen"}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def zscore_plot(z: dict[str, dict[str, float]], path: Path) -> Path | None:
+    """Each condition's z-scores over tasks: a box and the tasks as points."""
+    units = [u for u, tasks in z.items() if tasks]
+    if len(units) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(1.6 * len(units) + 2, 4))
+    ax.boxplot([list(z[u].values()) for u in units], showfliers=False)
+    ax.set_xticks(range(1, len(units) + 1), units)
+    rng = np.random.default_rng(0)
+    for i, u in enumerate(units, 1):
+        values = list(z[u].values())
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.7, zorder=3)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("z-score over conditions")
+    ax.set_title("z-scores per task")
+    return _save(fig, path)
+
+
+def task_bars(table: dict[str, dict[str, tuple[float, float]]], units: list[str], path: Path) -> Path | None:
+    """Per task, each condition's mean with its std over seeds as an error bar."""
+    if not table:
+        return None
+    cols = min(4, len(table))
+    rows = math.ceil(len(table) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, (task, cells) in zip(axes.flat, table.items()):
+        present = [u for u in units if u in cells]
+        ax.bar(range(len(present)), [cells[u][0] for u in present], yerr=[cells[u][1] for u in present],
+               color=[f"C{units.index(u)}" for u in present], capsize=3)
+        ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=8)
+        ax.set_title(task, fontsize=9)
+    for ax in list(axes.flat)[len(table):]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def _scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _curve_plot(logs: dict[str, list[str]], panels, path: Path, title: str) -> Path | None:
+    """``panels(tags)``: [(panel title, [tags])] of one run; one line per run and tag, a colour per condition."""
+    runs = [(unit, _scalars(d)) for unit, dirs in logs.items() for d in dirs]
+    titles = list(dict.fromkeys(t for _, scalars in runs for t, tags in panels(scalars) if tags))
+    if not titles:
+        return None
+    units = list(logs)
+    fig, axes = plt.subplots(1, len(titles), figsize=(3.6 * len(titles), 3.2), squeeze=False)
+    labelled = set()
+    for unit, scalars in runs:
+        for panel, tags in panels(scalars):
+            if not tags:
+                continue
+            ax = axes[0, titles.index(panel)]
+            for tag in tags:
+                steps, values = zip(*scalars[tag])
+                label = unit if (unit, panel) not in labelled else None
+                labelled.add((unit, panel))
+                ax.plot(steps, values, color=f"C{units.index(unit)}", lw=1, label=label,
+                        ls="-" if tag in ("val/loss", "train/loss") or len(tags) == 1 else ":")
+            ax.set_title(panel, fontsize=9)
+            ax.set_xlabel("step")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def training_curves(logs: dict[str, list[str]], path: Path) -> Path | None:
+    """Training and validation loss (every ``val/loss/SOURCE`` dotted), learning rate, words seen."""
+    def panels(scalars):
+        return [(name, [t for t in scalars if t == tag or (tag == "val/loss" and t.startswith("val/loss/"))])
+                for tag, name in CURVES.items()]
+    return _curve_plot(logs, panels, path, "training curves")
+
+
+def zero_shot_curves(logs: dict[str, list[str]], path: Path) -> Path | None:
+    """``zero_shot/TASK`` (macro scores logged during training) over steps, a panel per task."""
+    def panels(scalars):
+        return [(t.split("/")[1], [t]) for t in sorted(scalars) if t.startswith("zero_shot/") and t.count("/") == 1]
+    return _curve_plot(logs, panels, path, "zero-shot scores during training")
