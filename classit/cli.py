@@ -1,5 +1,7 @@
 """The ``classit`` command: LightningCLI for fit/validate/test, jsonargparse for the other subcommands."""
 
+import itertools
+import json
 import os
 import sys
 from pathlib import Path
@@ -128,6 +130,10 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
         from classit.plan import plan_command
         plan_command(argv[1:])
         return
+    if argv and argv[0] == "report":  # `classit report A B --out R`: the folders as the one list jsonargparse takes
+        folders = [a for a in itertools.takewhile(lambda a: not a.startswith("-"), argv[1:])]
+        if folders and not folders[0].startswith("["):
+            argv = ["report", json.dumps(folders), *argv[1 + len(folders):]]
     if argv and argv[0] == "study":
         from classit.study.runner import study_command
         study_command(argv[1:])

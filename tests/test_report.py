@@ -125,7 +125,7 @@ def _csv(path):
 def test_report_numbers_equal_the_summaries(study, tmp_path, capsys):
     root, summaries = study
     out = tmp_path / "report"
-    main(["report", f"[{root}]", "--out", str(out), "--baseline", "baseline", "--replies", "false"])
+    main(["report", str(root), "--out", str(out), "--baseline", "baseline", "--replies", "false"])
     rows = _csv(out / "results.csv")
     for (condition, seed, kind), summary in summaries.items():
         mine = [r for r in rows if r["condition"] == condition and r["seed"] == str(seed)]

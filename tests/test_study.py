@@ -21,16 +21,18 @@ def tiny(data: Path, tokenizer: str) -> list[str]:
             "--data.val_sequences=8", "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
-            "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64",
-            f"--trainer.callbacks.init_args.data_dir={data / 'babylm-eval-fast'}",
-            "--trainer.callbacks.init_args.max_items=50"]
+            "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64"]
 
 
 @pytest.fixture(scope="module")
 def study_dir(data_root, tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     data = demo_data(data_root, tmp / "data")
-    (data / "babylm-eval-fast").symlink_to(data_root / "babylm-eval-fast")
+    for task, files in (("blimp_fast", 3), ("ewok_fast", 2)):  # a few real items for the demos' epoch-end scoring
+        (data / "babylm-eval-fast" / task).mkdir(parents=True)
+        for path in sorted((data_root / "babylm-eval-fast" / task).glob("*.jsonl"))[:files]:
+            lines = path.read_text().splitlines(keepends=True)[:20]
+            (data / "babylm-eval-fast" / task / path.name).write_text("".join(lines))
     overrides = tiny(data, tokenizer.name_or_path)
     config = {"seeds": [42], "conditions": {
         "baseline": {"of": "sequential", "stage": "pretrain"},
@@ -39,7 +41,7 @@ def study_dir(data_root, tokenizer, tmp_path_factory):
         "evaluate": {"zero_shot": {"tasks": ["ewok"], "data_dir": str(data_root / "babylm-eval-fast")},
                      "finetune": {"tasks": ["wsc"], "seeds": [1], "limit_train": 48, "max_epochs": 1,
                                   "data_dir": str(data_root / "babylm-eval/glue_filtered")}}}
-    (tmp / "study.yaml").write_text(yaml.safe_dump(config))
+    (tmp / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # fits run in this order
     main(["study", "--config", str(tmp / "study.yaml"), "--out", str(tmp / "out")])
     return tmp
 

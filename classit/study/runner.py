@@ -82,9 +82,14 @@ def resolved_config(config: str, overrides: list[str]) -> dict:
     """The fit config with its overrides as ``classit fit --print_config`` resolves it."""
     from classit.cli import main
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        main(["fit", "--config", config, *overrides, "--print_config"])
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(["fit", "--config", config, *overrides, "--print_config"])
+    except SystemExit as done:
+        if done.code not in (0, None):
+            raise ValueError(f"{config} with {shlex.join(overrides)}: not a valid fit config: "
+                             f"{done.code if isinstance(done.code, str) else err.getvalue().strip()}") from None
     return yaml.safe_load(out.getvalue())
 
 
@@ -150,18 +155,24 @@ def finished(fit: Fit, out: Path) -> bool:
     return (out / "runs" / fit.name / "version_0" / "hf" / "config.json").is_file()
 
 
-def model_folder(study: dict, condition: Condition, seed: int, out: Path) -> tuple[Path, str]:
-    """``(Hugging Face folder, stage)`` of a condition's model for a seed."""
+def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str]:
+    """``(Hugging Face folder, stage)`` of a condition's model for a seed: a fit's final export, or the stage export
+    of the run that trained that stage (a fit that branched took its first stages from another run)."""
+    name = condition.name if condition.config else condition.of
+    fit = next(f for f in fits if f.condition.name == name and f.seed == seed)
+    stages = [s["name"] for s in fit.resolved["data"]["stages"]]
     if condition.config:
-        return out / "runs" / f"{condition.name}_seed{seed}" / "version_0" / "hf", "final"
-    source = study["conditions"][condition.of]
-    stages = [s["name"] for s in resolved_config(source.config, source.overrides)["data"]["stages"]]
-    if condition.stage not in stages:
+        index = len(stages) - 1
+    elif condition.stage in stages:
+        index = stages.index(condition.stage)
+    else:
         raise ValueError(f"{study['path']}: conditions.{condition.name}.stage: '{condition.stage}' is not a stage of "
                          f"{condition.of} ({', '.join(stages)})")
-    index = stages.index(condition.stage)
-    run = out / "runs" / f"{source.name}_seed{seed}" / "version_0" / "hf"
-    return (run if index == len(stages) - 1 else run / f"stage{index}_{condition.stage}"), condition.stage
+    while fit.branch and index < fit.branch[1]:
+        fit = fit.branch[0]
+    hf = out / "runs" / fit.name / "version_0" / "hf"
+    last = len(fit.resolved["data"]["stages"]) - 1
+    return (hf if index == last else hf / f"stage{index}_{stages[index]}"), stages[index] if condition.stage else "final"
 
 
 def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
@@ -246,13 +257,13 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
             _run(fit_command(fit, out_dir))
     if dry_run:
         return
-    evaluate_models(spec, evaluations, out_dir)
+    evaluate_models(spec, fits, evaluations, out_dir)
     from classit.study.report import report
 
     report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
 
 
-def evaluate_models(spec: dict, evaluations: list, out: Path) -> None:
+def evaluate_models(spec: dict, fits: list[Fit], evaluations: list, out: Path) -> None:
     """Zero-shot and fine-tuning evaluations of every condition × seed model; finished ones are skipped."""
     from classit.data.sources import data_dir
     from classit.eval.evaluate import evaluate
@@ -260,15 +271,14 @@ def evaluate_models(spec: dict, evaluations: list, out: Path) -> None:
 
     zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
     for i, (condition, seed) in enumerate(evaluations, 1):
-        model, stage = model_folder(spec, condition, seed, out)
+        model, stage = model_folder(spec, fits, condition, seed, out)
         folder = out / "eval" / condition.name / f"seed{seed}"
-        run = condition.name if condition.config else condition.of
         meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model),
-                "log_dir": str(out / "runs" / f"{run}_seed{seed}" / "version_0")}
+                "log_dir": str(model.parent if model.name == "hf" else model.parent.parent)}  # the run's logs
         print(f"[evaluate {i}/{len(evaluations)}] {condition.name} seed {seed} ({model})")
         for kind, options, command in (("zero_shot", zero_shot, evaluate), ("finetune", tuning, finetune)):
             target = folder / kind
-            if not options or (kind == "zero_shot" and (target / "summary.json").is_file()):
+            if not options or _evaluated(target, options):
                 continue
             target.mkdir(parents=True, exist_ok=True)
             (target / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -276,6 +286,17 @@ def evaluate_models(spec: dict, evaluations: list, out: Path) -> None:
             if options.get("data_dir") and not Path(options["data_dir"]).is_absolute():
                 options["data_dir"] = str(data_dir() / options["data_dir"])  # relative to the data folder
             command(model=str(model), out=str(target), **options)
+
+
+def _evaluated(target: Path, options: dict) -> bool:
+    """Whether the summary there already has every task asked for (fine-tuning: every seed too)."""
+    if not (target / "summary.json").is_file():
+        return False
+    summary = json.loads((target / "summary.json").read_text())
+    seeds = options.get("seeds")
+    return all(task in summary and (not seeds or "skipped" in summary[task]
+                                    or len(summary[task].get("accuracy", {}).get("per_seed", [])) == len(seeds))
+               for task in options.get("tasks", []))
 
 
 def _listed(value):
