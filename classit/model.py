@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers.utils import is_flash_attn_2_available
 
 from classit.data.tokenizer import load_tokenizer
 
@@ -19,18 +20,35 @@ IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
 
 
+Attention = Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"]
+
+
+def resolve_attention(choice: Attention) -> str:
+    """The Hugging Face ``attn_implementation`` for ``model.attn_implementation``: ``auto`` is flash_attention_2
+    where flash-attn is installed and CUDA is there, else sdpa; flash_attention_2 elsewhere stops naming the key."""
+    flash = is_flash_attn_2_available()  # False without CUDA
+    if choice == "auto":
+        return "flash_attention_2" if flash else "sdpa"
+    if choice == "flash_attention_2" and not flash:
+        raise ValueError("model.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package, "
+                         "not found here; use auto, sdpa, flex_attention or eager")
+    return choice
+
+
 def build_decoder(arch: str, vocab_size: int, n_layer: int, n_embd: int, n_head: int, intermediate_size: int | None,
-                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int]):
+                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int],
+                  attn_implementation: Attention = "auto"):
     """A randomly initialised HF causal LM from a few sizes (no download)."""
+    attention = {"attn_implementation": resolve_attention(attn_implementation)}  # not saved with the config
     if arch == "llama":
         config = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer,
                              num_attention_heads=n_head, intermediate_size=intermediate_size or 4 * n_embd,
                              max_position_embeddings=block_size, tie_word_embeddings=tie_embeddings,
-                             attention_dropout=dropout, **special_ids)
+                             attention_dropout=dropout, **special_ids, **attention)
         return LlamaForCausalLM(config)
     config = GPT2Config(vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
                         n_inner=intermediate_size, n_positions=block_size, tie_word_embeddings=tie_embeddings,
-                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids)
+                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids, **attention)
     return GPT2LMHeadModel(config)
 
 
@@ -59,6 +77,8 @@ class BabyLM(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         init_from: str | None = None,
         special_ids: dict[str, int] | None = None,
+        attn_implementation: Attention = "auto",
+        compile: bool = False,
     ):
         """
         Args:
@@ -70,14 +90,19 @@ class BabyLM(L.LightningModule):
             weight_decay: AdamW decay on matrices only (not on norms, biases and embeddings).
             init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder.
             special_ids: bos/eos/pad token ids, linked from the tokenizer.
+            attn_implementation: ``auto`` (flash_attention_2 where installed on CUDA, else sdpa), ``sdpa``,
+                ``flex_attention`` (GPU only for training), ``flash_attention_2`` or ``eager``.
+            compile: ``torch.compile`` the decoder.
         """
         super().__init__()
         self.save_hyperparameters()
         special_ids = special_ids or {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
         self.model = build_decoder(arch, vocab_size, n_layer, n_embd, n_head, intermediate_size, block_size,
-                                   tie_embeddings, dropout, special_ids)
+                                   tie_embeddings, dropout, special_ids, attn_implementation)
         if init_from:
             self.load_weights(init_from)
+        if compile:
+            self.model.compile()
         self.tokenizer = None
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.float64))
         self._step_totals = None  # (target tokens, summed loss) of the current optimizer step on this rank
@@ -113,6 +138,7 @@ class BabyLM(L.LightningModule):
             raise ValueError(f"{path}: its output layer is not tied to its embeddings; set model.tie_embeddings: false")
 
     def setup(self, stage: str) -> None:
+        self._check_attention(stage)
         datamodule = self.trainer.datamodule
         if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
             self.tokenizer = datamodule.tokenizer
@@ -120,10 +146,32 @@ class BabyLM(L.LightningModule):
                 raise ValueError(f"tokenizer {datamodule.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
                                  f"but model.vocab_size is {self.hparams.vocab_size}")
 
+    def _check_attention(self, stage: str) -> None:
+        """Flash attention computes in 16 bits only (``auto`` then takes sdpa); flex attention has no CPU backward."""
+        attention, half = self.model.config._attn_implementation, self.trainer.precision.startswith(("16", "bf16"))
+        if attention == "flash_attention_2" and not half:
+            if self.hparams.attn_implementation != "auto":
+                raise ValueError("model.attn_implementation: flash_attention_2 needs trainer.precision bf16-mixed "
+                                 f"or 16-mixed, not {self.trainer.precision}")
+            self.model.set_attn_implementation("sdpa")
+        if attention == "flex_attention" and stage == "fit" and self.trainer.strategy.root_device.type == "cpu":
+            raise ValueError("model.attn_implementation: flex_attention cannot train on CPU (PyTorch has no backward "
+                             "for it there); use sdpa")
+
     def forward(self, batch: dict) -> torch.Tensor:
-        """Summed cross-entropy over the batch's target tokens, and their count."""
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                            position_ids=batch.get("position_ids"), use_cache=False).logits
+        """Summed cross-entropy over the batch's target tokens, and their count.
+
+        Packed rows (``position_ids`` restarting at 0 at each example, no ``attention_mask``) keep their examples
+        apart: with ``use_cache=False`` transformers builds the block-diagonal mask for sdpa, eager and flex
+        attention, while flash attention finds the examples' bounds in one row only, so the rows go in as one.
+        """
+        ids, positions = batch["input_ids"], batch.get("position_ids")
+        if positions is not None and self.model.config._attn_implementation == "flash_attention_2":
+            logits = self.model(input_ids=ids.view(1, -1), position_ids=positions.view(1, -1),
+                                use_cache=False).logits.view(*ids.shape, -1)
+        else:
+            logits = self.model(input_ids=ids, attention_mask=batch.get("attention_mask"), position_ids=positions,
+                                use_cache=False).logits
         labels = batch["labels"][:, 1:]
         loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
                                    ignore_index=IGNORE_INDEX, reduction="sum")
@@ -236,7 +284,8 @@ def load_pretrained(path: str | Path):
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
-    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None)
+    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None, attn_implementation="sdpa",
+                                       compile=False)  # as from_pretrained loads a Hugging Face folder
     if module.tokenizer is None:
         raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
     return module.model, module.tokenizer
