@@ -3,8 +3,8 @@
 import io
 import math
 import tarfile
-from functools import cached_property
 import tempfile
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -194,10 +194,12 @@ class BabyLM(L.LightningModule):
         self._step_totals = None
         targets = totals[0].clamp(min=1)
         scale = (self.trainer.accumulate_grad_batches * self.trainer.world_size / targets).float()
-        torch._foreach_mul_([p.grad for p in self.parameters() if p.grad is not None], scale)  # one kernel, not one a tensor
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, scale)  # one call for all gradients, not one per tensor
         self.tokens_seen += totals[0]
         if not self.trainer._logger_connector.should_update_logs:
-            return  # Lightning writes step metrics every log_every_n_steps only; self.log costs ~1 ms a call
+            return  # Lightning writes step metrics only every log_every_n_steps; self.log's bookkeeping is not free
         metrics = {"train/loss": totals[1] / targets, "train/tokens_seen": self.tokens_seen}
         words_per_token = getattr(self.trainer.datamodule, "words_per_token", None)
         if words_per_token:

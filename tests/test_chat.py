@@ -110,16 +110,16 @@ def test_packed_examples_do_not_see_each_other(chat_tokenizer, arch):
     assert (batch["labels"][1, len(items[0]["input_ids"]):] == IGNORE_INDEX).all()  # the padding has no loss
     with torch.no_grad():
         logits = module.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-        start, alone_sum = 0, 0.0
+        start, alone_sums = 0, []
         for item in items:
             n = len(item["input_ids"])
             alone = pad_collate([item], chat_tokenizer.pad_token_id)
-            torch.testing.assert_close(logits[0, start:start + n], module.model(alone["input_ids"]).logits[0], rtol=0, atol=1e-5)
-            alone_sum += module(alone)[0].item()
+            out = module.model(alone["input_ids"], labels=alone["labels"])  # with Hugging Face's own mean loss
+            torch.testing.assert_close(logits[0, start:start + n], out.logits[0], rtol=0, atol=1e-5)
+            alone_sums.append(out.loss.item() * (alone["labels"][:, 1:] != IGNORE_INDEX).sum().item())
             start += n
         torch.testing.assert_close(logits[1, :len(items[0]["input_ids"])], logits[0, :len(items[0]["input_ids"])],
                                    rtol=0, atol=1e-5)  # the padding after it changes nothing
         packed_sum, targets = module(batch)  # the training loss path: summed over targets
-    first_alone = module(pad_collate(items[:1], chat_tokenizer.pad_token_id))[0].item()
-    assert packed_sum.item() == pytest.approx(alone_sum + first_alone, abs=1e-3)
+    assert packed_sum.item() == pytest.approx(sum(alone_sums) + alone_sums[0], abs=1e-3)
     assert targets.item() == sum(sum(l != IGNORE_INDEX for l in x["labels"][1:]) for x in items + items[:1])
