@@ -4,6 +4,7 @@ import io
 import math
 import tarfile
 import tempfile
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers.utils import is_flash_attn_2_available
 
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from classit.train.checkpoint_io import load_checkpoint
@@ -21,18 +23,35 @@ IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
 
 
+Attention = Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"]
+
+
+def resolve_attention(choice: Attention) -> str:
+    """The Hugging Face ``attn_implementation`` for ``model.attn_implementation``: ``auto`` is flash_attention_2
+    where flash-attn is installed and CUDA is there, else sdpa; flash_attention_2 elsewhere stops naming the key."""
+    flash = is_flash_attn_2_available()  # False without CUDA
+    if choice == "auto":
+        return "flash_attention_2" if flash else "sdpa"
+    if choice == "flash_attention_2" and not flash:
+        raise ValueError("model.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package, "
+                         "not found here; use auto, sdpa, flex_attention or eager")
+    return choice
+
+
 def build_decoder(arch: str, vocab_size: int, n_layer: int, n_embd: int, n_head: int, intermediate_size: int | None,
-                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int]):
+                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int],
+                  attn_implementation: Attention = "auto"):
     """A randomly initialised HF causal LM from a few sizes (no download)."""
+    attention = {"attn_implementation": resolve_attention(attn_implementation)}  # not saved with the config
     if arch == "llama":
         config = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer,
                              num_attention_heads=n_head, intermediate_size=intermediate_size or 4 * n_embd,
                              max_position_embeddings=block_size, tie_word_embeddings=tie_embeddings,
-                             attention_dropout=dropout, **special_ids)
+                             attention_dropout=dropout, **special_ids, **attention)
         return LlamaForCausalLM(config)
     config = GPT2Config(vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
                         n_inner=intermediate_size, n_positions=block_size, tie_word_embeddings=tie_embeddings,
-                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids)
+                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids, **attention)
     return GPT2LMHeadModel(config)
 
 
@@ -61,6 +80,8 @@ class BabyLM(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         init_from: str | None = None,
         special_ids: dict[str, int] | None = None,
+        attn_implementation: Attention = "auto",
+        compile: bool = False,
     ):
         """
         Args:
@@ -75,16 +96,21 @@ class BabyLM(L.LightningModule):
             init_from: start from these weights: a Lightning checkpoint or a Hugging Face folder (its tokenizer
                 must be the run's).
             special_ids: bos/eos/pad token ids, linked from the tokenizer.
+            attn_implementation: ``auto`` (flash_attention_2 where installed on CUDA, else sdpa), ``sdpa``,
+                ``flex_attention`` (GPU only for training), ``flash_attention_2`` or ``eager``.
+            compile: ``torch.compile`` the decoder.
         """
         super().__init__()
         self.save_hyperparameters()
         special_ids = special_ids or {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
         self.model = build_decoder(arch, vocab_size, n_layer, n_embd, n_head, intermediate_size, block_size,
-                                   tie_embeddings, dropout, special_ids)
+                                   tie_embeddings, dropout, special_ids, attn_implementation)
         self.tokenizer = None
         self.init_tokenizer = None  # the tokenizer that came with init_from's weights
         if init_from:
             self.load_weights(init_from)
+        if compile:
+            self.model.compile()
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.float64))
         self.register_buffer("words_seen", torch.zeros((), dtype=torch.float64))
         self._step_totals = None  # (target tokens, summed loss, words) of the current optimizer step on this rank
@@ -96,7 +122,7 @@ class BabyLM(L.LightningModule):
         """Parameters counted once (tied embeddings once)."""
         return sum(p.numel() for p in self.model.parameters())
 
-    @property
+    @cached_property
     def flops_per_token(self) -> int:
         """Training FLOPs per token: 6 × parameters plus attention (the PaLM/nanoGPT estimate)."""
         cfg = self.model.config
@@ -126,6 +152,7 @@ class BabyLM(L.LightningModule):
             raise ValueError(f"{path}: its output layer is not tied to its embeddings; set model.tie_embeddings: false")
 
     def setup(self, stage: str) -> None:
+        self._check_attention(stage)
         datamodule = self.trainer.datamodule
         if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
             self.tokenizer = datamodule.tokenizer
@@ -136,13 +163,35 @@ class BabyLM(L.LightningModule):
                 check_same_tokenizer(self.init_tokenizer, self.tokenizer, f"model.init_from {self.hparams.init_from}")
         self.val_names = list(getattr(datamodule, "val_sources", None) or ["val"])
 
+    def _check_attention(self, stage: str) -> None:
+        """Flash attention computes in 16 bits only (``auto`` then takes sdpa); flex attention has no CPU backward."""
+        attention, half = self.model.config._attn_implementation, self.trainer.precision.startswith(("16", "bf16"))
+        if attention == "flash_attention_2" and not half:
+            if self.hparams.attn_implementation != "auto":
+                raise ValueError("model.attn_implementation: flash_attention_2 needs trainer.precision bf16-mixed "
+                                 f"or 16-mixed, not {self.trainer.precision}")
+            self.model.set_attn_implementation("sdpa")
+        if attention == "flex_attention" and stage == "fit" and self.trainer.strategy.root_device.type == "cpu":
+            raise ValueError("model.attn_implementation: flex_attention cannot train on CPU (PyTorch has no backward "
+                             "for it there); use sdpa")
+
     def forward(self, batch: dict) -> torch.Tensor:
-        """Summed cross-entropy over the batch's target tokens, and their count."""
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                            position_ids=batch.get("position_ids"), use_cache=False).logits
-        labels = batch["labels"][:, 1:]
-        loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                                   ignore_index=IGNORE_INDEX, reduction="sum")
+        """Summed cross-entropy over the batch's target tokens, and their count.
+
+        Packed rows (``position_ids`` restarting at 0 at each example, no ``attention_mask``) keep their examples
+        apart: with ``use_cache=False`` transformers builds the block-diagonal mask for sdpa, eager and flex
+        attention, while flash attention finds the examples' bounds in one row only, so the rows go in as one.
+        """
+        ids, positions = batch["input_ids"], batch.get("position_ids")
+        if positions is not None and self.model.config._attn_implementation == "flash_attention_2":
+            logits = self.model(input_ids=ids.view(1, -1), position_ids=positions.view(1, -1),
+                                use_cache=False).logits.view(*ids.shape, -1)
+        else:
+            logits = self.model(input_ids=ids, attention_mask=batch.get("attention_mask"), position_ids=positions,
+                                use_cache=False).logits
+        labels = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)  # shift the labels, not the (large) logits
+        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
+                                   reduction="sum")
         return loss_sum, (labels != IGNORE_INDEX).sum()
 
     def _accumulate(self, batch: dict, totals: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,12 +211,14 @@ class BabyLM(L.LightningModule):
         self._step_totals = None
         targets = totals[0].clamp(min=1)
         scale = (self.trainer.accumulate_grad_batches * self.trainer.world_size / targets).float()
-        for p in self.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, scale)  # one call for all gradients, not one per tensor
         self.tokens_seen += totals[0]
         self.words_seen += totals[2]
         self.step_loss = totals[1] / targets  # read by classit.train.NonFiniteGuard
+        if not self.trainer._logger_connector.should_update_logs:
+            return  # Lightning writes step metrics only every log_every_n_steps; self.log's bookkeeping is not free
         metrics = {"train/loss": self.step_loss, "train/tokens_seen": self.tokens_seen,
                    "train/words_seen": self.words_seen}
         self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, rank_zero_only=True)
@@ -279,7 +330,8 @@ def load_pretrained(path: str | Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
     load_checkpoint(path)  # a damaged checkpoint stops here with one line
-    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None)
+    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None, attn_implementation="sdpa",
+                                         compile=False)  # as from_pretrained loads a Hugging Face folder
     if module.tokenizer is None:
         raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
     return module.model, module.tokenizer

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoTokenizer
+from transformers.masking_utils import create_causal_mask
 
 from classit.data.chat import (IGNORE_INDEX, encode_example, encode_examples, install_chat_template, pack_examples,
                                packed_collate, pad_collate, render, render_prompt)
@@ -56,27 +58,68 @@ def test_pad_collate(chat_tokenizer):
     assert batch["source"] == ["x"] * 3
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_packed_examples_do_not_see_each_other(chat_tokenizer, arch):
-    torch.manual_seed(0)
-    module = BabyLM(vocab_size=len(chat_tokenizer), arch=arch, n_layer=2, n_embd=64, n_head=4, intermediate_size=128,
-                    block_size=128).eval()
-    items = [dict(e, source="x") for e in encode_examples(chat_tokenizer, *zip(*PAIRS))]
+def block_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """The explicit additive ``(batch, 1, T, T)`` mask packed rows used to carry: causal inside each example
+    (position_ids restart at 0), -inf across examples."""
+    segment = torch.cumsum(position_ids == 0, dim=-1)
+    same = segment[:, :, None] == segment[:, None, :]
+    causal = torch.ones(position_ids.shape[-1], position_ids.shape[-1], dtype=torch.bool).tril()
+    return torch.zeros(same.shape).masked_fill(~(same & causal), torch.finfo(torch.float32).min)[:, None]
+
+
+def packed_batch(tokenizer) -> tuple[list[dict], dict]:
+    """The three examples, and a batch of two rows: all three packed, and the first alone with end padding."""
+    items = [dict(e, source="x") for e in encode_examples(tokenizer, *zip(*PAIRS))]
     rows = pack_examples(items, block_size=128)
     assert len(rows) == 1 and rows[0]["position_ids"].count(0) == 3
-    batch = packed_collate(rows + [dict(items[0], position_ids=list(range(len(items[0]["input_ids"]))))],
-                           chat_tokenizer.pad_token_id)  # a second, shorter row gets padding
-    assert "position_ids" in batch and batch["attention_mask"].shape[-2:] == batch["input_ids"].shape[-1:] * 2
+    first = dict(items[0], position_ids=list(range(len(items[0]["input_ids"]))))
+    return items, packed_collate(rows + [first], tokenizer.pad_token_id)
+
+
+def tiny_module(tokenizer, arch: str, attention: str) -> BabyLM:
+    torch.manual_seed(0)
+    return BabyLM(vocab_size=len(tokenizer), arch=arch, n_layer=2, n_embd=64, n_head=4, intermediate_size=128,
+                  block_size=128, attn_implementation=attention).eval()
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_position_ids_alone_give_the_block_diagonal_mask(chat_tokenizer, arch, attention):
+    module = tiny_module(chat_tokenizer, arch, attention)
+    items, batch = packed_batch(chat_tokenizer)
+    assert set(batch) == {"input_ids", "labels", "position_ids", "source"}  # no T x T mask to collate and ship
+    explicit = block_causal_mask(batch["position_ids"])
     with torch.no_grad():
-        logits = module.model(**{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}).logits
-        alone = [module(pad_collate([x], chat_tokenizer.pad_token_id))[0].item() for x in items]
-        start = 0
-        for item, loss_alone in zip(items, alone):
+        embeds = module.model.get_input_embeddings()(batch["input_ids"])
+        built = create_causal_mask(config=module.model.config, inputs_embeds=embeds, attention_mask=None,
+                                   past_key_values=None, position_ids=batch["position_ids"])
+        assert torch.equal(built if attention == "eager" else torch.where(built, 0.0, explicit.min()), explicit)
+        logits = module.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        with_mask = module.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                                 attention_mask=explicit, use_cache=False).logits
+    labels = batch["labels"][:, 1:]
+    per_token = [F.cross_entropy(x[:, :-1].transpose(1, 2), labels, reduction="none") for x in (logits, with_mask)]
+    assert (labels != IGNORE_INDEX).sum() > 50
+    torch.testing.assert_close(per_token[0], per_token[1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_packed_examples_do_not_see_each_other(chat_tokenizer, arch):
+    module = tiny_module(chat_tokenizer, arch, "sdpa")
+    items, batch = packed_batch(chat_tokenizer)
+    assert (batch["labels"][1, len(items[0]["input_ids"]):] == IGNORE_INDEX).all()  # the padding has no loss
+    with torch.no_grad():
+        logits = module.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        start, alone_sums = 0, []
+        for item in items:
             n = len(item["input_ids"])
-            loss_packed = torch.nn.functional.cross_entropy(logits[0, start:start + n - 1],
-                                                            torch.tensor(item["labels"][1:]), reduction="sum")
-            assert loss_packed.item() == pytest.approx(loss_alone, abs=1e-4)
+            alone = pad_collate([item], chat_tokenizer.pad_token_id)
+            out = module.model(alone["input_ids"], labels=alone["labels"])  # with Hugging Face's own mean loss
+            torch.testing.assert_close(logits[0, start:start + n], out.logits[0], rtol=0, atol=1e-5)
+            alone_sums.append(out.loss.item() * (alone["labels"][:, 1:] != IGNORE_INDEX).sum().item())
             start += n
+        torch.testing.assert_close(logits[1, :len(items[0]["input_ids"])], logits[0, :len(items[0]["input_ids"])],
+                                   rtol=0, atol=1e-5)  # the padding after it changes nothing
         packed_sum, targets = module(batch)  # the training loss path: summed over targets
-    assert packed_sum.item() == pytest.approx(sum(alone) + alone[0], abs=1e-3)
+    assert packed_sum.item() == pytest.approx(sum(alone_sums) + alone_sums[0], abs=1e-3)
     assert targets.item() == sum(sum(l != IGNORE_INDEX for l in x["labels"][1:]) for x in items + items[:1])

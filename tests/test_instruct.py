@@ -115,7 +115,7 @@ def test_sources_build_once_and_give_batches(data_root, tokenizer, tmp_path):
     assert talk.stats()["words"] <= sum(x.words for x in examples)  # words kept within block_size
     batch = talk.collate([dm.train_sets["talk"][0], dm.train_sets["talk"][1]])
     assert batch["position_ids"].shape == batch["input_ids"].shape and batch["input_ids"].shape[1] <= 256
-    assert batch["words"].sum() > 0
+    assert batch["words"].sum() > 0 and "attention_mask" not in batch  # packed rows: position_ids only
 
     loader = dm._loader(["wiki"], [dm.train_sets["wiki"]])
     batch = loader.dataset[(0, [0, 1, 2, 3])]

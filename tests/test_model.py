@@ -7,7 +7,9 @@ import pytest
 import torch
 import yaml
 from torch.utils.data import DataLoader
+from transformers.utils import is_flash_attn_2_available
 
+from classit.cli import main
 from classit.model import BabyLM
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -77,3 +79,21 @@ def test_init_from_hf_folder_copies_weights(tiny_model_dir, tokenizer):
     source = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     for (name, p), q in zip(module.model.state_dict().items(), source.state_dict().values()):
         torch.testing.assert_close(p, q, msg=name)
+
+
+@pytest.mark.skipif(is_flash_attn_2_available(), reason="flash attention is available here")
+def test_unavailable_attention_stops_naming_the_key(tiny_model_dir):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--model.attn_implementation", "flash_attention_2",
+              "--data.init_args.tokenizer", str(tiny_model_dir)])
+    message = str(done.value.code)
+    assert message.startswith("classit: error: model.attn_implementation: flash_attention_2 needs") and "\n" not in message
+
+
+def test_flex_attention_does_not_train_on_cpu():
+    module = BabyLM(vocab_size=300, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=32,
+                    attn_implementation="flex_attention")
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    with pytest.raises(ValueError, match="model.attn_implementation: flex_attention cannot train on CPU"):
+        trainer.fit(module, DataLoader(masked_batches(300), batch_size=2))

@@ -99,28 +99,18 @@ def pack_examples(items: list[dict], block_size: int) -> list[dict]:
     return rows
 
 
-def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An additive ``(batch, 1, T, T)`` mask: causal inside each example (position_ids restart at 0), -inf across."""
-    segment = torch.cumsum(position_ids == 0, dim=-1)
-    same = segment[:, :, None] == segment[:, None, :]
-    causal = torch.ones(position_ids.shape[-1], position_ids.shape[-1], dtype=torch.bool).tril()
-    mask = torch.zeros(same.shape, dtype=dtype).masked_fill(~(same & causal), torch.finfo(dtype).min)
-    return mask[:, None]
-
-
 def packed_collate(rows: list[dict], pad_id: int) -> dict:
-    """Batch packed rows: ``input_ids``, ``labels``, ``position_ids`` and a 4D block-diagonal causal ``attention_mask``.
+    """Batch packed rows: ``input_ids``, ``labels`` and ``position_ids``, which restart at 0 at every example.
 
-    Padding forms its own segment (labels -100). Hugging Face models take the 4D mask as is, so
-    packed examples cannot attend to each other with eager or SDPA attention, with or without a
-    KV cache (from ``position_ids`` alone transformers infers the packing only when ``use_cache=False``).
+    No attention mask: from ``position_ids`` alone transformers keeps the examples of a row from attending
+    to each other (called with ``use_cache=False`` and no ``attention_mask``, as ``BabyLM.forward`` does).
+    Padding at the row end restarts at 0 too: a segment of its own, with labels -100, that no token sees.
     """
     width = max(len(row["input_ids"]) for row in rows)
-    position_ids = torch.tensor([row["position_ids"] + list(range(width - len(row["position_ids"]))) for row in rows])
     return {"input_ids": _pad([row["input_ids"] for row in rows], pad_id),
             "labels": _pad([row["labels"] for row in rows], IGNORE_INDEX),
-            "position_ids": position_ids,
-            "attention_mask": block_causal_mask(position_ids),
+            "position_ids": torch.tensor([row["position_ids"] + list(range(width - len(row["position_ids"])))
+                                          for row in rows]),
             "source": [row["source"] for row in rows]}
 
 

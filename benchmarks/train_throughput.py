@@ -1,0 +1,207 @@
+"""Training throughput of classit against plain PyTorch, in one run.
+
+classit's side is its real training step: a Lightning Trainer fitting the BabyLM module (token-normalised
+loss, AdamW with parameter groups, LR schedule, gradient clipping, TokenThroughputMonitor, TensorBoard and LR
+logging). The baseline is a plain PyTorch loop over the same LlamaForCausalLM: same initial weights, same
+batches, same precision, AdamW and clipping, Hugging Face's own mean loss. Two cases: pre-training blocks of
+``block_size`` random tokens, and packed instruction rows (synthetic examples packed by classit.data.chat).
+Prints tokens/s of both, their ratio, MFU (of the device's peak FLOP/s; null where Lightning knows none, as
+on CPUs) and peak memory, then one JSON object as the last line.
+
+    python benchmarks/train_throughput.py --quick                               # about a minute on a CPU
+    python benchmarks/train_throughput.py --sizes demo,20m
+    python benchmarks/train_throughput.py --sizes 100m --precision bf16-mixed   # on a GPU
+"""
+
+import argparse
+import copy
+import json
+import logging
+import resource
+import tempfile
+import time
+import warnings
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.throughput import get_available_flops
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from classit.callbacks import TokenThroughputMonitor
+from classit.data.chat import IGNORE_INDEX, pack_examples, packed_collate
+from classit.model import BabyLM
+
+SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
+    "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters
+    "20m": (8, 384, 6, 1024, 128, 16384, 16),  # 20.5M
+    "100m": (12, 768, 12, 2048, 512, 16384, 8),  # configs/pretrain_100m.yaml, 97.5M
+}
+CASES = ("pretrain", "packed")
+
+
+def pretrain_batches(n: int, batch_size: int, block_size: int, vocab_size: int, seed: int) -> list[dict]:
+    """Blocks of random tokens; every token is a target, as in pre-training."""
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": ids, "labels": ids.clone()}
+            for ids in torch.randint(3, vocab_size, (n, batch_size, block_size), generator=g)]
+
+
+def packed_batches(n: int, batch_size: int, block_size: int, vocab_size: int, seed: int) -> list[dict]:
+    """Rows of several examples (8 to block_size / 2 tokens, the first third a prompt without loss) packed by
+    ``pack_examples``, padded at the row end by ``packed_collate``."""
+    g = torch.Generator().manual_seed(seed)
+    items, total = [], 0
+    while total < 1.2 * n * batch_size * block_size:  # enough for the rows, their end padding included
+        length = int(torch.randint(8, block_size // 2 + 1, (), generator=g))
+        ids = torch.randint(3, vocab_size, (length,), generator=g).tolist()
+        items.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (length // 3) + ids[length // 3:], "source": "x"})
+        total += length
+    rows = pack_examples(items, block_size)
+    return [packed_collate(rows[i * batch_size:(i + 1) * batch_size], pad_id=0) for i in range(n)]
+
+
+def classit_datamodule(batches: list[dict]) -> L.LightningDataModule:
+    """The Lightning side's data: exactly ``batches``, in order."""
+
+    class Batches(L.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(batches, batch_size=None, collate_fn=lambda batch: batch)
+
+    return Batches()
+
+
+class StepTimer(L.Callback):
+    """Seconds from the end of step ``warmup`` to the end of the last step (every callback's work included)."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        synchronize(pl_module.device)
+        if batch_idx + 1 == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak memory allocated on the GPU since the last reset, or the process's peak RSS on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_classit(module: BabyLM, batches: list[dict], warmup: int, precision: str, device: torch.device) -> float:
+    """Seconds of the timed steps of ``Trainer.fit``."""
+    timer = StepTimer(warmup)
+    with tempfile.TemporaryDirectory() as logs:
+        trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=len(batches),
+                            gradient_clip_val=1.0, log_every_n_steps=10, logger=TensorBoardLogger(logs, name="bench"),
+                            callbacks=[TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(module, datamodule=classit_datamodule(batches))
+    return timer.end - timer.start
+
+
+def run_baseline(model: torch.nn.Module, batches: list[dict], warmup: int, precision: str, lr: float,
+                 device: torch.device) -> float:
+    """Seconds of the timed steps of a plain loop: forward with HF's loss, backward, clipping, AdamW."""
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1,
+                                  fused=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    start = None
+    for i, batch in enumerate(batches):
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "source"}
+        with autocast:
+            loss = model(**inputs, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if i + 1 == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size: int | None, precision: str,
+          device: torch.device) -> dict:
+    n_layer, n_embd, n_head, inter, block, vocab_size, default_batch = SIZES[size]
+    batch_size = batch_size or default_batch
+    make = pretrain_batches if case == "pretrain" else packed_batches
+    batches = make(warmup + steps, batch_size, block, vocab_size, seed=0)
+    tokens = sum(b["input_ids"].numel() for b in batches[warmup:])
+    torch.manual_seed(0)
+    initial = BabyLM(vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, intermediate_size=inter,
+                     block_size=block, lr=1e-4, warmup_steps=2)
+    best = {"classit": 0.0, "baseline": 0.0}
+    memory = {}
+    for round_ in range(rounds):  # alternate the sides and their order; the best round of each counts
+        for side in ("baseline", "classit")[::1 if round_ % 2 == 0 else -1]:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            if side == "classit":
+                seconds = run_classit(copy.deepcopy(initial), batches, warmup, precision, device)
+            else:
+                seconds = run_baseline(copy.deepcopy(initial.model), batches, warmup, precision, 1e-4, device)
+            best[side] = max(best[side], tokens / seconds)
+            memory[side] = peak_memory_gb(device)
+    peak_flops = get_available_flops(device, torch.bfloat16 if precision == "bf16-mixed" else torch.float32)
+    mfu = initial.flops_per_token * best["classit"] / peak_flops if peak_flops else None
+    return {"size": size, "params_m": round(initial.num_parameters() / 1e6, 2), "case": case,
+            "batch": f"{batch_size}x{block}", "classit_tokens_per_s": round(best["classit"], 1),
+            "baseline_tokens_per_s": round(best["baseline"], 1), "ratio": round(best["classit"] / best["baseline"], 3),
+            "mfu": mfu and round(mfu, 4), "classit_peak_gb": round(memory["classit"], 3),
+            "baseline_peak_gb": round(memory["baseline"], 3), "device": device_name(device), "precision": precision}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="demo,20m")
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per side and round")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, help="default: the size's own (see SIZES)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="demo size, 15 steps, 2 rounds: about a minute on a CPU")
+    args = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no banners between the rows
+    warnings.filterwarnings("ignore", module="lightning")  # e.g. "no val_dataloader"
+    if args.quick:
+        args.sizes, args.steps = "demo", 15
+    device = torch.device(args.device)
+    print(f"device {device_name(device)}, precision {args.precision}, {args.steps} timed steps after {args.warmup}, "
+          f"best of {args.rounds} rounds; peak memory: {'GPU allocated' if device.type == 'cuda' else 'process RSS'}")
+    print(f"{'size':<6} {'params':>7} {'case':<9} {'batch':>7} {'classit tok/s':>14} {'baseline tok/s':>15} "
+          f"{'ratio':>6} {'MFU':>6} {'peak GB':>13}")
+    results = []
+    for size in args.sizes.split(","):
+        for case in args.cases.split(","):
+            r = bench(size, case, args.steps, args.warmup, args.rounds, args.batch_size, args.precision, device)
+            results.append(r)
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+            print(f"{size:<6} {r['params_m']:>6.1f}M {case:<9} {r['batch']:>7} {r['classit_tokens_per_s']:>14,.0f} "
+                  f"{r['baseline_tokens_per_s']:>15,.0f} {r['ratio']:>6.3f} {mfu:>6} "
+                  f"{r['classit_peak_gb']:>6.2f}/{r['baseline_peak_gb']:<6.2f}", flush=True)
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()
