@@ -1,10 +1,11 @@
 """Training throughput of classit against plain PyTorch, in one run.
 
-classit's side is its real training step: a Lightning Trainer fitting the BabyLM module (token-normalised
+classit's side is its real training step: a Lightning Trainer fitting the BabyLM module on the curriculum data
+module (its sampler, loader and collate; token-normalised
 loss, AdamW with parameter groups, LR schedule, gradient clipping, TokenThroughputMonitor, TensorBoard and LR
 logging). The baseline is a plain PyTorch loop over the same LlamaForCausalLM: same initial weights, same
-batches, same precision, AdamW and clipping, Hugging Face's own mean loss. Two cases: pre-training blocks of
-``block_size`` random tokens, and packed instruction rows (synthetic examples packed by classit.data.chat).
+batches, same precision, AdamW and clipping, Hugging Face's own mean loss. Two cases on real data through
+classit's data path: pre-training blocks of the BabyLM corpus, and Simple Wikipedia lectures packed into rows.
 Prints tokens/s of both, their ratio, MFU (of the device's peak FLOP/s; null where Lightning knows none, as
 on CPUs) and peak memory, then one JSON object as the last line.
 
@@ -27,10 +28,13 @@ import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch.utils.data import DataLoader
-
 from classit.callbacks import TokenThroughputMonitor
-from classit.data.chat import IGNORE_INDEX, pack_examples, packed_collate
+from classit.data.babylm import BabyLMCorpus
+from classit.data.corpus import corpus_files
+from classit.data.curriculum import CurriculumDataModule
+from classit.data.instruct import SimpleWikiLectures
+from classit.data.sources import cache_dir, data_dir
+from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
@@ -41,35 +45,25 @@ SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size,
 CASES = ("pretrain", "packed")
 
 
-def pretrain_batches(n: int, batch_size: int, block_size: int, vocab_size: int, seed: int) -> list[dict]:
-    """Blocks of random tokens; every token is a target, as in pre-training."""
-    g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": ids, "labels": ids.clone()}
-            for ids in torch.randint(3, vocab_size, (n, batch_size, block_size), generator=g)]
+def classit_data(case: str, block_size: int, vocab_size: int, batch_size: int) -> CurriculumDataModule:
+    """classit's real data path on the data folder ($CLASSIT_DATA_DIR, else the bundled sample): the BabyLM corpus as
+    blocks, or Simple Wikipedia lectures packed into rows (position_ids, no mask), with a tokenizer of the size's
+    vocabulary (trained once, cached)."""
+    corpus = corpus_files(data_dir() / "babylm-corpus" / "train_3M", ".train")
+    tokenizer = cached_tokenizer(corpus, vocab_size, cache_dir()).name_or_path
+    source = BabyLMCorpus() if case == "pretrain" else SimpleWikiLectures(pack=True)
+    datamodule = CurriculumDataModule({case: source}, batch_size=batch_size, block_size=block_size,
+                                      tokenizer=tokenizer, num_workers=0)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
 
 
-def packed_batches(n: int, batch_size: int, block_size: int, vocab_size: int, seed: int) -> list[dict]:
-    """Rows of several examples (8 to block_size / 2 tokens, the first third a prompt without loss) packed by
-    ``pack_examples``, padded at the row end by ``packed_collate``."""
-    g = torch.Generator().manual_seed(seed)
-    items, total = [], 0
-    while total < 1.2 * n * batch_size * block_size:  # enough for the rows, their end padding included
-        length = int(torch.randint(8, block_size // 2 + 1, (), generator=g))
-        ids = torch.randint(3, vocab_size, (length,), generator=g).tolist()
-        items.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (length // 3) + ids[length // 3:], "source": "x"})
-        total += length
-    rows = pack_examples(items, block_size)
-    return [packed_collate(rows[i * batch_size:(i + 1) * batch_size], pad_id=0) for i in range(n)]
-
-
-def classit_datamodule(batches: list[dict]) -> L.LightningDataModule:
-    """The Lightning side's data: exactly ``batches``, in order."""
-
-    class Batches(L.LightningDataModule):
-        def train_dataloader(self):
-            return DataLoader(batches, batch_size=None, collate_fn=lambda batch: batch)
-
-    return Batches()
+def first_batches(datamodule: CurriculumDataModule, n: int) -> list[dict]:
+    """The first ``n`` global batches the curriculum trains on, collated as its loader collates them."""
+    name = datamodule.used[0]
+    source, data = datamodule.sources[name], datamodule.train_sets[name]
+    return [source.collate([data[i] for i in items]) for _, items in datamodule.batches(0, 0)[:n]]
 
 
 class StepTimer(L.Callback):
@@ -97,15 +91,17 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run_classit(module: BabyLM, batches: list[dict], warmup: int, precision: str, device: torch.device) -> float:
-    """Seconds of the timed steps of ``Trainer.fit``."""
+def run_classit(module: BabyLM, datamodule: CurriculumDataModule, steps: int, warmup: int, precision: str,
+                device: torch.device) -> float:
+    """Seconds of the timed steps of ``Trainer.fit`` on the curriculum (its sampler, loader and collate)."""
     timer = StepTimer(warmup)
     with tempfile.TemporaryDirectory() as logs:
-        trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=len(batches),
+        trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps,
                             gradient_clip_val=1.0, log_every_n_steps=10, logger=TensorBoardLogger(logs, name="bench"),
                             callbacks=[TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-        trainer.fit(module, datamodule=classit_datamodule(batches))
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0)
+        trainer.fit(module, datamodule=datamodule)
     return timer.end - timer.start
 
 
@@ -118,7 +114,8 @@ def run_baseline(model: torch.nn.Module, batches: list[dict], warmup: int, preci
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     start = None
     for i, batch in enumerate(batches):
-        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "source"}
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()
+                  if k in ("input_ids", "labels", "attention_mask", "position_ids")}
         with autocast:
             loss = model(**inputs, use_cache=False).loss
         loss.backward()
@@ -136,12 +133,12 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
           device: torch.device) -> dict:
     n_layer, n_embd, n_head, inter, block, vocab_size, default_batch = SIZES[size]
     batch_size = batch_size or default_batch
-    make = pretrain_batches if case == "pretrain" else packed_batches
-    batches = make(warmup + steps, batch_size, block, vocab_size, seed=0)
+    datamodule = classit_data(case, block, vocab_size, batch_size)
+    batches = first_batches(datamodule, warmup + steps)
     tokens = sum(b["input_ids"].numel() for b in batches[warmup:])
     torch.manual_seed(0)
-    initial = BabyLM(vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, intermediate_size=inter,
-                     block_size=block, lr=1e-4, warmup_steps=2)
+    initial = BabyLM(vocab_size=datamodule.vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                     intermediate_size=inter, block_size=block, lr=1e-4, warmup=0.1, special_ids=datamodule.special_ids)
     best = {"classit": 0.0, "baseline": 0.0}
     memory = {}
     for round_ in range(rounds):  # alternate the sides and their order; the best round of each counts
@@ -150,7 +147,7 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             if side == "classit":
-                seconds = run_classit(copy.deepcopy(initial), batches, warmup, precision, device)
+                seconds = run_classit(copy.deepcopy(initial), datamodule, len(batches), warmup, precision, device)
             else:
                 seconds = run_baseline(copy.deepcopy(initial.model), batches, warmup, precision, 1e-4, device)
             best[side] = max(best[side], tokens / seconds)

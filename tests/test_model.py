@@ -85,7 +85,7 @@ def test_init_from_hf_folder_copies_weights(tiny_model_dir, tokenizer):
 def test_unavailable_attention_stops_naming_the_key(tiny_model_dir):
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--model.attn_implementation", "flash_attention_2",
-              "--data.init_args.tokenizer", str(tiny_model_dir)])
+              "--data.tokenizer", str(tiny_model_dir)])
     message = str(done.value.code)
     assert message.startswith("classit: error: model.attn_implementation: flash_attention_2 needs") and "\n" not in message
 
