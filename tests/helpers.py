@@ -19,3 +19,13 @@ def small_corpus(data_root: Path, root: Path) -> Path:
         for name in ("childes", "switchboard"):
             (root / split / f"{name}{suffix}").symlink_to(data_root / "babylm-corpus/dev" / f"{name}.dev")
     return root
+
+
+def small_eval_fast(data_root: Path, root: Path) -> Path:
+    """``root/babylm-eval-fast`` with a few real BLiMP and EWoK items, for the demos' zero-shot callback."""
+    for task, files in (("blimp_fast", 3), ("ewok_fast", 2)):
+        (root / "babylm-eval-fast" / task).mkdir(parents=True)
+        for path in sorted((data_root / "babylm-eval-fast" / task).glob("*.jsonl"))[:files]:
+            lines = path.read_text().splitlines(keepends=True)[:20]
+            (root / "babylm-eval-fast" / task / path.name).write_text("".join(lines))
+    return root

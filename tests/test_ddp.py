@@ -34,6 +34,7 @@ def run_demo(tmp: Path, name: str, devices: int, data_dir: Path, tokenizer_dir: 
 
 def test_two_process_ddp_matches_single_process(tmp_path, data_root, tokenizer):
     data = small_corpus(data_root, tmp_path / "data")
+    (data / "babylm-eval-fast").symlink_to(data_root / "babylm-eval-fast")  # the callback scores the run's data folder
     # the same config: global batch 8, at most 4 sequences a device at once (one process accumulates 2)
     single = run_demo(tmp_path, "single", devices=1, data_dir=data, tokenizer_dir=tokenizer.name_or_path)
     ddp = run_demo(tmp_path, "ddp", devices=2, data_dir=data, tokenizer_dir=tokenizer.name_or_path)

@@ -7,7 +7,7 @@ import pytest
 
 from classit.cli import main
 from classit.plan import load, make_plan
-from helpers import scalars
+from helpers import scalars, small_corpus, small_eval_fast
 
 CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob("*.yaml") if not p.stem.startswith("study"))
 
@@ -48,14 +48,16 @@ def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(
 
 def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
     """The steps, LR and validation points that `plan` prints are those of the real run."""
+    data = small_eval_fast(data_root, small_corpus(data_root, tmp_path / "data"))
     args = ["--config", str(Path(__file__).parent.parent / "configs" / "demo.yaml"), "--trainer.max_steps", "12",
+            "--data.data_dir", str(data), "--data.sources.pretrain.init_args.train_dir", "train",
+            "--data.sources.pretrain.init_args.val_dir", "dev",
             "--data.tokenizer", tokenizer.name_or_path, "--data.num_workers", "0", "--data.val_sequences", "16",
             "--data.batch_size", "4", "--data.val_every", "0.5", "--trainer.logger.init_args.save_dir", str(tmp_path),
             "--trainer.log_every_n_steps", "1", "--trainer.callbacks+=lightning.pytorch.callbacks.LearningRateMonitor"]
     main(["plan", *args, "--json"])
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    evaluation = "--trainer.callbacks.init_args.max_items=10"
-    main(["fit", *args, evaluation])
+    main(["fit", *args])
     curves = scalars(tmp_path / "demo" / "version_0")
     assert plan["total_steps"] == len(curves["train/loss"]) == 12
     lrs = dict(curves["lr-AdamW/pg1"])

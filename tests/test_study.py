@@ -9,7 +9,7 @@ import yaml
 
 from classit.cli import main
 from classit.study.runner import load_study, plan_fits
-from helpers import scalars
+from helpers import scalars, small_eval_fast
 from test_curriculum import demo_data
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -28,11 +28,7 @@ def tiny(data: Path, tokenizer: str) -> list[str]:
 def study_dir(data_root, tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     data = demo_data(data_root, tmp / "data")
-    for task, files in (("blimp_fast", 3), ("ewok_fast", 2)):  # a few real items for the demos' epoch-end scoring
-        (data / "babylm-eval-fast" / task).mkdir(parents=True)
-        for path in sorted((data_root / "babylm-eval-fast" / task).glob("*.jsonl"))[:files]:
-            lines = path.read_text().splitlines(keepends=True)[:20]
-            (data / "babylm-eval-fast" / task / path.name).write_text("".join(lines))
+    small_eval_fast(data_root, data)  # a few real items for the demos' epoch-end scoring
     overrides = tiny(data, tokenizer.name_or_path)
     config = {"seeds": [42], "conditions": {
         "baseline": {"of": "sequential", "stage": "pretrain"},
