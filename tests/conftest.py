@@ -13,9 +13,12 @@ SMALL_VOCAB = 2048
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """``$CLASSIT_DATA_DIR`` (set by .ci/run to ../shared/data)."""
+    """``$CLASSIT_DATA_DIR`` (set by .ci/run to ../shared/data); without it the tests that need the BabyLM data
+    are skipped, saying so, and the rest run (the demo on the bundled sample among them)."""
     path = os.environ.get("CLASSIT_DATA_DIR")
-    assert path and Path(path).is_dir(), "set CLASSIT_DATA_DIR to the shared data folder (see README)"
+    if not path or not Path(path).is_dir():
+        pytest.skip("needs the BabyLM data folder (corpus sample, SwDA, evaluation sets): set CLASSIT_DATA_DIR "
+                    "(CI sets it to ../shared/data)")
     return Path(path)
 
 

@@ -47,6 +47,8 @@ def test_exports_reload_with_the_same_logits(demo_run, tmp_path):
         tok = AutoTokenizer.from_pretrained(folder)
         ids = tok(SENTENCE, return_tensors="pt")["input_ids"]
         assert ids[0, 0] == tok.bos_token_id
+        chat = tok.apply_chat_template([{"role": "user", "content": "Hi!"}], tokenize=False, add_generation_prompt=True)
+        assert chat == "<s><|user|>\nHi!<|end|>\n<|assistant|>\n"  # a pre-training-only run exports the template too
         with torch.no_grad():
             torch.testing.assert_close(model(ids).logits, module.model(ids).logits, rtol=1e-5, atol=1e-5)
 
