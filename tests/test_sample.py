@@ -1,6 +1,7 @@
 """The bundled data sample: its layout and sizes, the fallback of data_dir() to it, the demo on it through the CLI."""
 
 import logging
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,10 @@ def test_a_missing_data_folder_stays_an_error_naming_the_config_key_and_variable
 def test_demo_runs_on_the_bundled_sample_through_the_cli(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != sources.DATA_ENV}
     env[sources.CACHE_ENV] = str(tmp_path / "cache")
+    planned = subprocess.run([sys.executable, "-m", "classit.cli", "plan", "--config", DEMO, "--json"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert json.loads(planned.stdout.strip().splitlines()[-1])["total_steps"] == 300  # the sample is 218 steps an epoch
     done = subprocess.run([sys.executable, "-m", "classit.cli", "fit", "--config", DEMO, *SHORT_DEMO,
                            "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
