@@ -72,7 +72,7 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         ended = stage_ended(trainer)
         if ended and self.dirpath:
-            trainer.save_checkpoint(Path(self.dirpath) / f"stage{ended[0]}_{ended[1]}.ckpt")
+            trainer.save_checkpoint(Path(self.dirpath) / f"stage{ended[0]}_{ended[1]}.ckpt", weights_only=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:

@@ -1,7 +1,7 @@
 """The bundled data sample: its layout and sizes, the fallback of data_dir() to it, the demo on it through the CLI."""
 
-import logging
 import json
+import logging
 import os
 import subprocess
 import sys
