@@ -250,9 +250,10 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
 
             cli, estimates = load(["--config", fit.condition.config, *fit.condition.overrides])
             plan = make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
-            skipped = sum(s["steps"] for s in plan["stages"][:fit.branch[1]]) if fit.branch else 0
-            print(f"    {plan['total_steps'] - skipped:,} of {plan['total_steps']:,} optimizer steps to train, "
-                  f"{plan['tokens'] / 1e6:.1f}M tokens, ≈{plan['flops']:.2e} FLOPs")
+            left = plan["stages"][fit.branch[1]:] if fit.branch else plan["stages"]  # the shared stages are done once
+            tokens = sum(s["tokens"] for s in left)
+            print(f"    {sum(s['steps'] for s in left):,} of {plan['total_steps']:,} optimizer steps to train, "
+                  f"{tokens / 1e6:.1f}M tokens, ≈{plan['flops'] * tokens / plan['tokens']:.2e} FLOPs")
         elif state == "to run":
             _run(fit_command(fit, out_dir))
     if dry_run:
