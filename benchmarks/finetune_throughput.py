@@ -27,6 +27,7 @@ from classit.data import sources
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
 from classit.model import load_pretrained
+from classit.train.host_memory import keep_freed_memory
 
 
 class EpochTimer(L.Callback):
@@ -83,6 +84,7 @@ def baseline_path(model_dir: str, tokenizer, examples: list[dict], num_labels: i
 
 
 def main() -> None:
+    keep_freed_memory()  # as `classit` does, for both sides
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a Hugging Face folder or a classit Lightning checkpoint")
     parser.add_argument("--task", default="rte", choices=list(TASKS))

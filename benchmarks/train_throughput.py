@@ -36,6 +36,7 @@ from classit.data.instruct import SimpleWikiLectures
 from classit.data.sources import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
+from classit.train.host_memory import keep_freed_memory
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
     "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters
@@ -168,6 +169,7 @@ def device_name(device: torch.device) -> str:
 
 
 def main() -> None:
+    keep_freed_memory()  # as `classit` does, for both sides
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="demo,20m")
     parser.add_argument("--cases", default=",".join(CASES))

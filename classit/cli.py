@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from classit.data.curriculum import CurriculumDataModule
 from classit.model import BabyLM, load_pretrained
 from classit.train.checkpoint_io import DigestCheckpointIO
+from classit.train.host_memory import keep_freed_memory
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     from classit.data.sources import DownloadError
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
+    keep_freed_memory()
     try:
         run(sys.argv[1:] if argv is None else argv, from_command_line=argv is None)
     except user_errors as error:
