@@ -84,7 +84,20 @@ def babylm_milestones() -> list[int]:
     return [n * 10 ** 6 for n in range(1, 10)] + [n * 10 ** 7 for n in range(1, 10)] + [n * 10 ** 8 for n in range(1, 11)]
 
 
-class MilestoneExport(L.Callback):
+class _WordsSeenCallback(L.Callback):
+    """Reads the module's words seen once per optimizer step (it changes only there; reading it syncs a GPU)."""
+
+    _step = -1
+
+    def words_after_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
+        """The words seen, if an optimizer step ended since the last call; else None."""
+        if trainer.global_step == self._step:
+            return None
+        self._step = trainer.global_step
+        return float(pl_module.words_seen)
+
+
+class MilestoneExport(_WordsSeenCallback):
     """Hugging Face exports ``<log_dir>/milestones/chck_{N}M`` when the words seen (``train/words_seen``) pass each
     milestone: the intermediate checkpoints the BabyLM challenge evaluates. ``evaluate`` also runs the run's
     MinimalPairEvalCallback on each one."""
@@ -101,8 +114,8 @@ class MilestoneExport(L.Callback):
         self.evaluate = evaluate
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        words = float(pl_module.words_seen)
-        passed = [m for m in self.milestones if m <= words]
+        words = self.words_after_step(trainer, pl_module)
+        passed = [m for m in self.milestones if words is not None and m <= words]
         if not passed:
             return
         self.milestones = self.milestones[len(passed):]
@@ -119,7 +132,7 @@ class MilestoneExport(L.Callback):
         self.milestones = [m for m in self.milestones if m > float(pl_module.words_seen)]  # resumed: passed already
 
 
-class WordBudget(L.Callback):
+class WordBudget(_WordsSeenCallback):
     """The BabyLM word budget (100M words for strict-small, 1B for strict and interaction): ``stop`` the run once
     the words seen (every block and example trained on, repeats counted again) reach ``words``, or ``warn`` once."""
 
@@ -133,8 +146,8 @@ class WordBudget(L.Callback):
                              f"{self.words:,}: nothing is left to train (raise the budget or start from another checkpoint)")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        seen = float(pl_module.words_seen)
-        if seen < self.words or self.warned:
+        seen = self.words_after_step(trainer, pl_module)
+        if seen is None or seen < self.words or self.warned:
             return
         self.warned = True
         message = f"word budget reached at step {trainer.global_step}: {seen:,.0f} words seen, budget {self.words:,}"
