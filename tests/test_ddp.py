@@ -19,6 +19,8 @@ def run_demo(tmp: Path, name: str, devices: int, data_dir: Path, tokenizer_dir: 
     config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     config["trainer"].update(devices=devices, max_steps=6, log_every_n_steps=1, strategy="ddp" if devices > 1 else "auto")
     config["trainer"]["logger"]["init_args"].update(save_dir=str(tmp), name=name)
+    evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
+    evaluation["init_args"]["max_items"] = None  # the whole fast sets, as `evaluate` scores them below
     config["trainer"]["callbacks"].append({"class_path": "ddp_probe.RowRecorder",
                                            "init_args": {"out_dir": str(tmp / name / "rows")}})
     config["data"].update(data_dir=str(data_dir), batch_size=8, micro_batch_size=4, block_size=64, num_workers=0,
