@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from classit.data.babylm import BabyLMCorpus, PackedBlocks
-from classit.data.corpus import count_words, iter_segments
+from classit.data import corpus
+from classit.data.corpus import count_words, iter_segments, read_lines
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.prepare import load_tokens, tokenize_corpus
 from helpers import small_corpus
@@ -27,6 +28,41 @@ def test_speaker_lines_stay_one_document(data_root):
     assert segments[0].starts_document and segments[-1].ends_document
     assert all(s.text.startswith("\n") and s.text[1:3] in ("A:", "B:") for s in segments[1:])
     assert sum(s.starts_document for s in segments) == 1
+
+
+def documents(segments) -> list[str]:
+    texts = []
+    for s in segments:
+        texts.append(s.text) if s.starts_document else texts.__setitem__(-1, texts[-1] + s.text)
+    return texts
+
+
+@pytest.mark.parametrize("name", ["train_3M/simple_wiki.train", "train_3M/childes.train", "dev/switchboard.dev"])
+def test_reading_in_small_pieces_gives_the_same_documents_and_tokens(data_root, tokenizer, monkeypatch, name):
+    path = data_root / "babylm-corpus" / name
+    whole = documents(iter_segments(path))
+    monkeypatch.setattr(corpus, "READ_BYTES", 3000)  # 1,000 times smaller: long lines come in pieces
+    segments = list(iter_segments(path))
+    if "switchboard" not in name:  # one long line / inline title markers: cut between words, never in a marker
+        assert any(continued for _, continued in read_lines(path))
+    assert documents(segments) == whole
+    assert sum(count_words(s.text) for s in segments) == count_words(path.read_text())
+    streamed = [i for s in segments for i in tokenizer(s.text, add_special_tokens=False)["input_ids"]]
+    assert streamed == [i for d in whole for i in tokenizer(d, add_special_tokens=False)["input_ids"]]
+
+
+def test_a_bad_byte_is_named_the_same_whatever_the_read_size(data_root, tmp_path, monkeypatch):
+    text = (data_root / "babylm-corpus/dev/switchboard.dev").read_bytes()
+    bad = tmp_path / "bad.train"
+    bad.write_bytes(text + "caf\u00e9 ok\n".encode() + b"then \xe9 alone\n")
+    with pytest.raises(ValueError) as whole:
+        list(iter_segments(bad))
+    monkeypatch.setattr(corpus, "READ_BYTES", len(text) + 4)  # the first read ends inside the "é"
+    with pytest.raises(ValueError) as pieces:
+        list(iter_segments(bad))
+    line = text.count(b"\n") + 2
+    assert str(whole.value) == str(pieces.value)
+    assert f"bad.train:{line}: not UTF-8 text (byte 0xe9 at offset {len(text) + 14})" in str(whole.value)
 
 
 def test_packing_keeps_every_token_with_eos_between_documents(tokenizer, data_root, tmp_path):
