@@ -115,7 +115,9 @@ class MilestoneExport(_WordsSeenCallback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         words = self.words_after_step(trainer, pl_module)
-        passed = [m for m in self.milestones if words is not None and m <= words]
+        if words is None:
+            return
+        passed = [m for m in self.milestones if m <= words]
         if not passed:
             return
         self.milestones = self.milestones[len(passed):]
