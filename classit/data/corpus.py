@@ -78,7 +78,7 @@ def read_lines(path: Path) -> Iterator[tuple[str, bool]]:
                 raise _not_utf8(path, error.object, error.start, start + error.start,
                                 newlines + error.object[: error.start].count(b"\n") + 1) from None
             offset, newlines = offset + len(data), newlines + data.count(b"\n")
-            has_text = has_text or not text.isspace() and text != ""
+            has_text = has_text or (text != "" and not text.isspace())
             *lines, carry = (carry + text).split("\n")
             for line in lines:
                 yield line, continued
