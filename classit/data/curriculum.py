@@ -260,20 +260,22 @@ class CurriculumDataModule(L.LightningDataModule):
         batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
         return math.ceil(batches / accumulate)
 
+    def steps_per_stage(self, trainer: L.Trainer) -> list[int]:
+        """Optimizer steps of each whole stage on this trainer (``limit_train_batches`` counts, ``max_steps`` not)."""
+        accumulate = self.micro_batches(trainer.world_size)[1]
+        return [s.epochs * self.stage_steps(s, accumulate, trainer.limit_train_batches) for s in self.stages]
+
     def total_steps(self, trainer: L.Trainer) -> int:
         """Optimizer steps of the whole curriculum on this trainer: the LR schedule's length."""
-        accumulate = self.micro_batches(trainer.world_size)[1]
-        steps = sum(s.epochs * self.stage_steps(s, accumulate, trainer.limit_train_batches) for s in self.stages)
+        steps = sum(self.steps_per_stage(trainer))
         return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
     def phases(self, trainer: L.Trainer, first: Phase) -> list[tuple[int, int, Phase]]:
         """``(first step, steps, phase)`` of the run's optimizer phases; ``first``: the first stage's default."""
-        accumulate = self.micro_batches(trainer.world_size)[1]
         phases, step = [], 0
-        for i, stage in enumerate(self.stages):
+        for i, (stage, steps) in enumerate(zip(self.stages, self.steps_per_stage(trainer))):
             if i == 0 or stage.phase is not None:
                 phases.append([step, 0, stage.phase if stage.phase is not None else first])
-            steps = stage.epochs * self.stage_steps(stage, accumulate, trainer.limit_train_batches)
             phases[-1][1] += steps
             step += steps
         if trainer.max_steps > 0:  # a run cut short: its phases end there
