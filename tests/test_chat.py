@@ -123,3 +123,21 @@ def test_packed_examples_do_not_see_each_other(chat_tokenizer, arch):
         packed_sum, targets = module(batch)  # the training loss path: summed over targets
     assert packed_sum.item() == pytest.approx(sum(alone_sums) + alone_sums[0], abs=1e-3)
     assert targets.item() == sum(sum(l != IGNORE_INDEX for l in x["labels"][1:]) for x in items + items[:1])
+
+
+def test_compiled_decoder_gives_the_same_packed_loss_and_gradients(chat_tokenizer):
+    """``model.compile: true``: the training loss path through torch.compile equals eager on packed rows."""
+    _, batch = packed_batch(chat_tokenizer)
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        module = BabyLM(vocab_size=len(chat_tokenizer), n_layer=2, n_embd=64, n_head=4, intermediate_size=128,
+                        block_size=128, compile=compiled)
+        assert (module.model._compiled_call_impl is not None) == compiled
+        loss_sum, targets = module(batch)
+        (loss_sum / targets).backward()
+        results.append((loss_sum.detach(), {n: p.grad for n, p in module.named_parameters()}))
+    (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
+    torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-4)
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(compiled_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
