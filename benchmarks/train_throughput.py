@@ -6,12 +6,14 @@ loss, AdamW with parameter groups, LR schedule, gradient clipping, TokenThroughp
 logging). The baseline is a plain PyTorch loop over the same LlamaForCausalLM: same initial weights, same
 batches, same precision, AdamW and clipping, Hugging Face's own mean loss. Two cases on real data through
 classit's data path: pre-training blocks of the BabyLM corpus, and Simple Wikipedia lectures packed into rows.
-Prints tokens/s of both, their ratio, MFU (of the device's peak FLOP/s; null where Lightning knows none, as
-on CPUs) and peak memory, then one JSON object as the last line.
+Prints tokens/s of both, their ratio, MFU (of the device's dense peak FLOP/s, ``classit.callbacks.peak_flops``;
+null where none is known, as on CPUs) and peak memory, then one JSON object as the last line. ``--compile``
+compiles both sides' decoder, ``--attn`` picks the attention kernel (``model.attn_implementation``).
 
     python benchmarks/train_throughput.py --quick                               # about a minute on a CPU
     python benchmarks/train_throughput.py --sizes demo,20m
     python benchmarks/train_throughput.py --sizes 100m --precision bf16-mixed   # on a GPU
+    python benchmarks/train_throughput.py --sizes 100m --precision bf16-mixed --compile --attn flex_attention
 """
 
 import argparse
@@ -25,10 +27,9 @@ import warnings
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
-from classit.callbacks import TokenThroughputMonitor
+from classit.callbacks import TokenThroughputMonitor, peak_flops
 from classit.data.babylm import BabyLMCorpus
 from classit.data.corpus import corpus_files
 from classit.data.curriculum import CurriculumDataModule
@@ -41,7 +42,7 @@ from classit.train.host_memory import keep_freed_memory
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
     "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters
     "20m": (8, 384, 6, 1024, 128, 16384, 16),  # 20.5M
-    "100m": (12, 768, 12, 2048, 512, 16384, 8),  # configs/pretrain_100m.yaml, 97.5M
+    "100m": (12, 768, 12, 2048, 512, 16384, 32),  # configs/pretrain_100m.yaml (its micro-batch), 97.5M
 }
 CASES = ("pretrain", "packed")
 
@@ -130,8 +131,14 @@ def run_baseline(model: torch.nn.Module, batches: list[dict], warmup: int, preci
     return time.perf_counter() - start
 
 
+def compiled(module: torch.nn.Module, compile: bool) -> torch.nn.Module:
+    if compile:
+        module.compile()
+    return module
+
+
 def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size: int | None, precision: str,
-          device: torch.device) -> dict:
+          device: torch.device, compile: bool = False, attn: str = "auto") -> dict:
     n_layer, n_embd, n_head, inter, block, vocab_size, default_batch = SIZES[size]
     batch_size = batch_size or default_batch
     datamodule = classit_data(case, block, vocab_size, batch_size)
@@ -139,7 +146,8 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
     tokens = sum(b["input_ids"].numel() for b in batches[warmup:])
     torch.manual_seed(0)
     initial = BabyLM(vocab_size=datamodule.vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                     intermediate_size=inter, block_size=block, lr=1e-4, warmup=0.1, special_ids=datamodule.special_ids)
+                     intermediate_size=inter, block_size=block, lr=1e-4, warmup=0.1, special_ids=datamodule.special_ids,
+                     attn_implementation=attn)
     best = {"classit": 0.0, "baseline": 0.0}
     memory = {}
     for round_ in range(rounds):  # alternate the sides and their order; the best round of each counts
@@ -148,18 +156,22 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             if side == "classit":
-                seconds = run_classit(copy.deepcopy(initial), datamodule, len(batches), warmup, precision, device)
+                module = copy.deepcopy(initial)
+                compiled(module.model, compile)
+                seconds = run_classit(module, datamodule, len(batches), warmup, precision, device)
             else:
-                seconds = run_baseline(copy.deepcopy(initial.model), batches, warmup, precision, 1e-4, device)
+                model = compiled(copy.deepcopy(initial.model), compile)
+                seconds = run_baseline(model, batches, warmup, precision, 1e-4, device)
             best[side] = max(best[side], tokens / seconds)
             memory[side] = peak_memory_gb(device)
-    peak_flops = get_available_flops(device, torch.bfloat16 if precision == "bf16-mixed" else torch.float32)
-    mfu = initial.flops_per_token * best["classit"] / peak_flops if peak_flops else None
+    peak = peak_flops(device, torch.bfloat16 if precision == "bf16-mixed" else torch.float32)
+    mfu = initial.flops_per_token * best["classit"] / peak if peak else None
     return {"size": size, "params_m": round(initial.num_parameters() / 1e6, 2), "case": case,
             "batch": f"{batch_size}x{block}", "classit_tokens_per_s": round(best["classit"], 1),
             "baseline_tokens_per_s": round(best["baseline"], 1), "ratio": round(best["classit"] / best["baseline"], 3),
             "mfu": mfu and round(mfu, 4), "classit_peak_gb": round(memory["classit"], 3),
-            "baseline_peak_gb": round(memory["baseline"], 3), "device": device_name(device), "precision": precision}
+            "baseline_peak_gb": round(memory["baseline"], 3), "device": device_name(device), "precision": precision,
+            "attention": initial.model.config._attn_implementation, "compile": compile}
 
 
 def device_name(device: torch.device) -> str:
@@ -179,6 +191,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch_size", type=int, help="default: the size's own (see SIZES)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both sides' decoder")
+    parser.add_argument("--attn", default="auto", help="model.attn_implementation: auto, sdpa, flex_attention, ...")
     parser.add_argument("--quick", action="store_true", help="demo size, 15 steps, 2 rounds: about a minute on a CPU")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no banners between the rows
@@ -186,14 +200,16 @@ def main() -> None:
     if args.quick:
         args.sizes, args.steps = "demo", 15
     device = torch.device(args.device)
-    print(f"device {device_name(device)}, precision {args.precision}, {args.steps} timed steps after {args.warmup}, "
+    print(f"device {device_name(device)}, precision {args.precision}, attention {args.attn}, "
+          f"compile {args.compile}, {args.steps} timed steps after {args.warmup}, "
           f"best of {args.rounds} rounds; peak memory: {'GPU allocated' if device.type == 'cuda' else 'process RSS'}")
     print(f"{'size':<6} {'params':>7} {'case':<9} {'batch':>7} {'classit tok/s':>14} {'baseline tok/s':>15} "
           f"{'ratio':>6} {'MFU':>6} {'peak GB':>13}")
     results = []
     for size in args.sizes.split(","):
         for case in args.cases.split(","):
-            r = bench(size, case, args.steps, args.warmup, args.rounds, args.batch_size, args.precision, device)
+            r = bench(size, case, args.steps, args.warmup, args.rounds, args.batch_size, args.precision, device,
+                      args.compile, args.attn)
             results.append(r)
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
             print(f"{size:<6} {r['params_m']:>6.1f}M {case:<9} {r['batch']:>7} {r['classit_tokens_per_s']:>14,.0f} "

@@ -4,9 +4,38 @@ the run's checkpoints (end of fit, stage ends) and the BabyLM word budget."""
 from pathlib import Path
 from typing import Literal
 
+import warnings
+
 import lightning as L
+import torch
+from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+# Dense peak FLOP/s from NVIDIA's datasheets, for GPUs that Lightning's table misses or gives at sparse rates: the H200
+# SXM computes as an H100 SXM (and is named plainly 'NVIDIA H200', which that table does not find).
+DENSE_FLOPS = {
+    "h200 nvl": {torch.bfloat16: 835.5e12, torch.float16: 835.5e12, "tfloat32": 417.5e12, torch.float32: 60.0e12},
+    "h200": {torch.bfloat16: 989.4e12, torch.float16: 989.4e12, "tfloat32": 494.7e12, torch.float32: 66.9e12},
+}
+
+
+def dense_peak_flops(device_name: str, dtype: torch.dtype | str) -> float | None:
+    """Our dense peak FLOP/s for a GPU named ``device_name`` computing in ``dtype``, or None if we have none."""
+    name = device_name.lower()
+    chip = next((c for c in DENSE_FLOPS if all(word in name for word in c.split())), None)
+    return DENSE_FLOPS[chip].get(dtype) if chip else None
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
+    """The device's dense peak FLOP/s for ``dtype`` (MFU's denominator): ``DENSE_FLOPS``, else Lightning's table
+    (float32 matrix products count at the tf32 rate when PyTorch allows tf32)."""
+    if device.type == "cuda":
+        tf32 = dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest"
+        rate = dense_peak_flops(torch.cuda.get_device_name(device), "tfloat32" if tf32 else dtype)
+        if rate:
+            return rate
+    return get_available_flops(device, dtype)
 
 
 def _rows(batch: dict) -> int:
@@ -18,11 +47,27 @@ def _tokens(batch: dict) -> int:
 
 
 class TokenThroughputMonitor(ThroughputMonitor):
-    """Lightning's ThroughputMonitor counting tokens: logs ``train|items_per_sec`` (tokens/s) and,
-    on devices whose peak FLOP/s Lightning knows, ``train|device/mfu``."""
+    """Lightning's ThroughputMonitor counting tokens: logs ``train|items_per_sec`` (tokens/s) and
+    ``train|device/mfu`` of the device's dense peak FLOP/s (:func:`peak_flops`, or ``peak_flops`` given)."""
 
-    def __init__(self, window_size: int = 20):
+    def __init__(self, window_size: int = 20, peak_flops: float | None = None):
+        """
+        Args:
+            window_size: batches that each tokens/s figure averages over.
+            peak_flops: the device's peak FLOP/s at the run's precision, for a device classit does not know.
+        """
         super().__init__(batch_size_fn=_rows, length_fn=_tokens, window_size=window_size)
+        self.peak_flops = peak_flops
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        with warnings.catch_warnings():  # Lightning's "FLOPs not found" where our table or the user knows better
+            warnings.filterwarnings("ignore", message="FLOPs not found")
+            super().setup(trainer, pl_module, stage)
+        dtype = torch.bfloat16 if trainer.precision.startswith("bf16") else (
+            torch.float16 if trainer.precision.startswith("16") else torch.float32)
+        self.available_flops = self.peak_flops or peak_flops(trainer.strategy.root_device, dtype)
+        for throughput in self._throughputs.values():
+            throughput.available_flops = self.available_flops
 
 
 def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:

@@ -9,8 +9,10 @@ import yaml
 from torch.utils.data import DataLoader
 from transformers.utils import is_flash_attn_2_available
 
+from classit.callbacks import TokenThroughputMonitor, dense_peak_flops
 from classit.cli import main
 from classit.model import BabyLM
+from helpers import scalars
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -97,3 +99,24 @@ def test_flex_attention_does_not_train_on_cpu():
                         enable_model_summary=False, accelerator="cpu")
     with pytest.raises(ValueError, match="model.attn_implementation: flex_attention cannot train on CPU"):
         trainer.fit(module, DataLoader(masked_batches(300), batch_size=2))
+
+
+def test_mfu_is_logged_against_the_given_peak(tmp_path):
+    module = BabyLM(vocab_size=300, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=32)
+    trainer = L.Trainer(max_steps=6, logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="run"),
+                        callbacks=[TokenThroughputMonitor(window_size=2, peak_flops=1e9)], log_every_n_steps=1,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu")
+    trainer.fit(module, DataLoader(masked_batches(300) * 3, batch_size=2))
+    logged = {tag: dict(values) for tag, values in scalars(trainer.log_dir).items()}
+    tokens_per_s, mfu = logged["train/device/items_per_sec"], logged["train/device/mfu"]
+    assert len(mfu) >= 3
+    for step, value in mfu.items():
+        assert value == pytest.approx(tokens_per_s[step] * module.flops_per_token / 1e9, rel=1e-4)
+
+
+def test_dense_peaks_of_gpus_lightning_misses():
+    assert dense_peak_flops("NVIDIA H200", torch.bfloat16) == 989.4e12  # the SXM part: an H100 SXM's compute
+    assert dense_peak_flops("NVIDIA H200 NVL", torch.bfloat16) == 835.5e12
+    assert dense_peak_flops("NVIDIA H200", "tfloat32") == 494.7e12
+    assert dense_peak_flops("NVIDIA H100 80GB HBM3", torch.bfloat16) is None  # Lightning's table has it
