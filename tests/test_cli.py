@@ -95,3 +95,20 @@ def test_init_from_a_lightning_checkpoint_copies_its_weights(demo_run):
     started = BabyLM(**hparams, init_from=str(ckpt))
     for (name, a), b in zip(trained.model.state_dict().items(), started.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("override, expected", [
+    ([], "data.sources.switchboard.init_args.swda: no SwDA files in {data}/swda/train; copy swda_data/"),
+    (["--data.sources.simple_wiki.init_args.file", "simple_wiki.train"],
+     "data.sources.simple_wiki.init_args.file: {data}/simple_wiki.train not found"),
+])
+def test_missing_instruction_data_stops_naming_its_key(data_root, tokenizer, tmp_path, override, expected):
+    data = tmp_path / "data"  # the BabyLM corpus, without SwDA unless the test is about another file
+    data.mkdir()
+    (data / "babylm-corpus").symlink_to(data_root / "babylm-corpus")
+    if override:
+        (data / "swda").symlink_to(data_root / "swda")
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(Path(DEMO).with_name("demo_seq.yaml")), "--data.data_dir", str(data),
+              "--data.tokenizer", tokenizer.name_or_path, *override])
+    assert str(done.value.code).startswith("classit: error: " + expected.format(data=data)), done.value.code

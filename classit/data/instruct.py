@@ -482,6 +482,10 @@ class Switchboard(InstructionSource):
         files = sorted(swda.glob("*.txt")) if swda is not None and swda.is_dir() else []
         if split == "train" and self.babylm_file:
             files.append(self.root / self.babylm_file)
+        if split == "train" and not files:  # no validation files only means no validation loss
+            raise FileNotFoundError(f"data.sources.{self.name}.init_args.swda: no SwDA files in {swda}; copy "
+                                    "swda_data/{train,val,test} of NathanDuran/Switchboard-Corpus to "
+                                    f"{swda.parent} (see the README), or give babylm_file")
         return files
 
     def build_examples(self, split: str) -> list[Example]:
@@ -511,11 +515,13 @@ class SimpleWikiLectures(InstructionSource):
         return {"generator": type(self.generator).__name__, **vars(self.generator)}
 
     def input_files(self, split: str) -> list[Path]:
-        name = self.file if split == "train" else self.val_file
+        key, name = ("file", self.file) if split == "train" else ("val_file", self.val_file)
         if not name:
             return []
         path = self.root / name
-        read_text(path)  # a missing, empty or non-UTF-8 file stops here, named
+        if not path.is_file():
+            raise FileNotFoundError(f"data.sources.{self.name}.init_args.{key}: {path} not found")
+        read_text(path)  # an empty or non-UTF-8 file stops here, named
         model = getattr(self.generator, "model_path", None)
         return [path] + (sorted(p for p in Path(model).iterdir() if p.is_file()) if model else [])
 
