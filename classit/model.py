@@ -4,6 +4,7 @@ import io
 import math
 import tarfile
 import tempfile
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from transformers.utils import is_flash_attn_2_available
 
@@ -21,6 +23,10 @@ from classit.train.schedule import Phase, phase_lr
 
 IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
+
+# The validation losses are summed over ranks before they are logged (``on_validation_epoch_end``), so Lightning's
+# advice to sync them, repeated for each of them in every DDP run, does not apply.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val", category=PossibleUserWarning)
 
 
 Attention = Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"]
