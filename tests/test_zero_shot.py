@@ -170,3 +170,16 @@ def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):
           "--out", str(out), "--device", "cpu"])
     written = json.loads((out / "summary.json").read_text())
     assert set(written) == {"blimp", "ewok"} and 0 <= written["blimp"]["macro"] <= 100
+
+
+def test_evaluate_without_data_stops_naming_the_folder(tiny_model_dir, small_eval_dir, tmp_path):
+    from classit.cli import main
+
+    for data_dir, expected in ((tmp_path / "nowhere", f"{tmp_path / 'nowhere'}: no such data folder"),
+                               (small_eval_dir, f"{small_eval_dir}: no data for any of the tasks reading "
+                                                "(looked for reading/reading_data.csv)")):
+        with pytest.raises(SystemExit) as done:
+            main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(data_dir), "--tasks", "reading",
+                  "--out", str(tmp_path / "out")])
+        assert str(done.value.code).startswith(f"classit: error: {expected}"), done.value.code
+    assert not (tmp_path / "out").exists()  # it stopped before loading the model or writing anything

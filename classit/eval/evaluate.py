@@ -40,7 +40,8 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
     Args:
         model: a Hugging Face folder or a classit Lightning checkpoint (``.ckpt``).
         data_dir: a folder laid out like BabyLM's ``evaluation_data/full_eval`` (fast-set folder names
-            work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped.
+            work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped (if
+            none has one, it stops).
         tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, reading.
         out: output folder.
         batch_size: texts per forward pass.
@@ -61,6 +62,13 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
     root = Path(data_dir) if data_dir else sources.data_dir() / "babylm-eval"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    folders = {task: _folder(root, task) for task in names}
+    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task]) for task in names}
+    if not any(folders.values()):
+        raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(names)} (looked for "
+                                f"{'; '.join(wanted.values())})")
     out_dir = Path(out)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     hf_model, tokenizer = load_pretrained(model)
@@ -68,11 +76,9 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
 
     summary = {}
-    for task in names:
-        folder = _folder(root, task)
+    for task, folder in folders.items():
         if folder is None:
-            wanted = "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task])
-            summary[task] = {"skipped": f"no {wanted} in {root}"}
+            summary[task] = {"skipped": f"no {wanted[task]} in {root}"}
             print(f"{task}: skipped ({summary[task]['skipped']})")
             continue
         start = time.perf_counter()
