@@ -332,6 +332,8 @@ def load_pretrained(path: str | Path):
     """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint."""
     path = Path(path)
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")

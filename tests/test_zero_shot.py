@@ -183,3 +183,11 @@ def test_evaluate_without_data_stops_naming_the_folder(tiny_model_dir, small_eva
                   "--out", str(tmp_path / "out")])
         assert str(done.value.code).startswith(f"classit: error: {expected}"), done.value.code
     assert not (tmp_path / "out").exists()  # it stopped before loading the model or writing anything
+
+
+def test_evaluate_a_folder_that_is_no_model_stops_naming_it(small_eval_dir, tmp_path):
+    from classit.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--model", str(tmp_path), "--data_dir", str(small_eval_dir), "--out", str(tmp_path / "o")])
+    assert str(done.value.code) == f"classit: error: {tmp_path}: not a Hugging Face model folder (no config.json)"
