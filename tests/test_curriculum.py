@@ -182,6 +182,12 @@ def test_bad_stages_name_the_config_key(tokenizer, stages, message):
         toy_curriculum(tokenizer, stages)
 
 
+@pytest.mark.parametrize("key, value", [("batch_size", 0), ("micro_batch_size", 0), ("block_size", -1)])
+def test_sizes_below_one_name_the_config_key(tokenizer, key, value):
+    with pytest.raises(ValueError, match=rf"data\.{key}: a positive number of \w+, not {value}"):
+        toy_curriculum(tokenizer, MERGED, **{key: value})
+
+
 def demo_data(data_root: Path, root: Path) -> Path:
     """A small data folder: two BabyLM dev files as corpus, 20 SwDA conversations, 60 Simple Wikipedia articles."""
     small_corpus(data_root, root)

@@ -221,13 +221,15 @@ def test_a_repeated_sweep_runs_only_what_is_missing(first_run, tiny_model_dir, l
 
 # --- bad input, as the user sees it ---
 
-@pytest.mark.parametrize("case", ["unknown_task", "label", "format", "empty"])
+@pytest.mark.parametrize("case", ["unknown_task", "seeds", "label", "format", "empty"])
 def test_bad_input_stops_with_the_file_and_line(case, tiny_model_dir, tmp_path):
     good = [{"sentence1": "A cat.", "sentence2": "It sat.", "label": 0, "idx": i} for i in range(3)]
     write_jsonl(tmp_path / "rte.train.jsonl", good)
     valid = write_jsonl(tmp_path / "rte.valid.jsonl", good)
-    tasks, expected = "rte", None
-    if case == "unknown_task":
+    tasks, seeds, expected = "rte", "1", None
+    if case == "seeds":
+        seeds, expected = "42,4x", "--seeds: comma-separated integers (e.g. 42,43,44), not '42,4x'"
+    elif case == "unknown_task":
         tasks, expected = "rte,cola", "unknown tasks ['cola']"
     elif case == "label":
         write_jsonl(valid, good[:2] + [{**good[2], "label": 2}])
@@ -241,6 +243,6 @@ def test_bad_input_stops_with_the_file_and_line(case, tiny_model_dir, tmp_path):
         empty.write_text("\n")
         tasks, expected = "rte,mrpc", f"{empty}: no examples (the file is empty)"
     with pytest.raises(SystemExit) as stop:
-        main(finetune_args(tiny_model_dir, tmp_path, tmp_path / "out", tasks=tasks))
+        main(finetune_args(tiny_model_dir, tmp_path, tmp_path / "out", seeds=seeds, tasks=tasks))
     assert str(stop.value).startswith(f"classit: error: {expected}")
     assert not list((tmp_path / "out").glob("runs/*"))

@@ -130,6 +130,10 @@ class CurriculumDataModule(L.LightningDataModule):
         check_stages(sources, self.stages)
         if not 0 < val_every <= 1:
             raise ValueError(f"data.val_every: a fraction of the run in (0, 1], not {val_every}")
+        for key, value in {"batch_size": batch_size, "micro_batch_size": micro_batch_size, "block_size": block_size}.items():
+            if value is not None and value < 1:
+                raise ValueError(f"data.{key}: a positive number of {'tokens' if key == 'block_size' else 'sequences'}, "
+                                 f"not {value}")
         self.sources, self.batch_size, self.micro_batch_size = sources, batch_size, micro_batch_size
         self.block_size, self.tokenizer_path, self.requested_vocab_size = block_size, tokenizer, vocab_size
         self.data_dir, self.cache = store.data_dir(data_dir), store.cache_dir(cache_dir)

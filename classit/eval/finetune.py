@@ -333,7 +333,10 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: comma-separated integers (e.g. 42,43,44), not {seeds!r}") from None
     root = Path(data_dir) if data_dir else sources.data_dir() / "babylm-eval" / "glue_filtered"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
