@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from classit.data.sources import (DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, download_command,
-                                  rebase)
+from classit.cli import main
+from classit.data.sources import DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, rebase
 
 FILES = ["babylm-corpus/dev/switchboard.dev", "babylm-eval-fast/blimp_fast/causative.jsonl",
          "babylm-eval/ewok_filtered/social-properties.jsonl"]
@@ -166,14 +166,16 @@ def test_http_error_names_the_url(server, tmp_path):
 def test_download_command_prints_the_data_dir(server, data_root, tmp_path, monkeypatch, capsys):
     base_url, _ = server
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"files": [file_entry(data_root, FILES[0])]}))
+    manifest.write_text(json.dumps({"files": [file_entry(data_root, FILES[0])], "more": []}))
     monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
-    download_command(str(tmp_path / "out"), ["files"], base_url, str(manifest))
+    command = ["data", "download", "--out", str(tmp_path / "out"), "--base_url", base_url, "--manifest", str(manifest)]
+    main([*command, "--sets", "files,more"])
     printed = capsys.readouterr().out
     assert f"fetched {tmp_path / 'out' / FILES[0]}" in printed
     assert f"export CLASSIT_DATA_DIR={(tmp_path / 'out').resolve()}" in printed
-    with pytest.raises(ValueError, match="unknown data sets"):
-        download_command(str(tmp_path / "out"), ["nope"], base_url, str(manifest))
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--sets", "files,nope"])
+    assert str(done.value.code) == "classit: error: unknown data sets ['nope']; choose from ['files', 'more']"
 
 
 def test_official_manifest_matches_the_data_layout(data_root):

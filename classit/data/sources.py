@@ -278,20 +278,21 @@ def download(out: Path, sets: list[str], manifest: dict | str | Path | None = No
     return written
 
 
-def download_command(out: str | None = None, sets: list[str] = DEFAULT_SETS, base_url: str | None = None,
+def download_command(out: str | None = None, sets: str = ",".join(DEFAULT_SETS), base_url: str | None = None,
                      manifest: str | None = None) -> None:
     """Download the official BabyLM 2025 corpus and evaluation data, verified, into a data directory.
 
     Args:
         out: the data directory (default ``$CLASSIT_DATA_DIR``, else ``<cache>/data``).
-        sets: which sets: ``corpus`` (100M words + dev), ``corpus-small`` (10M words), ``eval``, ``eval-fast``.
+        sets: comma-separated: ``corpus`` (100M words + dev), ``corpus-small`` (10M words), ``eval``, ``eval-fast``.
         base_url: fetch from this host instead of the official one (a mirror).
         manifest: a JSON manifest to use instead of the official sources.
     """
     target = Path(out or os.environ.get(DATA_ENV) or cache_dir() / "data").expanduser()
-    written = download(target, list(sets), manifest, base_url)
+    names = [name.strip() for name in sets.split(",") if name.strip()]
+    written = download(target, names, manifest, base_url)
     for path in written:
         print(f"fetched {path}")
     if not written:
-        print(f"{', '.join(sets)}: already present in {target}")
+        print(f"{', '.join(names)}: already present in {target}")
     print(f"export {DATA_ENV}={target.resolve()}")
