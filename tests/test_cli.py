@@ -98,7 +98,7 @@ def test_init_from_a_lightning_checkpoint_copies_its_weights(demo_run):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ([], "data.sources.switchboard.init_args.swda: no SwDA files in {data}/swda/train; copy swda_data/"),
+    ([], "data.sources.switchboard.init_args.swda: no SwDA files in {data}/swda/train; SwDA is not bundled"),
     (["--data.sources.simple_wiki.init_args.file", "simple_wiki.train"],
      "data.sources.simple_wiki.init_args.file: {data}/simple_wiki.train not found"),
 ])

@@ -483,9 +483,10 @@ class Switchboard(InstructionSource):
         if split == "train" and self.babylm_file:
             files.append(self.root / self.babylm_file)
         if split == "train" and not files:  # no validation files only means no validation loss
-            raise FileNotFoundError(f"data.sources.{self.name}.init_args.swda: no SwDA files in {swda}; copy "
-                                    "swda_data/{train,val,test} of NathanDuran/Switchboard-Corpus to "
-                                    f"{swda.parent} (see the README), or give babylm_file")
+            raise FileNotFoundError(f"data.sources.{self.name}.init_args.swda: no SwDA files in {swda}; SwDA is not "
+                                    "bundled: copy swda_data/{train,val,test} of NathanDuran/Switchboard-Corpus to "
+                                    f"{self.swda}/ of a data folder (CLASSIT_DATA_DIR; see the README), or give "
+                                    "babylm_file")
         return files
 
     def build_examples(self, split: str) -> list[Example]:
