@@ -12,6 +12,7 @@ from scipy.stats import binomtest
 from classit.cli import main
 from classit.eval.compare import compare
 from classit.study import stats
+from classit.study.collect import find_results
 
 FILES = ("adjunct_island", "anaphor_gender_agreement")
 N = 6  # items per BLiMP file
@@ -164,6 +165,15 @@ def test_report_numbers_equal_the_summaries(study, tmp_path, capsys):
     # seeded: the same command gives the same report
     main(["report", f"[{root}]", "--out", str(tmp_path / "again"), "--replies", "false"])
     assert (tmp_path / "again" / "report.md").read_text() == md.replace(str(out), str(tmp_path / "again"))
+
+
+def test_a_conditions_outputs_by_kind_are_one_condition(tmp_path, blimp_dir):
+    for condition in ("baseline", "merged"):
+        write_evaluate(tmp_path / condition / "zero_shot", blimp_dir, OUTCOMES[condition][0])
+        write_finetune(tmp_path / condition / "finetune", FT_PREDS[condition])
+    results = find_results([str(tmp_path / "baseline"), str(tmp_path / "merged")])
+    assert sorted((r.condition, r.kind) for r in results) == [("baseline", "finetune"), ("baseline", "zero_shot"),
+                                                             ("merged", "finetune"), ("merged", "zero_shot")]
 
 
 def test_babylm_layout_reads_back_equal(tmp_path, blimp_dir, capsys):

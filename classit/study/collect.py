@@ -1,6 +1,7 @@
 """Find ``classit evaluate`` and ``classit finetune`` outputs below some folders and say which condition,
 seed and stage each one belongs to (``meta.json`` next to ``summary.json``, else the path
-``.../<condition>/seed<k>/...``, else the folder's name and seed 0)."""
+``.../<condition>/seed<k>/...``, else the folder's name, or its parent's for a folder named ``zero_shot`` or
+``finetune``, and seed 0)."""
 
 import json
 import re
@@ -11,6 +12,7 @@ from classit.eval.finetune import SCORE_METRIC
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none
+KIND_FOLDERS = ("zero_shot", "finetune")  # one condition's outputs by kind: the condition is the folder above
 
 
 @dataclass
@@ -45,7 +47,8 @@ def _kind(path: Path, summary) -> str:
 
 
 def _identity(folder: Path, meta: dict) -> tuple[str, int, str]:
-    condition, seed = folder.resolve().name, 0
+    named = folder.resolve()
+    condition, seed = (named.parent if named.name in KIND_FOLDERS else named).name, 0
     parts = folder.parts
     for i in range(len(parts) - 1, 0, -1):
         if (match := SEED_FOLDER.fullmatch(parts[i])) and parts[i - 1] not in ("", "/", ".", ".."):
