@@ -164,6 +164,8 @@ def plan_command(argv: list[str]) -> dict:
     parser.add_argument("--num_nodes", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     options, rest = parser.parse_known_args(argv)
+    if options.devices < 1 or options.num_nodes < 1:
+        parser.error("--devices and --num_nodes count from 1")
     cli, estimates = load(rest)
     plan = make_plan(cli.datamodule, cli.model, cli.trainer, options.devices, options.num_nodes, estimates)
     config = next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--config"), "config")

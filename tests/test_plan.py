@@ -44,6 +44,9 @@ def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(
     assert plan["devices"] == 8 and [s["name"] for s in plan["stages"]] == ["pretrain", "switchboard", "simple_wiki"]
     with pytest.raises(SystemExit, match=r"data\.batch_size: 128 sequences do not split evenly over 3 devices"):
         main(["plan", "--config", seq, "--devices", "3"])
+    with pytest.raises(SystemExit):
+        main(["plan", "--config", seq, "--devices", "0"])
+    assert "classit plan: error: --devices and --num_nodes count from 1" in capsys.readouterr().err
 
 
 def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
