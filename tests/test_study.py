@@ -1,6 +1,6 @@
 """`classit study`: shared pre-training equals a run that never branched; finished work is skipped; job scripts parse."""
 
-import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,12 +76,24 @@ def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
     scripts = sorted(jobs.glob("*.sbatch"))
     assert [s.name for s in scripts] == ["merged_seed42.sbatch", "sequential_seed42.sbatch"]
     assert "--dependency=afterok:${job_sequential_seed42}" in (jobs / "submit.sh").read_text()
-    for script in scripts:
-        command = shlex.split(next(line for line in script.read_text().splitlines() if line.startswith("srun ")))
-        assert command[1:3] == ["classit", "fit"]
+    runs = study_dir / "jobs_out" / "runs"
+
+    def command(script: Path) -> list[str]:  # what the script runs, its shell logic done by bash
+        text = script.read_text().replace("srun ", "printf '%s\\n' ", 1)
+        return subprocess.run(["bash", "-c", text], capture_output=True, text=True, check=True).stdout.splitlines()
+
+    sequential, merged = command(jobs / "sequential_seed42.sbatch"), command(jobs / "merged_seed42.sbatch")
+    assert sequential[-2:] == ["--ckpt_path", "last"]  # a requeued job resumes; a first one starts fresh
+    own = runs / "merged_seed42" / "version_0" / "checkpoints" / "last.ckpt"
+    assert merged[-2:] == ["--ckpt_path", str(runs / "sequential_seed42/version_0/checkpoints/stage0_pretrain.ckpt")]
+    own.parent.mkdir(parents=True)
+    own.touch()  # pre-empted after it had written its own checkpoint: the requeued job resumes that
+    assert command(jobs / "merged_seed42.sbatch")[-2:] == ["--ckpt_path", str(own)]
+    for argv in (sequential, merged):
+        assert argv[:2] == ["classit", "fit"]
         with pytest.raises(SystemExit) as done:
-            main(command[2:] + ["--print_config"])
-        assert done.value.code in (0, None), script
+            main(argv[1:] + ["--print_config"])
+        assert done.value.code in (0, None), argv
 
 
 def test_a_stage_that_is_not_there_is_named(tmp_path):

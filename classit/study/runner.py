@@ -134,21 +134,44 @@ def plan_fits(study: dict) -> list[Fit]:
     return fits
 
 
+def fit_arguments(fit: Fit, out: Path) -> list[str]:
+    """The ``classit fit`` command line of a fit without its start point: its config, seed and log folder."""
+    return ["classit", "fit", "--config", fit.condition.config, *fit.condition.overrides,
+            "--seed_everything", str(fit.seed), "--data.seed", str(fit.seed),
+            "--trainer.logger.init_args.save_dir", str(out / "runs"),
+            "--trainer.logger.init_args.name", fit.name, "--trainer.logger.init_args.version", "0"]
+
+
+def last_checkpoint(fit: Fit, out: Path) -> Path:
+    return out / "runs" / fit.name / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def branch_checkpoint(fit: Fit, out: Path) -> Path:
+    """The end-of-stage checkpoint of the fit this one branches from."""
+    source, k = fit.branch
+    stage = source.resolved["data"]["stages"][k - 1]["name"]
+    return out / "runs" / source.name / "version_0" / "checkpoints" / f"stage{k - 1}_{stage}.ckpt"
+
+
 def fit_command(fit: Fit, out: Path) -> list[str]:
-    """The ``classit fit`` command line of a fit: its config, seed, log folder, and where it starts from."""
-    command = ["classit", "fit", "--config", fit.condition.config, *fit.condition.overrides,
-               "--seed_everything", str(fit.seed), "--data.seed", str(fit.seed),
-               "--trainer.logger.init_args.save_dir", str(out / "runs"),
-               "--trainer.logger.init_args.name", fit.name, "--trainer.logger.init_args.version", "0"]
-    run = out / "runs" / fit.name / "version_0"
-    if (run / "checkpoints" / "last.ckpt").is_file():
+    """The ``classit fit`` command line of a fit now: an interrupted fit resumes, a new one branches or starts."""
+    command = fit_arguments(fit, out)
+    if last_checkpoint(fit, out).is_file():
         return command + ["--ckpt_path", "last"]  # interrupted: resume it
     if fit.branch:
-        source, k = fit.branch
-        stage = source.resolved["data"]["stages"][k - 1]["name"]
-        checkpoint = out / "runs" / source.name / "version_0" / "checkpoints" / f"stage{k - 1}_{stage}.ckpt"
-        return command + ["--ckpt_path", str(checkpoint)]
+        return command + ["--ckpt_path", str(branch_checkpoint(fit, out))]
     return command
+
+
+def job_lines(fit: Fit, out: Path, launch: str) -> list[str]:
+    """A job script's lines that run the fit with ``launch`` (``srun classit fit``, …), choosing where it starts
+    when it runs: a requeued job resumes its own last checkpoint, a first one branches or starts fresh."""
+    command = shlex.join(fit_arguments(fit, out)).replace("classit fit", launch, 1)
+    if not fit.branch:
+        return [f"{command} --ckpt_path last"]
+    own, source = shlex.quote(str(last_checkpoint(fit, out))), shlex.quote(str(branch_checkpoint(fit, out)))
+    return [f"ckpt={own}", f'[ -f "$ckpt" ] || ckpt={source}  # first run: branch from the source\'s stage',
+            f'{command} --ckpt_path "$ckpt"']
 
 
 def finished(fit: Fit, out: Path) -> bool:
@@ -182,18 +205,17 @@ def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
     scripts, submit = [], ["#!/usr/bin/env bash", "# queue every fit of the study; a branching fit waits for its source",
                            "set -euo pipefail", 'cd "$(dirname "$0")"']
     for fit in fits:
-        command = shlex.join(fit_command(fit, out))
         if kind == "slurm":
             body = ["#!/usr/bin/env bash", f"#SBATCH --job-name={fit.name}", "#SBATCH --nodes=1",
                     "#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=8", "#SBATCH --signal=SIGTERM@120",
                     "#SBATCH --requeue", "# Lightning reads SLURM's environment: one task per GPU, requeued jobs resume",
-                    f"srun {command}"]
+                    *job_lines(fit, out, "srun classit fit")]
             after = f"--dependency=afterok:${{job_{fit.branch[0].name}}} " if fit.branch else ""
             submit.append(f"job_{fit.name}=$(sbatch --parsable {after}{fit.name}.sbatch)")
             path = jobs / f"{fit.name}.sbatch"
         else:
             body = ["#!/usr/bin/env bash", "# one node: torchrun starts a process per GPU (Lightning reads its environment)",
-                    f"{command.replace('classit fit', 'torchrun --nproc_per_node=gpu -m classit.cli fit', 1)}"]
+                    *job_lines(fit, out, "torchrun --nproc_per_node=gpu -m classit.cli fit")]
             submit.append(f"bash {fit.name}.torchrun.sh")
             path = jobs / f"{fit.name}.torchrun.sh"
         path.write_text("\n".join(body) + "\n")
