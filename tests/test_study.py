@@ -89,6 +89,9 @@ def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
     own.parent.mkdir(parents=True)
     own.touch()  # pre-empted after it had written its own checkpoint: the requeued job resumes that
     assert command(jobs / "merged_seed42.sbatch")[-2:] == ["--ckpt_path", str(own)]
+    stopped = subprocess.run(["bash", "-c", 'srun() { return 143; }; scontrol() { echo "scontrol $*"; }; '
+                              f'SLURM_JOB_ID=7; source {jobs / "sequential_seed42.sbatch"}'], capture_output=True, text=True)
+    assert (stopped.returncode, stopped.stdout) == (143, "scontrol requeue 7\n")  # saved on SIGTERM: queued again
     for argv in (sequential, merged):
         assert argv[:2] == ["classit", "fit"]
         with pytest.raises(SystemExit) as done:

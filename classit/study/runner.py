@@ -198,6 +198,14 @@ def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, 
     return (hf if index == last else hf / f"stage{index}_{stages[index]}"), stages[index] if condition.stage else "final"
 
 
+REQUEUE_AFTER_SIGTERM = [  # the time limit's warning (--signal) ends a job for good unless it queues itself again
+    "status=$?",
+    "# SIGTERM (the time limit near, or pre-emption): the fit saved last.ckpt and exited 143; queue the job again",
+    'if [ "$status" -eq 143 ]; then scontrol requeue "$SLURM_JOB_ID"; fi',
+    'exit "$status"',
+]
+
+
 def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
     """One job script per fit (SLURM or torchrun) and ``submit.sh``, which queues them with their dependencies."""
     jobs = out / "jobs"
@@ -209,7 +217,7 @@ def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
             body = ["#!/usr/bin/env bash", f"#SBATCH --job-name={fit.name}", "#SBATCH --nodes=1",
                     "#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=8", "#SBATCH --signal=SIGTERM@120",
                     "#SBATCH --requeue", "# Lightning reads SLURM's environment: one task per GPU, requeued jobs resume",
-                    *job_lines(fit, out, "srun classit fit")]
+                    *job_lines(fit, out, "srun classit fit"), *REQUEUE_AFTER_SIGTERM]
             after = f"--dependency=afterok:${{job_{fit.branch[0].name}}} " if fit.branch else ""
             submit.append(f"job_{fit.name}=$(sbatch --parsable {after}{fit.name}.sbatch)")
             path = jobs / f"{fit.name}.sbatch"
