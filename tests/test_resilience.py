@@ -3,6 +3,7 @@ exactly, verified atomic checkpoints, the non-finite loss guard, file:line in er
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -161,6 +162,11 @@ def test_truncated_checkpoint_stops_with_one_line(short_run, tmp_path, capsys):
     message = damaged_message(["export", "--ckpt", str(truncated), "--out", str(tmp_path / "hf")], capsys)
     assert message.startswith(f"classit: error: {truncated}: damaged checkpoint (")
     assert message.endswith("; use an earlier one")
+    text = tmp_path / "notes.ckpt"
+    text.write_text("# not a checkpoint\n")
+    message = damaged_message(["export", "--ckpt", str(text), "--out", str(tmp_path / "hf")], capsys)
+    assert re.fullmatch(rf"classit: error: {re.escape(str(text))}: damaged checkpoint \(\w.+\); use an earlier one",
+                        message), message  # the cause is said, not "()"
 
 
 def flip_tensor_bytes(path: Path) -> None:

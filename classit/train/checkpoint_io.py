@@ -68,7 +68,7 @@ def atomic_save(checkpoint: dict, path: Path) -> None:
 def _reason(error: Exception) -> str:
     """The cause in a few words, without torch's advice to load untrusted data with ``weights_only=False``."""
     text = str(error)
-    unpickler = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    unpickler = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)  # the cause may follow on a later line
     first = unpickler.group(1) if unpickler else text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return first.split(". ")[0][:160]
 
