@@ -1,10 +1,9 @@
 """Training callbacks: token throughput (tokens/s, MFU), Hugging Face exports (end of fit, stage ends, word milestones),
 the run's checkpoints (end of fit, stage ends) and the BabyLM word budget."""
 
+import warnings
 from pathlib import Path
 from typing import Literal
-
-import warnings
 
 import lightning as L
 import torch
