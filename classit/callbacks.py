@@ -26,15 +26,17 @@ def dense_peak_flops(device_name: str, dtype: torch.dtype | str) -> float | None
     return DENSE_FLOPS[chip].get(dtype) if chip else None
 
 
+def _own_peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
+    """``DENSE_FLOPS``'s rate for a CUDA device (float32 matrix products at the tf32 rate when PyTorch allows it)."""
+    if device.type != "cuda":
+        return None
+    tf32 = dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest"
+    return dense_peak_flops(torch.cuda.get_device_name(device), "tfloat32" if tf32 else dtype)
+
+
 def peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
-    """The device's dense peak FLOP/s for ``dtype`` (MFU's denominator): ``DENSE_FLOPS``, else Lightning's table
-    (float32 matrix products count at the tf32 rate when PyTorch allows tf32)."""
-    if device.type == "cuda":
-        tf32 = dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest"
-        rate = dense_peak_flops(torch.cuda.get_device_name(device), "tfloat32" if tf32 else dtype)
-        if rate:
-            return rate
-    return get_available_flops(device, dtype)
+    """The device's dense peak FLOP/s for ``dtype`` (MFU's denominator): ``DENSE_FLOPS``, else Lightning's table."""
+    return _own_peak_flops(device, dtype) or get_available_flops(device, dtype)
 
 
 def _rows(batch: dict) -> int:
@@ -59,14 +61,18 @@ class TokenThroughputMonitor(ThroughputMonitor):
         self.peak_flops = peak_flops
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        with warnings.catch_warnings():  # Lightning's "FLOPs not found" where our table or the user knows better
-            warnings.filterwarnings("ignore", message="FLOPs not found")
-            super().setup(trainer, pl_module, stage)
+        """Lightning's setup, with the peak of ``peak_flops`` or ``DENSE_FLOPS`` where either knows it."""
         dtype = torch.bfloat16 if trainer.precision.startswith("bf16") else (
             torch.float16 if trainer.precision.startswith("16") else torch.float32)
-        self.available_flops = self.peak_flops or peak_flops(trainer.strategy.root_device, dtype)
-        for throughput in self._throughputs.values():
-            throughput.available_flops = self.available_flops
+        peak = self.peak_flops or _own_peak_flops(trainer.strategy.root_device, dtype)
+        with warnings.catch_warnings():
+            if peak:  # Lightning's "FLOPs not found" does not apply
+                warnings.filterwarnings("ignore", message="FLOPs not found")
+            super().setup(trainer, pl_module, stage)
+        if peak:
+            self.available_flops = peak
+            for throughput in self._throughputs.values():
+                throughput.available_flops = peak
 
 
 def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:
