@@ -14,7 +14,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from classit.data.corpus import corpus_files
-from classit.data.sources import cache_dir
+from classit.data.store import cache_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.eval.scoring import score_items, score_plain
 from classit.eval.zero_shot import encode_items, find_folder, load_items

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from classit.data.corpus import corpus_files, count_words
 from classit.data.prepare import cached_tokens, read_meta
-from classit.data.sources import cache_dir, data_dir
+from classit.data.store import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer, load_tokenizer
 
 

@@ -6,7 +6,7 @@ loss, AdamW with parameter groups, LR schedule, gradient clipping, TokenThroughp
 logging). The baseline is a plain PyTorch loop over the same LlamaForCausalLM: same initial weights, same
 batches, same precision, AdamW and clipping, Hugging Face's own mean loss. Two cases on real data through
 classit's data path: pre-training blocks of the BabyLM corpus, and Simple Wikipedia lectures packed into rows.
-Prints tokens/s of both, their ratio, MFU (of the device's dense peak FLOP/s, ``classit.callbacks.peak_flops``;
+Prints tokens/s of both, their ratio, MFU (of the device's dense peak FLOP/s, ``classit.train.callbacks.peak_flops``;
 null where none is known, as on CPUs) and peak memory, then one JSON object as the last line. ``--compile``
 compiles both sides' decoder, ``--attn`` picks the attention kernel (``model.attn_implementation``).
 
@@ -29,14 +29,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
-from classit.callbacks import TokenThroughputMonitor, peak_flops
+
 from classit.data.babylm import BabyLMCorpus
 from classit.data.corpus import corpus_files
 from classit.data.curriculum import CurriculumDataModule
-from classit.data.instruct import SimpleWikiLectures
-from classit.data.sources import cache_dir, data_dir
+from classit.data.lectures import SimpleWikiLectures
+from classit.data.store import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
+from classit.train.callbacks import TokenThroughputMonitor, peak_flops
 from classit.train.host_memory import keep_freed_memory
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
@@ -103,6 +104,7 @@ def run_classit(module: BabyLM, datamodule: CurriculumDataModule, steps: int, wa
                             callbacks=[TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0)
+        module.connect(datamodule.run_data)
         trainer.fit(module, datamodule=datamodule)
     return timer.end - timer.start
 

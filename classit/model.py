@@ -17,11 +17,13 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from transformers.utils import is_flash_attn_2_available
 
+from classit.checkpoint_io import load_checkpoint
+from classit.data.chat import IGNORE_INDEX
+from classit.data.curriculum import RunData
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
-from classit.train.checkpoint_io import load_checkpoint
-from classit.train.schedule import Phase, phase_lr
+from classit.lightning_state import should_log
+from classit.schedule import Phase, Schedule, StagePlan
 
-IGNORE_INDEX = -100
 TOKENIZER_KEY = "classit_tokenizer"
 
 # The validation losses are summed over ranks before they are logged (``on_validation_epoch_end``), so Lightning's
@@ -121,7 +123,8 @@ class BabyLM(L.LightningModule):
         self.register_buffer("words_seen", torch.zeros((), dtype=torch.float64))
         self._step_totals = None  # (target tokens, summed loss, words) of the current optimizer step on this rank
         self.val_names = ["val"]
-        self._phases = []  # (first step, steps, Phase) of the LR schedule, set with the optimizer
+        self.run_data: RunData | None = None  # what the data hands the model (:meth:`connect`)
+        self.schedule: Schedule | None = None  # the LR phases, set with the optimizer
         rank_zero_info(f"BabyLM ({arch}): {self.num_parameters() / 1e6:.2f}M parameters")
 
     def num_parameters(self) -> int:
@@ -157,17 +160,22 @@ class BabyLM(L.LightningModule):
         if any(k in loaded and not torch.equal(loaded[k], v) for k, v in state.items()):
             raise ValueError(f"{path}: its output layer is not tied to its embeddings; set model.tie_embeddings: false")
 
+    def connect(self, data: RunData) -> None:
+        """Take the tokenizer, validation sources and stage plan from ``data`` (filled in by the curriculum's setup,
+        read from this module's setup on); the CLI connects them once."""
+        self.run_data = data
+
     def setup(self, stage: str) -> None:
         self._check_attention(stage)
-        datamodule = self.trainer.datamodule
-        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
-            self.tokenizer = datamodule.tokenizer
+        data = self.run_data
+        if data is not None and data.tokenizer is not None:
+            self.tokenizer = data.tokenizer
             if len(self.tokenizer) != self.hparams.vocab_size:
-                raise ValueError(f"tokenizer {datamodule.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
+                raise ValueError(f"tokenizer {self.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
                                  f"but model.vocab_size is {self.hparams.vocab_size}")
             if self.init_tokenizer is not None:
                 check_same_tokenizer(self.init_tokenizer, self.tokenizer, f"model.init_from {self.hparams.init_from}")
-        self.val_names = list(getattr(datamodule, "val_sources", None) or ["val"])
+        self.val_names = list(data.val_sources if data is not None else []) or ["val"]
 
     def _check_attention(self, stage: str) -> None:
         """Flash attention computes in 16 bits only (``auto`` then takes sdpa); flex attention has no CPU backward."""
@@ -223,7 +231,7 @@ class BabyLM(L.LightningModule):
         self.tokens_seen += totals[0]
         self.words_seen += totals[2]
         self.step_loss = totals[1] / targets  # read by classit.train.NonFiniteGuard
-        if not self.trainer._logger_connector.should_update_logs:
+        if not should_log(self.trainer):
             return  # Lightning writes step metrics only every log_every_n_steps; self.log's bookkeeping is not free
         metrics = {"train/loss": self.step_loss, "train/tokens_seen": self.tokens_seen,
                    "train/words_seen": self.words_seen}
@@ -249,25 +257,20 @@ class BabyLM(L.LightningModule):
         self.log_dict(metrics, prog_bar=False, rank_zero_only=True)
         self.log("val_loss", loss, prog_bar=True, logger=False, rank_zero_only=True)
 
-    def total_steps(self) -> int:
-        """Optimizer steps of the run: the curriculum's count (its stages' epochs differ in length;
-        ``trainer.max_steps`` caps it), else Lightning's estimate."""
-        count = getattr(self.trainer.datamodule, "total_steps", None)
-        return count(self.trainer) if count else int(self.trainer.estimated_stepping_batches)
-
-    def phases(self) -> list[tuple[int, int, Phase]]:
-        """``(first step, steps, phase)`` of the LR schedule: the curriculum's phases, or one phase of the whole run
-        from ``lr``, ``warmup`` and ``min_lr_ratio``."""
+    def build_schedule(self) -> Schedule:
+        """The LR phases: the curriculum's stages (:class:`RunData`), the first phase from ``lr``, ``warmup`` and
+        ``min_lr_ratio`` unless its stage names one; without a curriculum, one phase of Lightning's step estimate."""
         first = Phase(self.hparams.lr, self.hparams.warmup, self.hparams.min_lr_ratio)
-        phases = getattr(self.trainer.datamodule, "phases", None)
-        return phases(self.trainer, first) if phases else [(0, max(self.total_steps(), 1), first)]
+        stages = self.run_data.stages if self.run_data is not None else None
+        if not stages:
+            stages = [StagePlan("run", max(int(self.trainer.estimated_stepping_batches), 1))]
+        return Schedule.build(stages, first, self.trainer.max_steps)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """A phase with ``reset_optimizer`` starts from a fresh AdamW state (its moments are not carried over)."""
-        for start, _, phase in self._phases:
-            if phase.reset_optimizer and start == self.trainer.global_step > 0:
-                for optimizer in self.trainer.optimizers:
-                    optimizer.state.clear()
+        if self.schedule.starts_fresh(self.trainer.global_step):
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()
 
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
@@ -276,8 +279,8 @@ class BabyLM(L.LightningModule):
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
-        self._phases, base = self.phases(), self.hparams.lr
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: phase_lr(step, self._phases, base) / base)
+        self.schedule, base = self.build_schedule(), self.hparams.lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule.lr(step, base) / base)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from classit.data.babylm import BabyLMCorpus, PackedBlocks
 from classit.data import corpus
+from classit.data.babylm import BabyLMCorpus, PackedBlocks
 from classit.data.corpus import count_words, iter_segments, read_lines
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.prepare import load_tokens, tokenize_corpus

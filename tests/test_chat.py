@@ -6,8 +6,17 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer
 from transformers.masking_utils import create_causal_mask
 
-from classit.data.chat import (IGNORE_INDEX, encode_example, encode_examples, install_chat_template, pack_examples,
-                               packed_collate, pad_collate, render, render_prompt)
+from classit.data.chat import (
+    IGNORE_INDEX,
+    encode_example,
+    encode_examples,
+    install_chat_template,
+    pack_examples,
+    packed_collate,
+    pad_collate,
+    render,
+    render_prompt,
+)
 from classit.model import BabyLM
 
 PAIRS = [("What is a cat?", "A cat is a small animal that people keep as a pet."),

@@ -72,6 +72,7 @@ def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
                         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **trainer_args)
+    model.connect(datamodule.run_data)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return recorder.seen
 
@@ -150,7 +151,7 @@ def test_resume_from_epoch_end_checkpoints_gives_the_rest_of_the_run(tokenizer, 
 
 class ScheduleProbe(L.Callback):
     def on_train_end(self, trainer, pl_module):
-        self.total, self.last_lr = pl_module.total_steps(), trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0]
+        self.total, self.last_lr = pl_module.schedule.total_steps, trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0]
 
 
 def test_lr_schedule_spans_the_whole_curriculum(tokenizer, tmp_path):

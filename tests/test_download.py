@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from classit.cli import main
-from classit.data.sources import DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, rebase
+from classit.data.download import DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, rebase
 
 FILES = ["babylm-corpus/dev/switchboard.dev", "babylm-eval-fast/blimp_fast/causative.jsonl",
          "babylm-eval/ewok_filtered/social-properties.jsonl"]

@@ -4,11 +4,19 @@ import json
 
 import pytest
 
+from classit.data.build_it import build_it
 from classit.data.chat import render
 from classit.data.curriculum import CurriculumDataModule
-from classit.data.instruct import (BACKCHANNEL_WORDS, LMLectureGenerator, SimpleWikiLectures, Switchboard,
-                                   TemplateLectureGenerator, build_it, dialogue_pairs, read_articles,
-                                   read_babylm_switchboard, read_swda, switchboard_examples, turns)
+from classit.data.lectures import LMLectureGenerator, SimpleWikiLectures, TemplateLectureGenerator, read_articles
+from classit.data.switchboard import (
+    BACKCHANNEL_WORDS,
+    Switchboard,
+    dialogue_pairs,
+    read_babylm_switchboard,
+    read_swda,
+    switchboard_examples,
+    turns,
+)
 
 SIMPLE_WIKI = "babylm-corpus/train_3M/simple_wiki.train"
 

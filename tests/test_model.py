@@ -9,9 +9,9 @@ import yaml
 from torch.utils.data import DataLoader
 from transformers.utils import is_flash_attn_2_available
 
-from classit.callbacks import TokenThroughputMonitor, dense_peak_flops
 from classit.cli import main
 from classit.model import BabyLM
+from classit.train.callbacks import TokenThroughputMonitor, dense_peak_flops
 from helpers import scalars
 
 CONFIGS = Path(__file__).parent.parent / "configs"

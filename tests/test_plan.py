@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from classit.cli import main
-from classit.plan import load, make_plan
+from classit.train.plan import load, make_plan
 from helpers import scalars, small_corpus, small_eval_fast
 
 CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob("*.yaml") if not p.stem.startswith("study"))

@@ -7,11 +7,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import SMALL_VOCAB
 
 from classit.data.corpus import corpus_files, count_words, iter_segments
 from classit.data.prepare import build_once, cached_tokens, fingerprint, load_tokens, read_meta, tokenize_corpus
 from classit.data.tokenizer import cached_tokenizer
-from conftest import SMALL_VOCAB
 
 DEV_FILES = ("simple_wiki.dev", "childes.dev", "switchboard.dev")  # title markers, one long line, many lines
 

@@ -20,8 +20,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from classit.checkpoint_io import DigestCheckpointIO, load_checkpoint
 from classit.cli import main
-from classit.train import DigestCheckpointIO, load_checkpoint
 from helpers import scalars, small_corpus
 
 ROOT = Path(__file__).parent.parent

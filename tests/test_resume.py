@@ -92,7 +92,7 @@ def phase_config(tmp: Path, name: str, data: Path, tokenizer: str, extra_callbac
                           val_sequences=8)
     config["data"]["sources"] = {
         "pretrain": {"class_path": "classit.data.babylm.BabyLMCorpus", "init_args": {"train_dir": "train", "val_dir": "dev"}},
-        "it": {"class_path": "classit.data.instruct.InstructionFile", "init_args": {"path": "it.jsonl", "pack": True}}}
+        "it": {"class_path": "classit.data.instructions.InstructionFile", "init_args": {"path": "it.jsonl", "pack": True}}}
     config["data"]["stages"] = [
         {"name": "pretrain", "sources": ["pretrain"], "epochs": 1},
         {"name": "it", "sources": ["it"], "epochs": 2,
@@ -126,7 +126,7 @@ def test_a_word_budget_already_spent_at_resume_stops(killed_and_whole, tokenizer
     tmp, data = killed_and_whole
     last = tmp / "whole" / "version_0" / "checkpoints" / "last.ckpt"
     resumed = run(fit_args(tmp, "budget", data, tokenizer.name_or_path)
-                  + ["--trainer.callbacks+=classit.callbacks.WordBudget", "--trainer.callbacks.words=100",
+                  + ["--trainer.callbacks+=classit.train.WordBudget", "--trainer.callbacks.words=100",
                      "--trainer.max_steps", "20", "--ckpt_path", str(last)], tmp)
     assert resumed.returncode == 1
     assert "classit: error: WordBudget.words: this run has already seen" in resumed.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from classit.cli import main
-from classit.data import sources
+from classit.data import store
 from classit.data.corpus import count_words, read_text
 
 DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
@@ -27,7 +27,7 @@ def notices(text: str) -> int:
 
 
 def test_sample_unpacks_to_the_data_layout_once(tmp_path, data_root):
-    root = sources.unpack_sample(tmp_path)
+    root = store.unpack_sample(tmp_path)
     assert root.parent == tmp_path and root.name.startswith("sample-")
     for path, budget in CORPUS.items():
         words = count_words(read_text(root / path))
@@ -41,28 +41,28 @@ def test_sample_unpacks_to_the_data_layout_once(tmp_path, data_root):
         assert words in readme, words
 
     (root / "kept.txt").write_text("a file added after unpacking")
-    assert sources.unpack_sample(tmp_path) == root
+    assert store.unpack_sample(tmp_path) == root
     assert (root / "kept.txt").is_file()  # the same folder, not unpacked again
     assert os.listdir(tmp_path) == [root.name]  # and no temporary folder left behind
 
 
 def test_data_dir_without_a_folder_uses_the_sample_and_says_so_once(tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv(sources.DATA_ENV, raising=False)
-    monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger=sources.__name__):
-        first, second = sources.data_dir(), sources.data_dir()
-    assert first == second == sources.unpack_sample(tmp_path)
+    monkeypatch.delenv(store.DATA_ENV, raising=False)
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger=store.__name__):
+        first, second = store.data_dir(), store.data_dir()
+    assert first == second == store.unpack_sample(tmp_path)
     assert notices(caplog.text) == 1
     words = sum(count_words(read_text(first / path)) for path in CORPUS if path.endswith(".train"))
     assert f"bundled sample of {words:,} training words in {first}" in caplog.text
     assert "`classit data download --out DIR`, then `export CLASSIT_DATA_DIR=DIR`" in caplog.text
 
-    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path))
-    assert sources.data_dir() == tmp_path
+    monkeypatch.setenv(store.DATA_ENV, str(tmp_path))
+    assert store.data_dir() == tmp_path
 
 
 def test_a_missing_data_folder_stays_an_error_naming_the_config_key_and_variable(tmp_path, monkeypatch):
-    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setenv(store.DATA_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", DEMO])
     message = str(done.value.code)
@@ -71,8 +71,8 @@ def test_a_missing_data_folder_stays_an_error_naming_the_config_key_and_variable
 
 
 def test_demo_runs_on_the_bundled_sample_through_the_cli(tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != sources.DATA_ENV}
-    env[sources.CACHE_ENV] = str(tmp_path / "cache")
+    env = {key: value for key, value in os.environ.items() if key != store.DATA_ENV}
+    env[store.CACHE_ENV] = str(tmp_path / "cache")
     planned = subprocess.run([sys.executable, "-m", "classit.cli", "plan", "--config", DEMO, "--json"],
                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert planned.returncode == 0, planned.stderr[-3000:]

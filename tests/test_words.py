@@ -6,11 +6,12 @@ import lightning as L
 import pytest
 import torch
 
-from classit.callbacks import MilestoneExport
 from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule
-from classit.data.instruct import InstructionFile, switchboard_examples
+from classit.data.instructions import InstructionFile
+from classit.data.switchboard import switchboard_examples
 from classit.model import BabyLM
+from classit.train.callbacks import MilestoneExport
 
 
 class Rows(L.Callback):
@@ -42,6 +43,7 @@ def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenize
     rows = Rows()
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[rows], limit_val_batches=0)
+    model.connect(dm.run_data)
     trainer.fit(model, datamodule=dm)
     assert 25 <= dm.sizes["it"] <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
     assert len(rows.rows) == 2 * (dm.sizes["it"] // 4 * 4)  # whole global batches, two epochs

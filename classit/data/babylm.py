@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from classit.data.chat import IGNORE_INDEX
 from classit.data.corpus import corpus_files
 from classit.data.prepare import cached_tokens, load_tokens, read_meta
 from classit.data.source import Source
@@ -32,7 +33,7 @@ class PackedBlocks(Dataset):
         if real < self.block_size:
             pad = self.block_size - real
             block = torch.cat([block, torch.full((pad,), self.pad_id)])
-            labels = torch.cat([labels, torch.full((pad,), -100)])
+            labels = torch.cat([labels, torch.full((pad,), IGNORE_INDEX)])
         return {"input_ids": block, "labels": labels, "words": torch.tensor(real * self.words_per_token)}
 
 

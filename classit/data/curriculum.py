@@ -11,8 +11,13 @@ micro-batches ``r, r + w, …``. So 1, 8 or 64 GPUs train on the same global bat
 order and take the same optimizer steps. The order is a pure function of (seed, stage, epoch):
 each epoch, each source's items are permuted by ``numpy.random.default_rng([seed, stage, epoch])``
 and cut into whole global batches, and the batches of the stage's sources are shuffled together.
-The module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the micro-batches
-already trained on, so a run resumed mid-epoch goes on with the batches of a run never stopped.
+The module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the global batches
+already trained on, so a run resumed mid-epoch goes on with the batches of a run never stopped, on
+any number of devices.
+
+The model gets what it needs of the data through one value, :class:`RunData` (the tokenizer, the
+sources with a validation set, the stages' optimizer steps and phases), filled in by ``setup`` and
+connected to the model once by the CLI (``BabyLM.connect``).
 
 Validation scores a fixed, seeded subset of ``val_sequences`` items of every source that has a
 validation set, the same items for the whole run and any number of devices (each rank takes
@@ -21,18 +26,24 @@ its share, nothing dropped), logged per source.
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from classit.data import sources as store
+from classit.data import store
 from classit.data.chat import install_chat_template
 from classit.data.source import Source
 from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, load_tokenizer
-from classit.train.schedule import Phase
+from classit.lightning_state import (
+    epoch_batches_done,
+    rescale_batch_counts,
+    restart_epoch_count,
+    restarted_after_last_batch,
+)
+from classit.schedule import Phase, Schedule, StagePlan
 
 
 @dataclass
@@ -54,6 +65,15 @@ class Stage:
     def __post_init__(self):
         if isinstance(self.phase, dict):
             self.phase = Phase(**self.phase)
+
+
+@dataclass
+class RunData:
+    """What the data hands the model, filled in by the curriculum's ``setup``: the run's one tokenizer, the sources
+    with a validation set (``val/loss/NAME``), and, for fit, every stage's optimizer steps and phase."""
+    tokenizer: object = None
+    val_sources: list[str] = field(default_factory=list)
+    stages: list[StagePlan] | None = None
 
 
 class SourceData(Dataset):
@@ -107,8 +127,8 @@ class CurriculumDataModule(L.LightningDataModule):
         """
         Args:
             sources: data sets by name, e.g. ``pretrain`` (:class:`classit.data.babylm.BabyLMCorpus`),
-                ``switchboard`` (:class:`classit.data.instruct.Switchboard`), ``simple_wiki``
-                (:class:`classit.data.instruct.SimpleWikiLectures`).
+                ``switchboard`` (:class:`classit.data.switchboard.Switchboard`), ``simple_wiki``
+                (:class:`classit.data.lectures.SimpleWikiLectures`).
             stages: in order; see :class:`Stage`. Default: one stage of every source, one epoch.
             batch_size: global batch in sequences, the same on any number of devices.
             micro_batch_size: most sequences a device holds at once (default: all of its share);
@@ -148,6 +168,7 @@ class CurriculumDataModule(L.LightningDataModule):
         self.accumulate, self.micro = 1, batch_size
         self._resume: dict | None = None
         self._train_loader = self._val_loader = None
+        self.run_data = RunData()
 
     # ------------------------------------------------------------ the tokenizer, shared by every source
 
@@ -207,8 +228,11 @@ class CurriculumDataModule(L.LightningDataModule):
                 if self.sizes[name] < self.batch_size:
                     raise ValueError(f"data.sources.{name}: {self.sizes[name]} training sequences, fewer "
                                      f"than one global batch (data.batch_size: {self.batch_size})")
-        if stage == "fit" and self.trainer is not None:
-            self.configure_trainer(self.trainer)
+        self.run_data.tokenizer, self.run_data.val_sources = self.tokenizer, self.val_sources
+        if self.trainer is not None:
+            self.micro, self.accumulate = self.micro_batches(self.trainer.world_size)
+            if stage == "fit":
+                self.configure_trainer(self.trainer)
 
     @property
     def val_sources(self) -> list[str]:
@@ -227,11 +251,11 @@ class CurriculumDataModule(L.LightningDataModule):
 
     def configure_trainer(self, trainer: L.Trainer) -> None:
         """Set what follows from the data on this trainer: accumulation, epochs, reloading, validation points."""
-        self.micro, self.accumulate = self.micro_batches(trainer.world_size)
         trainer.accumulate_grad_batches = self.accumulate
         trainer.fit_loop.max_epochs = self.total_epochs
         trainer.reload_dataloaders_every_n_epochs = 1
-        steps = self.total_steps(trainer)
+        self.run_data.stages = self.stage_plans(trainer.world_size, trainer.limit_train_batches)
+        steps = Schedule.build(self.run_data.stages, Phase(), trainer.max_steps).total_steps
         trainer.val_check_interval = max(1, round(steps * self.val_every)) * self.accumulate
         trainer.check_val_every_n_epoch = None
         rank_zero_info(f"curriculum: {steps:,} optimizer steps in {self.total_epochs} epochs; global batch "
@@ -264,28 +288,11 @@ class CurriculumDataModule(L.LightningDataModule):
         batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
         return math.ceil(batches / accumulate)
 
-    def steps_per_stage(self, trainer: L.Trainer) -> list[int]:
-        """Optimizer steps of each whole stage on this trainer (``limit_train_batches`` counts, ``max_steps`` not)."""
-        accumulate = self.micro_batches(trainer.world_size)[1]
-        return [s.epochs * self.stage_steps(s, accumulate, trainer.limit_train_batches) for s in self.stages]
-
-    def total_steps(self, trainer: L.Trainer) -> int:
-        """Optimizer steps of the whole curriculum on this trainer: the LR schedule's length."""
-        steps = sum(self.steps_per_stage(trainer))
-        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
-
-    def phases(self, trainer: L.Trainer, first: Phase) -> list[tuple[int, int, Phase]]:
-        """``(first step, steps, phase)`` of the run's optimizer phases; ``first``: the first stage's default."""
-        phases, step = [], 0
-        for i, (stage, steps) in enumerate(zip(self.stages, self.steps_per_stage(trainer))):
-            if i == 0 or stage.phase is not None:
-                phases.append([step, 0, stage.phase if stage.phase is not None else first])
-            phases[-1][1] += steps
-            step += steps
-        if trainer.max_steps > 0:  # a run cut short: its phases end there
-            phases = [[start, min(length, trainer.max_steps - start), p] for start, length, p in phases
-                      if start < trainer.max_steps]
-        return [tuple(p) for p in phases]
+    def stage_plans(self, world_size: int, limit_train_batches: int | float = 1.0) -> list[StagePlan]:
+        """Every stage's optimizer steps (``limit_train_batches`` counts, ``max_steps`` not) and the phase it starts."""
+        accumulate = self.micro_batches(world_size)[1]
+        return [StagePlan(s.name, s.epochs * self.stage_steps(s, accumulate, limit_train_batches), s.phase)
+                for s in self.stages]
 
     def batches(self, stage_index: int, epoch: int) -> list[tuple[int, list[int]]]:
         """The epoch's global batches as ``(source number in the stage, item indices)``, in order."""
@@ -314,15 +321,12 @@ class CurriculumDataModule(L.LightningDataModule):
         epoch = trainer.current_epoch
         index = self.stage_index(epoch)
         stage = self.stages[index]
-        skip = self._resume["batches"] if self._resume and self._resume["epoch"] == epoch else 0
-        loop = trainer.fit_loop.epoch_loop
-        if self._resume and self._resume["epoch"] < epoch and loop.restarted_on_train_batch_end:
+        skip, note = self._resume_point(epoch) if self._resume else (0, "")
+        if self._resume and self._resume["epoch"] < epoch and restarted_after_last_batch(trainer):
             # saved after the last batch of an epoch: Lightning would go on counting that epoch's batches in this
             # one (it compares them with this epoch's length, not that one's) and end it early; start it afresh
-            loop.batch_progress.reset_on_run()
-            loop.reset_restart_stage()
-        rank_zero_info(f"curriculum: epoch {epoch}, stage {index} '{stage.name}' ({', '.join(stage.sources)})"
-                       + (f", resuming after {skip} batches" if skip else ""))
+            restart_epoch_count(trainer)
+        rank_zero_info(f"curriculum: epoch {epoch}, stage {index} '{stage.name}' ({', '.join(stage.sources)})" + note)
         if self._train_loader is None:
             self._train_loader = self._loader(self.used, [self.train_sets[n] for n in self.used])
         numbers = [self.used.index(n) for n in stage.sources]
@@ -354,16 +358,38 @@ class CurriculumDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ resume
 
+    def _resume_point(self, epoch: int) -> tuple[int, str]:
+        """This rank's micro-batches of the resumed epoch already trained on, and what to say about it. They are
+        counted in global batches, so a run resumed on another number of devices (another accumulation) goes on at
+        the same global batch; Lightning's own batch counts are converted to match."""
+        state = self._resume
+        if state["epoch"] != epoch:
+            return 0, ""
+        old = state.get("accumulate", self.accumulate)  # older checkpoints: saved on this hardware
+        if old == self.accumulate:
+            skip = state["batches"]
+            return skip, f", resuming after {skip // old} global batches" if skip else ""
+        if state["batches"] % old:
+            raise ValueError(f"the checkpoint was saved inside a global batch ({state['batches']} micro-batches of "
+                             f"{old} per global batch); resume it on {state['world_size']} device(s) with the same "
+                             "data.micro_batch_size, or from a checkpoint saved at an optimizer step")
+        done = state["batches"] // old
+        rescale_batch_counts(self.trainer, old, self.accumulate)
+        return done * self.accumulate, (
+            f", resuming after {done} global batches (saved on {state['world_size']} device(s) × {old} "
+            f"accumulated, now {self.trainer.world_size} × {self.accumulate})")
+
     def state_dict(self) -> dict:
-        """Where the curriculum is: the epoch, its stage, and the micro-batches of it trained on so far (this rank)."""
+        """Where the curriculum is: the epoch, its stage, the micro-batches of it this rank trained on so far, and
+        the devices and accumulation they were cut for."""
         trainer = self.trainer
         if trainer is None:
             return {}
         epoch = trainer.current_epoch
         index = self.stage_index(min(epoch, self.total_epochs - 1))
-        return {"epoch": epoch, "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
-                "stage": index, "stage_name": self.stages[index].name, "seed": self.seed,
-                "batch_size": self.batch_size}
+        return {"epoch": epoch, "batches": epoch_batches_done(trainer), "accumulate": self.accumulate,
+                "world_size": trainer.world_size, "stage": index, "stage_name": self.stages[index].name,
+                "seed": self.seed, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
@@ -401,28 +427,3 @@ def check_stages(sources: dict, stages: list[Stage]) -> None:
         if stage.weights is not None and (len(stage.weights) != len(stage.sources) or min(stage.weights) <= 0):
             raise ValueError(f"{key}.weights: one positive weight per source ({len(stage.sources)}), "
                              f"not {stage.weights}")
-
-
-class CurriculumLogger(L.Callback):
-    """Logs the curriculum stage at each epoch start: ``curriculum/stage`` (index) and, on TensorBoard, its name."""
-
-    def __init__(self):
-        self.logged_epoch = None
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.on_train_epoch_start(trainer, pl_module)  # a resumed epoch has no epoch start
-
-    @rank_zero_only
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        if not isinstance(datamodule, CurriculumDataModule) or self.logged_epoch == trainer.current_epoch:
-            return
-        self.logged_epoch = trainer.current_epoch
-        index = datamodule.stage_index(trainer.current_epoch)
-        stage = datamodule.stages[index]
-        for logger in trainer.loggers:
-            logger.log_metrics({"curriculum/stage": index, "curriculum/epoch": trainer.current_epoch},
-                               step=trainer.global_step)
-            if hasattr(logger.experiment, "add_text"):
-                logger.experiment.add_text("curriculum/stage_name", f"{index}: {stage.name} ({', '.join(stage.sources)})",
-                                           global_step=trainer.global_step)

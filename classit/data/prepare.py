@@ -5,68 +5,20 @@ another, in the smallest unsigned integer type that holds the vocabulary) and ``
 Entries are keyed by content (``fingerprint``), not by path, so a copied corpus hits the cache.
 """
 
-import fcntl
-import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from classit.data.corpus import count_words, iter_segments
+from classit.data.store import build_once, fingerprint
 
 FORMAT_VERSION = 1
-SAMPLE_BYTES = 1 << 20  # fingerprint: bytes hashed at the start, middle and end of each file
 BATCH_CHARS = 1 << 20  # tokenization: characters of text per task sent to a worker
-
-
-def fingerprint(files: list[Path]) -> str:
-    """A content key for ``files`` (in order): base names, sizes and hashes of their first, middle and last MiB."""
-    digest = hashlib.sha256()
-    for path in map(Path, files):
-        size = path.stat().st_size
-        digest.update(f"{path.name}\0{size}\0".encode())
-        with open(path, "rb") as f:
-            for offset in sorted({0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)}):
-                f.seek(offset)
-                digest.update(f.read(SAMPLE_BYTES))
-    return digest.hexdigest()[:20]
-
-
-def build_once(path: Path, build: Callable[[Path], object]) -> Path:
-    """Return ``path``, first building it with ``build(tmp)`` and renaming ``tmp`` into place if it is missing.
-
-    An exclusive lock next to ``path`` makes concurrent callers (ranks, runs) wait for the one that builds;
-    a crash leaves only a temporary entry, removed by the next builder.
-    """
-    path = Path(path)
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            return path
-        for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a builder that crashed
-            _remove(stale)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            build(tmp)
-            os.replace(tmp, path)
-        finally:
-            _remove(tmp)
-    return path
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from classit.data.store import fingerprint
 from classit.data.tokenizer import tokenizer_fingerprint
 
 
@@ -29,8 +30,6 @@ class Source:
 
     def cache_entry(self, kind: str, options: dict, files: list[Path]) -> Path:
         """A cache path keyed by content: the files' fingerprint, the tokenizer, the block size and ``options``."""
-        from classit.data.prepare import fingerprint
-
         key = json.dumps([kind, options, fingerprint(files), tokenizer_fingerprint(self.tokenizer), self.block_size],
                          sort_keys=True, default=str)
         return self.cache / kind / hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -8,7 +8,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from classit.data.prepare import build_once, fingerprint
+from classit.data.corpus import corpus_files, iter_text_chunks
+from classit.data.store import build_once, fingerprint
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
@@ -17,7 +18,6 @@ SPECIAL_TOKENS = [PAD, BOS, EOS, *CHAT_TOKENS]
 
 def train_tokenizer(files: list[Path], vocab_size: int, out: Path) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on ``files`` and save a folder that ``AutoTokenizer`` loads."""
-    from classit.data.corpus import iter_text_chunks  # corpus reading rules live there
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -73,14 +73,14 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
 
 
-class TokenizerLinks:
-    """For data modules with a ``tokenizer``: what the CLI links to the model (vocabulary size, special ids)."""
+def tokenizer_command(*, corpus: str, out: str, vocab_size: int = 16384, suffix: str = ".train") -> None:
+    """Train a byte-level BPE tokenizer (BOS first; EOS, PAD and chat tokens reserved) on a corpus folder.
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        t = self.tokenizer
-        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
+    Args:
+        corpus: folder of corpus files.
+        out: folder to write; ``AutoTokenizer.from_pretrained(out)`` loads it.
+        vocab_size: vocabulary size, special tokens included.
+        suffix: which files of the folder to read.
+    """
+    tok = train_tokenizer(corpus_files(Path(corpus), suffix), vocab_size, Path(out))
+    print(f"tokenizer with {len(tok)} tokens written to {out}")

@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from classit.data.sources import data_dir
+from classit.data.store import data_dir
 from classit.eval.scoring import score_items
 from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
 

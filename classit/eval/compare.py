@@ -8,29 +8,15 @@ The pipeline's reports print two decimals, so a number from a report is compared
 side rounded to two decimals. WUG is Spearman's rho on the pipeline's scale (classit stores it x100).
 """
 
-import json
-import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from classit.eval.zero_shot import FOLDERS, load_items
+from classit.eval.pipeline import TaskResult, causal_folder, read_pipeline
+from classit.eval.zero_shot import load_items
+from classit.jsonl import read_json, read_jsonl
 
 LISTED = 10  # disagreeing items printed per task
 REPORT_DECIMALS = 2  # the pipeline's reports print two decimals
-DATASETS = {name: task for task, names in FOLDERS.items() for name in names}
-
-
-@dataclass
-class TaskResult:
-    """One task of one folder: its numbers (subset label → value) and its items (key → outcome)."""
-
-    numbers: dict[str, float]
-    pipeline: bool = False  # read from the BabyLM pipeline's files (numbers with two decimals)
-    items: dict = field(default_factory=dict)  # (uid, n) → chosen option (index or text), WUG prob, reading surprisals
-    ties: set = field(default_factory=set)  # keys on which classit saw a tie
-    where: dict = field(default_factory=dict)  # key → the data file and line (classit)
-    data_folder: str | None = None  # classit: the task's data folder, to turn the pipeline's chosen texts into indices
 
 
 def _numbered(records, uid) -> dict:
@@ -43,26 +29,14 @@ def _numbered(records, uid) -> dict:
     return out
 
 
-def _json(path: Path, text: str, line: int | None = None):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        message = e.msg
-    raise ValueError(f"{path}{'' if line is None else f':{line}'}: malformed JSON ({message})")
-
-
-def _jsonl(path: Path) -> list:
-    return [_json(path, line, number) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
-
-
 def _read_classit(folder: Path) -> dict[str, TaskResult]:
-    summary = _json(folder / "summary.json", (folder / "summary.json").read_text())
+    summary = read_json(folder / "summary.json")
     tasks = {}
     for task, s in summary.items():
         if "skipped" in s:
             continue
         path = folder / "predictions" / f"{task}.jsonl"
-        records = _jsonl(path) if path.is_file() else []
+        records = read_jsonl(path) if path.is_file() else []
         result = TaskResult({}, data_folder=s.get("folder"))
         if task == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
@@ -83,90 +57,15 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
     return tasks
 
 
-def _number(path: Path, line: int, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    raise ValueError(f"{path}:{line}: expected a number, got {text!r}")
-
-
-def _read_report(path: Path, task: str) -> dict[str, float]:
-    """``### SECTION METRIC`` headers, ``name: value`` lines, the value under ``### AVERAGE ...``."""
-    numbers, section = {}, None
-    for line_number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.startswith("### "):
-            section = line[4:].split(" ")[0].lower()
-        elif section == "average" and line.strip():
-            numbers["average"] = _number(path, line_number, line)
-        elif section and ": " in line and task != "wug":  # WUG: only its average
-            name, value = line.rsplit(": ", 1)
-            if task == "entity_tracking" and not name.endswith("_ops"):  # the pipeline's per-file means
-                name = f"file/{name}"
-            else:
-                name = f"{section}/{name}"
-            numbers[name] = _number(path, line_number, value)
-    if "average" not in numbers:
-        raise ValueError(f"{path}: no '### AVERAGE' section")
-    return numbers
-
-
-def _read_reading_report(folder: Path) -> TaskResult:
-    labels = {"EYE TRACKING SCORE": "eye_tracking", "SELF-PACED READING SCORE": "self_paced"}
-    report = folder / "report.txt"
-    numbers = {}
-    for line_number, line in enumerate(report.read_text().splitlines(), 1):
-        name, _, value = line.partition(": ")
-        if name in labels:
-            numbers[labels[name]] = _number(report, line_number, value)
-    if set(numbers) != set(labels.values()):
-        raise ValueError(f"{report}: expected the lines {' and '.join(labels)}")
-    result = TaskResult(numbers, pipeline=True)
-    if (folder / "prediction.jsonl").is_file():
-        for r in _jsonl(folder / "prediction.jsonl"):
-            prev = r["Prev_Logprob"]
-            result.items[("row", r["Index"])] = (r["Logprob"], None if prev is None or math.isnan(prev) else prev)
-    return result
-
-
-def _read_pipeline(causal: Path) -> dict[str, TaskResult]:
-    tasks = {}
-    for report in sorted(causal.glob("*/*/best_temperature_report.txt")):
-        task = DATASETS.get(report.parent.name)
-        if task is None:  # tasks classit does not run (wug_past_tense, comps, ...)
-            continue
-        result = TaskResult(_read_report(report, task), pipeline=True)
-        predictions = report.parent / "predictions.json"
-        if predictions.is_file():
-            for uid, block in _json(predictions, predictions.read_text()).items():
-                for n, p in enumerate(block["predictions"]):
-                    result.items[(uid, n)] = p["prob"] if task == "wug" else p["pred"]
-        tasks[task] = result
-    if (causal / "reading" / "report.txt").is_file():
-        tasks["reading"] = _read_reading_report(causal / "reading")
-    return tasks
-
-
-def _causal_folder(folder: Path) -> Path | None:
-    """The ``zero_shot/causal`` folder of a pipeline results tree given at any level down to it."""
-    if folder.name == "causal" and folder.parent.name == "zero_shot":
-        return folder
-    found = [p for pattern in ("zero_shot/causal", "*/zero_shot/causal", "*/*/zero_shot/causal")
-             for p in sorted(folder.glob(pattern)) if p.is_dir()]
-    if len(found) > 1:
-        raise ValueError(f"{folder}: several results trees ({', '.join(str(p) for p in found)}); name one of them")
-    return found[0] if found else None
-
-
 def read_results(folder: str | Path) -> tuple[str, dict[str, TaskResult]]:
     """``(layout, tasks)`` of a classit evaluate folder or a BabyLM pipeline results tree."""
     folder = Path(folder)
-    causal = None if (folder / "summary.json").is_file() or not folder.is_dir() else _causal_folder(folder)
+    causal = None if (folder / "summary.json").is_file() or not folder.is_dir() else causal_folder(folder)
     if not (folder / "summary.json").is_file() and causal is None:
         raise ValueError(f"{folder}: not a results folder: neither classit evaluate output (summary.json) "
                          "nor a BabyLM pipeline tree (<model>/<revision>/zero_shot/causal/<task>/...)")
     try:
-        return ("BabyLM pipeline", _read_pipeline(causal)) if causal else ("classit", _read_classit(folder))
+        return ("BabyLM pipeline", read_pipeline(causal)) if causal else ("classit", _read_classit(folder))
     except (KeyError, TypeError, AttributeError) as e:
         problem = f"{type(e).__name__}: {e}"
     raise ValueError(f"{folder}: a result file is not in the expected format ({problem})")

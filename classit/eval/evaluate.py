@@ -1,4 +1,5 @@
-"""``classit evaluate``: the BabyLM zero-shot suite on a Hugging Face folder or a Lightning checkpoint."""
+"""``classit evaluate``: the BabyLM zero-shot suite on a Hugging Face folder or a Lightning checkpoint, and word
+age of acquisition over a run's milestone checkpoints."""
 
 import json
 import time
@@ -7,9 +8,11 @@ from typing import Literal
 
 import torch
 
-from classit.data import sources
+from classit.data import store
+from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, evaluate_task, find_folder
+from classit.jsonl import write_jsonl
 
 TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "reading")
 
@@ -28,21 +31,28 @@ def _detail(task: str, summary: dict) -> str:
         return f"eye-tracking {summary['eye_tracking']:.4f}  self-paced {summary['self_paced']:.4f}  ({summary['rule']} rule)"
     if task == "wug":
         return f"Spearman rho {summary['rho'] / 100:.4f}"
+    if task == "aoa":
+        return (f"r {summary['curve_fitness']:.4f} over {summary['n_words']} words  "
+                f"(corrected r {summary['corrected']['curve_fitness']:.4f})")
     return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
 
 
-def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(TASKS), out: str = "eval_results",
-             batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
-             reading_rule: Literal["official", "ids"] = "official") -> dict:
+def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str | None = None, tasks: str | None = None,
+             out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
+             reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
+             aoa_rule: Literal["official", "nospace"] = "official") -> dict:
     """Score a model on the BabyLM zero-shot tasks as the BabyLM 2025 pipeline's causal backend does
-    (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``.
+    (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``. The ``aoa`` task scores a
+    run's milestone checkpoints instead (``OUT/AoA_word/``, see :func:`classit.eval.aoa.score_run`).
 
     Args:
         model: a Hugging Face folder or a classit Lightning checkpoint (``.ckpt``).
+        run: a run folder with ``milestones/chck_{N}M`` checkpoints (``lightning_logs/NAME/version_0``): the aoa task.
         data_dir: a folder laid out like BabyLM's ``evaluation_data/full_eval`` (fast-set folder names
             work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped (if
             none has one, it stops).
-        tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, reading.
+        tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, reading, aoa; default
+            all but aoa with ``--model``, and aoa with ``--run``.
         out: output folder.
         batch_size: texts per forward pass.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
@@ -50,6 +60,9 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
         reading_rule: how a word of several tokens is scored. ``official``: as the BabyLM pipeline does,
             each further token after the context string extended by the decoded previous tokens and
             tokenized again; ``ids``: the conditional product over the concatenated token ids.
+        cdi_human: the aoa task's CDI table of children; default ``DATA_DIR/aoa/cdi_human.csv``, else
+            ``aoa/cdi_human_reconstructed.csv`` (noted in the summary: not the official ages).
+        aoa_rule: ``official`` (the word after the context and a space, as the BabyLM pipeline) or ``nospace``.
 
     Returns:
         The summary: per task its macro score, per-subset and per-group accuracies, tie count
@@ -57,23 +70,39 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
     """
     from classit.model import load_pretrained
 
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
-    unknown = sorted(set(names) - set(TASKS))
+    if tasks:
+        names = [t.strip() for t in tasks.split(",") if t.strip()]
+    else:
+        names = [*(TASKS if model else ()), *(["aoa"] if run else [])]
+    unknown = sorted(set(names) - {*TASKS, "aoa"})
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
-    root = Path(data_dir) if data_dir else sources.data_dir() / "babylm-eval"
+        raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}, aoa")
+    if "aoa" in names and not run:
+        raise ValueError("--tasks aoa needs --run RUN_DIR, a run folder with milestones/chck_{N}M checkpoints")
+    if run and "aoa" not in names:
+        raise ValueError("--run is read by the aoa task only; add aoa to --tasks")
+    model_tasks = [t for t in names if t != "aoa"]
+    if not names:
+        raise ValueError("nothing to evaluate: give --model (the zero-shot tasks) or --run (the aoa task)")
+    if model_tasks and not model:
+        raise ValueError(f"--tasks {','.join(model_tasks)} need --model (a Hugging Face folder or .ckpt)")
+    root = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
-    folders = {task: _folder(root, task) for task in names}
-    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task]) for task in names}
-    if not any(folders.values()):
-        raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(names)} (looked for "
+    if run:  # no checkpoints or no word file: stop before scoring anything
+        milestones(Path(run))
+        load_words(root / "aoa" / "cdi_childes.json")
+    folders = {task: _folder(root, task) for task in model_tasks}
+    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task]) for task in model_tasks}
+    if model_tasks and not any(folders.values()):
+        raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
     out_dir = Path(out)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    hf_model, tokenizer = load_pretrained(model)
-    hf_model.to(device=device, dtype=torch.float32).eval()
-    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    if model_tasks:
+        hf_model, tokenizer = load_pretrained(model)
+        hf_model.to(device=device, dtype=torch.float32).eval()
+        (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
 
     summary = {}
     for task, folder in folders.items():
@@ -88,9 +117,10 @@ def evaluate(*, model: str, data_dir: str | None = None, tasks: str = ",".join(T
             result, records = evaluate_task(hf_model, tokenizer, task, folder, batch_size,
                                             full_sentence=full_sentence_ewok, progress=True)
         summary[task] = {**result, "folder": str(folder), "seconds": round(time.perf_counter() - start, 2)}
-        with open(out_dir / "predictions" / f"{task}.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        write_jsonl(records, out_dir / "predictions" / f"{task}.jsonl")
         print(f"{task}: {_detail(task, summary[task])}  ({summary[task]['seconds']:.1f}s)")
+    if "aoa" in names:
+        summary["aoa"] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\n{'task':<16} {'items':>6}  result")

@@ -27,8 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
-from classit.data import sources
+from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
+from classit.jsonl import write_jsonl
+from classit.schedule import warmup_decay
 
 WINDOW = 50  # training batches whose examples are sorted by length together
 HELDOUT_SHARE = 0.1
@@ -165,13 +167,10 @@ class SequenceClassifier(L.LightningModule):
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=self.hparams.lr, betas=(0.9, 0.999), eps=1e-8)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup, floor = max(round(self.hparams.warmup_ratio * total), 1), self.hparams.min_lr_ratio
+        warmup = max(round(self.hparams.warmup_ratio * total), 1)
 
         def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            return warmup_decay(step, warmup, total - warmup, self.hparams.min_lr_ratio)
 
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}}
@@ -337,7 +336,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"--seeds: comma-separated integers (e.g. 42,43,44), not {seeds!r}") from None
-    root = Path(data_dir) if data_dir else sources.data_dir() / "babylm-eval" / "glue_filtered"
+    root = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval" / "glue_filtered"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     out_dir = Path(out)
@@ -370,8 +369,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
                 start = time.perf_counter()
                 record, predictions = run_one(decoder, tokenizer, task, seed, train, test, settings, out_dir)
                 record["seconds"] = round(time.perf_counter() - start, 2)
-                with open(out_dir / "predictions" / f"{task}_seed{seed}.jsonl", "w") as f:
-                    f.writelines(json.dumps(p) + "\n" for p in predictions)
+                write_jsonl(predictions, out_dir / "predictions" / f"{task}_seed{seed}.jsonl")
                 tmp = record_path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(record, indent=2))
                 tmp.replace(record_path)  # written last: a run is finished once its record exists

@@ -10,9 +10,10 @@ An example's text is its input fields joined by :data:`SEPARATOR`, the short or 
 (the classifier reads the last token; a text longer than the length limit loses its beginning).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from classit.jsonl import iter_jsonl
 
 SEPARATOR = "\n"
 
@@ -89,21 +90,13 @@ def read_examples(path: Path, task: str) -> list[dict]:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not a JSON line ({error.msg})") from None
-            for r in _records(task, record, where):
-                bad = [f for f in TASKS[task].fields if not isinstance(r[f], str)]
-                if bad:
-                    raise ValueError(f"{where}: field {bad[0]!r} is not a string")
-                examples.append({"text": SEPARATOR.join(r[f] for f in TASKS[task].fields),
-                                 "label": _label(task, r["label"], where), "idx": r.get("idx", len(examples))})
+    for where, record in iter_jsonl(path):
+        for r in _records(task, record, where):
+            bad = [f for f in TASKS[task].fields if not isinstance(r[f], str)]
+            if bad:
+                raise ValueError(f"{where}: field {bad[0]!r} is not a string")
+            examples.append({"text": SEPARATOR.join(r[f] for f in TASKS[task].fields),
+                             "label": _label(task, r["label"], where), "idx": r.get("idx", len(examples))})
     if not examples:
         raise ValueError(f"{path}: no examples (the file is empty)")
     return examples

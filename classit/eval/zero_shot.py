@@ -1,17 +1,16 @@
 """BLiMP, the BLiMP supplement, EWoK, entity tracking and WUG: read the JSONL sets, score them with
 :mod:`classit.eval.scoring`, aggregate as the BabyLM 2025 pipeline does (ties count as wrong)."""
 
-import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from scipy.stats import spearmanr
 
 from classit.eval.scoring import Encoded, encode, score_items
+from classit.jsonl import iter_jsonl
 
 # Task → folder names in a BabyLM evaluation_data folder (full set first, then the fast set).
 FOLDERS = {
@@ -50,21 +49,6 @@ def find_folder(data_dir: str | Path, task: str) -> Path | None:
     return None
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    """``(file:line, record)`` for each non-empty line; a malformed line raises an error naming both."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                source = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{source}: malformed JSON line ({e.msg})") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{source}: expected a JSON object")
-                yield source, record
-
-
 def _decode(task: str, path: Path, r: dict, source: str, full_sentence: bool) -> Item:
     if task in ("blimp", "supplement"):
         good, bad = r["sentence_good"], r["sentence_bad"]
@@ -92,7 +76,7 @@ def load_items(task: str, folder: str | Path, full_sentence: bool = False) -> li
     """All items of a task folder, files in name order; ``full_sentence`` scores EWoK's whole texts."""
     items = []
     for path in sorted(Path(folder).glob("*.jsonl")):
-        for source, record in read_jsonl(path):
+        for source, record in iter_jsonl(path):
             try:
                 items.append(_decode(task, path, record, source, full_sentence))
             except KeyError as e:

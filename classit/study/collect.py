@@ -3,12 +3,12 @@ seed and stage each one belongs to (``meta.json`` next to ``summary.json``, else
 ``.../<condition>/seed<k>/...``, else the folder's name, or its parent's for a folder named ``zero_shot`` or
 ``finetune``, and seed 0)."""
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from classit.eval.finetune import SCORE_METRIC
+from classit.jsonl import read_json
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none
@@ -27,13 +27,6 @@ class Result:
     summary: dict
     meta: dict
     unit: str = ""  # the compared column: the condition, or condition@stage when a condition has several stages
-
-
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
 
 
 def _kind(path: Path, summary) -> str:
@@ -69,9 +62,9 @@ def find_results(dirs: list[str]) -> list[Result]:
         if not paths:
             raise ValueError(f"{root}: no summary.json below it (expected classit evaluate or classit finetune output)")
         for path in paths:
-            summary = _load_json(path)
+            summary = read_json(path)
             kind = _kind(path, summary)
-            meta = _load_json(path.parent / "meta.json") if (path.parent / "meta.json").is_file() else {}
+            meta = read_json(path.parent / "meta.json") if (path.parent / "meta.json").is_file() else {}
             if not isinstance(meta, dict):
                 raise ValueError(f"{path.parent / 'meta.json'}: expected a JSON object")
             condition, seed, stage = _identity(path.parent, meta)
@@ -123,18 +116,6 @@ def long_rows(result: Result) -> list[tuple]:
             rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"])]
             rows += [(*head, task, uid, "accuracy", v) for uid, v in s["by_uid"].items()]
     return rows
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a predictions file (a malformed line stops with its file and line)."""
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: malformed JSON ({e.msg})") from None
-    return records
 
 
 def numbered(records: list[dict]) -> dict[tuple[str, int], dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from classit.study import plots
 from classit.study.collect import find_results, long_rows, task_scores
-from classit.study.compare import differences
+from classit.study.differences import differences
 from classit.study.stats import zscores
 
 COLUMNS = ("condition", "seed", "stage", "task", "subset", "metric", "value")

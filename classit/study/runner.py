@@ -27,6 +27,14 @@ from pathlib import Path
 
 import yaml
 
+from classit.data.store import data_dir
+from classit.eval.evaluate import evaluate
+from classit.eval.finetune import finetune
+from classit.study.report import report
+from classit.train.callbacks import stage_name
+from classit.train.fit import resolved_fit_config
+from classit.train.plan import load, make_plan
+
 # Settings that do not change the weights a fit produces: two fits that differ only in these share work.
 NOT_WEIGHTS = {"trainer": {"logger", "callbacks", "log_every_n_steps", "enable_progress_bar", "default_root_dir"},
                "data": {"stages", "sources", "val_every", "val_sequences", "num_workers", "cache_dir"}}
@@ -79,19 +87,14 @@ def load_study(path: str | Path) -> dict:
 
 
 def resolved_config(config: str, overrides: list[str]) -> dict:
-    """The fit config with its overrides as ``classit fit --print_config`` resolves it."""
-    from classit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
+    """The fit config with its overrides as ``classit fit`` resolves it; a bad one stops naming both."""
+    err = io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(["fit", "--config", config, *overrides, "--print_config"])
-    except SystemExit as done:
-        if done.code not in (0, None):
-            raise ValueError(f"{config} with {shlex.join(overrides)}: not a valid fit config: "
-                             f"{done.code if isinstance(done.code, str) else err.getvalue().strip()}") from None
-    return yaml.safe_load(out.getvalue())
-
+        with contextlib.redirect_stderr(err):
+            return resolved_fit_config(["--config", config, *overrides])
+    except SystemExit as done:  # jsonargparse's usage error
+        raise ValueError(f"{config} with {shlex.join(overrides)}: not a valid fit config: "
+                         f"{done.code if isinstance(done.code, str) else err.getvalue().strip()}") from None
 
 def _weights_settings(config: dict, sources: set[str]) -> dict:
     kept = {k: v for k, v in config.items() if k not in ("trainer", "data", "ckpt_path")}
@@ -150,7 +153,7 @@ def branch_checkpoint(fit: Fit, out: Path) -> Path:
     """The end-of-stage checkpoint of the fit this one branches from."""
     source, k = fit.branch
     stage = source.resolved["data"]["stages"][k - 1]["name"]
-    return out / "runs" / source.name / "version_0" / "checkpoints" / f"stage{k - 1}_{stage}.ckpt"
+    return out / "runs" / source.name / "version_0" / "checkpoints" / f"{stage_name(k - 1, stage)}.ckpt"
 
 
 def fit_command(fit: Fit, out: Path) -> list[str]:
@@ -195,7 +198,7 @@ def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, 
         fit = fit.branch[0]
     hf = out / "runs" / fit.name / "version_0" / "hf"
     last = len(fit.resolved["data"]["stages"]) - 1
-    return (hf if index == last else hf / f"stage{index}_{stages[index]}"), stages[index] if condition.stage else "final"
+    return (hf if index == last else hf / stage_name(index, stages[index])), stages[index] if condition.stage else "final"
 
 
 REQUEUE_AFTER_SIGTERM = [  # the time limit's warning (--signal) ends a job for good unless it queues itself again
@@ -276,8 +279,6 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
         state = "done" if finished(fit, out_dir) else "to run"
         print(f"[fit {i}/{len(fits)}] {fit.name}: {stages}{shared} ({state})")
         if dry_run:
-            from classit.plan import load, make_plan
-
             cli, estimates = load(["--config", fit.condition.config, *fit.condition.overrides])
             plan = make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
             left = plan["stages"][fit.branch[1]:] if fit.branch else plan["stages"]  # the shared stages are done once
@@ -289,17 +290,11 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
     if dry_run:
         return
     evaluate_models(spec, fits, evaluations, out_dir)
-    from classit.study.report import report
-
     report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
 
 
 def evaluate_models(spec: dict, fits: list[Fit], evaluations: list, out: Path) -> None:
     """Zero-shot and fine-tuning evaluations of every condition × seed model; finished ones are skipped."""
-    from classit.data.sources import data_dir
-    from classit.eval.evaluate import evaluate
-    from classit.eval.finetune import finetune
-
     zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
     for i, (condition, seed) in enumerate(evaluations, 1):
         model, stage = model_folder(spec, fits, condition, seed, out)

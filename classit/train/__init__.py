@@ -1,8 +1,15 @@
-"""Runs that lose nothing when a job dies: verified atomic checkpoints, a checkpoint on SIGINT/SIGTERM, and a
-guard against non-finite losses."""
+"""Training: the fit command's CLI, its plan, and the callbacks a run config names (``classit.train.NAME``)."""
 
-from classit.train.checkpoint_io import DamagedCheckpointError, DigestCheckpointIO, load_checkpoint
+from classit.train.callbacks import (
+                                     CurriculumLogger,
+                                     HFExport,
+                                     MilestoneExport,
+                                     RunCheckpoint,
+                                     TokenThroughputMonitor,
+                                     WordBudget,
+)
 from classit.train.guard import NonFiniteGuard
 from classit.train.signals import CheckpointOnSignal
 
-__all__ = ["CheckpointOnSignal", "DamagedCheckpointError", "DigestCheckpointIO", "NonFiniteGuard", "load_checkpoint"]
+__all__ = ["CheckpointOnSignal", "CurriculumLogger", "HFExport", "MilestoneExport", "NonFiniteGuard", "RunCheckpoint",
+           "TokenThroughputMonitor", "WordBudget"]

@@ -1,5 +1,6 @@
-"""Training callbacks: token throughput (tokens/s, MFU), Hugging Face exports (end of fit, stage ends, word milestones),
-the run's checkpoints (end of fit, stage ends) and the BabyLM word budget."""
+"""Training callbacks: token throughput (tokens/s, MFU), the curriculum stage in the logs, Hugging Face exports (end of
+fit, stage ends, word milestones), the run's checkpoints (end of fit, stage ends) and the BabyLM word budget.
+(Signals and the non-finite guard have modules of their own in this package.)"""
 
 import warnings
 from pathlib import Path
@@ -9,7 +10,10 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+
+from classit.data.curriculum import CurriculumDataModule
+from classit.lightning_state import save_last_unless_saved, set_peak_flops
 
 # Dense peak FLOP/s from NVIDIA's datasheets, for GPUs that Lightning's table misses or gives at sparse rates: the H200
 # SXM computes as an H100 SXM (and is named plainly 'NVIDIA H200', which that table does not find).
@@ -70,9 +74,12 @@ class TokenThroughputMonitor(ThroughputMonitor):
                 warnings.filterwarnings("ignore", message="FLOPs not found")
             super().setup(trainer, pl_module, stage)
         if peak:
-            self.available_flops = peak
-            for throughput in self._throughputs.values():
-                throughput.available_flops = peak
+            set_peak_flops(self, peak)
+
+
+def stage_name(index: int, name: str) -> str:
+    """The file name (without suffix) of a stage's export and checkpoint: ``stage{index}_{name}``."""
+    return f"stage{index}_{name}"
 
 
 def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:
@@ -104,7 +111,7 @@ class HFExport(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         ended = stage_ended(trainer)
         if ended and trainer.current_epoch + 1 < trainer.datamodule.total_epochs:
-            self.export(trainer, pl_module, f"stage{ended[0]}_{ended[1]}")
+            self.export(trainer, pl_module, stage_name(*ended))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.export(trainer, pl_module)
@@ -122,11 +129,11 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         ended = stage_ended(trainer)
         if ended and self.dirpath:
-            trainer.save_checkpoint(Path(self.dirpath) / f"stage{ended[0]}_{ended[1]}.ckpt", weights_only=False)
+            trainer.save_checkpoint(Path(self.dirpath) / f"{stage_name(*ended)}.ckpt", weights_only=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.save_last:
+            save_last_unless_saved(self, trainer)
 
 
 def babylm_milestones() -> list[int]:
@@ -207,3 +214,28 @@ class WordBudget(_WordsSeenCallback):
             trainer.should_stop = True
             message += "; stopping"
         rank_zero_warn(message)
+
+
+class CurriculumLogger(L.Callback):
+    """Logs the curriculum stage at each epoch start: ``curriculum/stage`` (index) and, on TensorBoard, its name."""
+
+    def __init__(self):
+        self.logged_epoch = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a resumed epoch has no epoch start
+
+    @rank_zero_only
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not isinstance(datamodule, CurriculumDataModule) or self.logged_epoch == trainer.current_epoch:
+            return
+        self.logged_epoch = trainer.current_epoch
+        index = datamodule.stage_index(trainer.current_epoch)
+        stage = datamodule.stages[index]
+        for logger in trainer.loggers:
+            logger.log_metrics({"curriculum/stage": index, "curriculum/epoch": trainer.current_epoch},
+                               step=trainer.global_step)
+            if hasattr(logger.experiment, "add_text"):
+                logger.experiment.add_text("curriculum/stage_name", f"{index}: {stage.name} ({', '.join(stage.sources)})",
+                                           global_step=trainer.global_step)

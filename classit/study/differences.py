@@ -17,8 +17,9 @@ import numpy as np
 
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.zero_shot import load_items
+from classit.jsonl import read_jsonl
 from classit.study import stats
-from classit.study.collect import Result, numbered, read_jsonl, task_scores
+from classit.study.collect import Result, numbered, task_scores
 
 
 @dataclass

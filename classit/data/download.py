@@ -1,5 +1,4 @@
-"""Where data lives (the data directory, or the bundled sample, and the cache) and how to download the
-BabyLM data into it.
+"""Download the BabyLM data into a data folder.
 
 ``download`` fetches the sets of a manifest: single files (``path``) or zip archives
 (``extract`` maps a folder inside the archive to a folder of the data directory). Every
@@ -9,31 +8,22 @@ Where the manifest gives no sha256, the digest of the first download is recorded
 ``sha256.lock.json`` in the download cache and checked on every later use.
 """
 
-import functools
 import hashlib
 import json
-import logging
 import os
 import shutil
-import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
-DATA_ENV = "CLASSIT_DATA_DIR"
-CACHE_ENV = "CLASSIT_CACHE_DIR"
-TIMEOUT = 60
-CHUNK = 1 << 20
-LOCK_FILE = "sha256.lock.json"
-SAMPLE_ARCHIVE = "sample/sample.tar.xz"  # inside the classit package; made by scripts/make_sample.py
+from classit.data.store import CHUNK, DATA_ENV, cache_dir, sha256sum
 
-log = logging.getLogger(__name__)
+TIMEOUT = 60
+LOCK_FILE = "sha256.lock.json"
 
 # BabyLM 2025 on its OSF project (https://osf.io/ryjfm/). OSF publishes no checksums, and
 # folder zips (``?zip=``) are built on request, so digests are recorded on first use.
@@ -60,71 +50,6 @@ DEFAULT_SETS = ["corpus", "eval", "eval-fast"]
 
 class DownloadError(RuntimeError):
     """A download failed: HTTP error, truncated body, wrong checksum or size, bad archive."""
-
-
-def data_dir(configured: str | None = None) -> Path:
-    """The data directory: the configured one, else ``$CLASSIT_DATA_DIR``, which must exist; with
-    neither, the bundled sample (unpacked once into the cache)."""
-    path = configured or os.environ.get(DATA_ENV)
-    if not path:
-        return bundled_sample(cache_dir())
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        origin = "the config key data_dir" if configured else DATA_ENV
-        raise FileNotFoundError(f"{path}: data directory not found (from {origin}); point data_dir or {DATA_ENV} "
-                                f"at an existing folder, or set neither to use the bundled sample; "
-                                f"`classit data download --out {path}` fetches the BabyLM data into it")
-    return path
-
-
-def unpack_sample(cache: Path) -> Path:
-    """The bundled sample unpacked into ``cache/sample-<digest>``; unpacked (atomically) only when absent."""
-    with resources.as_file(resources.files("classit") / SAMPLE_ARCHIVE) as archive:
-        dest = cache / f"sample-{sha256sum(archive)[:12]}"
-        if dest.is_dir():
-            return dest
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=cache))
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-            os.rename(tmp, dest)
-        except OSError:
-            if not dest.is_dir():  # another process (a DDP rank) that renamed first is fine
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-@functools.cache
-def bundled_sample(cache: Path) -> Path:
-    """``unpack_sample(cache)``, saying once (on rank zero) that the demo-size sample is in use."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    from classit.data.corpus import count_words, read_text
-
-    path = unpack_sample(cache)
-    words = sum(count_words(read_text(file)) for file in path.rglob("*.train"))
-    rank_zero_only(log.warning)(
-        f"classit: no data folder set (the config key data_dir or {DATA_ENV}): using the bundled sample of "
-        f"{words:,} training words in {path}, enough for the demo only. For the BabyLM corpus: "
-        f"`classit data download --out DIR`, then `export {DATA_ENV}=DIR`.")
-    return path
-
-
-def cache_dir(configured: str | None = None) -> Path:
-    """Where tokenizers and tokenized corpora are cached: configured, ``$CLASSIT_CACHE_DIR`` or ~/.cache/classit."""
-    return Path(configured or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "classit").expanduser()
-
-
-def sha256sum(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def rebase(url: str, base_url: str | None) -> str:

@@ -11,13 +11,14 @@ import argparse
 import json
 import re
 import warnings
-from types import SimpleNamespace
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classit.data.corpus import corpus_files, count_words
-from classit.train.schedule import Phase, phase_lr
+from classit.lightning_state import every_n_train_steps
+from classit.schedule import Phase, Schedule
+from classit.train.fit import ClassitCLI
 
 NOMINAL_WORDS = {"train_100M": 100_000_000, "train_10M": 10_000_000}
 SAMPLE_SPLIT = "train_3M"
@@ -79,14 +80,13 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
                        "words": round(words * epochs_done)})
         step += steps
     total = step
-    limits = SimpleNamespace(world_size=world, limit_train_batches=limit, max_steps=max_steps)
-    phases = datamodule.phases(limits, Phase(hp.lr, hp.warmup, hp.min_lr_ratio))
-    lr = lambda s: phase_lr(s, phases, hp.lr)  # noqa: E731
+    schedule = Schedule.build(datamodule.stage_plans(world, limit), Phase(hp.lr, hp.warmup, hp.min_lr_ratio), max_steps)
+    phases = schedule.phases
     for s in stages:
-        s["lr_start"], s["lr_end"] = (lr(s["first_step"]), lr(s["first_step"] + s["steps"] - 1)) if s["steps"] else (None, None)
+        s["lr_start"], s["lr_end"] = ((schedule.lr(s["first_step"], hp.lr), schedule.lr(s["first_step"] + s["steps"] - 1, hp.lr))
+                                      if s["steps"] else (None, None))
     val_every = max(1, round(total * datamodule.val_every))
-    every = sorted({c._every_n_train_steps for c in trainer.callbacks
-                    if isinstance(c, ModelCheckpoint) and c._every_n_train_steps})
+    every = sorted({n for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and (n := every_n_train_steps(c))})
     tokens = sum(s["tokens"] for s in stages)
     return {
         "devices": devices, "num_nodes": num_nodes, "parameters": model.num_parameters(), "block_size": datamodule.block_size,
@@ -140,8 +140,6 @@ def print_plan(plan: dict, config: str) -> None:
 def load(args: list[str]):
     """``(cli, estimates)``: the fit config and overrides ``args`` parsed as ``classit fit`` does, the model on the
     meta device, the data prepared and set up (absent official splits estimated from the sample)."""
-    from classit.cli import ClassitCLI
-
     overrides = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.logger=false",
                  "--model.init_from=null"]
     with torch.device("meta"), warnings.catch_warnings():
@@ -160,8 +158,8 @@ def plan_command(argv: list[str]) -> dict:
     """``classit plan --config C [--devices N] [--num_nodes N] [--json] [fit overrides…]``."""
     parser = argparse.ArgumentParser(prog="classit plan", description="What `classit fit` would do, without training. "
                                      "Other arguments are those of `classit fit` (--config, overrides).")
-    parser.add_argument("--devices", type=int, default=1, help="devices per node (default 1)")
-    parser.add_argument("--num_nodes", type=int, default=1)
+    parser.add_argument("--devices", "--trainer.devices", type=int, default=1, help="devices per node (default 1)")
+    parser.add_argument("--num_nodes", "--trainer.num_nodes", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     options, rest = parser.parse_known_args(argv)
     if options.devices < 1 or options.num_nodes < 1:

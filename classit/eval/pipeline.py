@@ -1,0 +1,194 @@
+"""The BabyLM 2025 pipeline's results layout: reading its reports and predictions (``classit compare``), and
+writing classit's outputs in it (``classit report --babylm``), as its collation script reads them::
+
+    <model>/<revision>/zero_shot/causal/{blimp/blimp_filtered, blimp/supplement_filtered, ewok/ewok_filtered,
+        entity_tracking/entity_tracking, wug_adj/wug_adj_nominalization}/{predictions.json, best_temperature_report.txt}
+    <model>/<revision>/zero_shot/causal/reading/{predictions.json, prediction.jsonl, report.txt}
+    <model>/<revision>/finetune/<task>/{predictions.json, results.txt}
+
+A prediction names the chosen completion; a tie goes to the first option, as in the pipeline (``torch.max``), so its
+reports count a tie as correct where classit's summary counts it wrong. Fine-tuning predictions are those of the
+first fine-tuning seed (the pipeline runs one). The pipeline's reports print two decimals.
+"""
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classit.eval.zero_shot import FOLDERS, GROUPS, load_items
+from classit.jsonl import read_json, read_jsonl
+
+DATASETS = {name: task for task, names in FOLDERS.items() for name in names}  # a dataset folder's task
+TASK_FOLDER = {"blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
+               "wug": "wug_adj"}
+
+
+@dataclass
+class TaskResult:
+    """One task of one folder: its numbers (subset label → value) and its items (key → outcome)."""
+
+    numbers: dict[str, float]
+    pipeline: bool = False  # read from the BabyLM pipeline's files (numbers with two decimals)
+    items: dict = field(default_factory=dict)  # (uid, n) → chosen option (index or text), WUG prob, reading surprisals
+    ties: set = field(default_factory=set)  # keys on which classit saw a tie
+    where: dict = field(default_factory=dict)  # key → the data file and line (classit)
+    data_folder: str | None = None  # classit: the task's data folder, to turn the pipeline's chosen texts into indices
+
+
+def _number(path: Path, line: int, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    raise ValueError(f"{path}:{line}: expected a number, got {text!r}")
+
+
+def _read_report(path: Path, task: str) -> dict[str, float]:
+    """``### SECTION METRIC`` headers, ``name: value`` lines, the value under ``### AVERAGE ...``."""
+    numbers, section = {}, None
+    for line_number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("### "):
+            section = line[4:].split(" ")[0].lower()
+        elif section == "average" and line.strip():
+            numbers["average"] = _number(path, line_number, line)
+        elif section and ": " in line and task != "wug":  # WUG: only its average
+            name, value = line.rsplit(": ", 1)
+            if task == "entity_tracking" and not name.endswith("_ops"):  # the pipeline's per-file means
+                name = f"file/{name}"
+            else:
+                name = f"{section}/{name}"
+            numbers[name] = _number(path, line_number, value)
+    if "average" not in numbers:
+        raise ValueError(f"{path}: no '### AVERAGE' section")
+    return numbers
+
+
+def _read_reading_report(folder: Path) -> TaskResult:
+    labels = {"EYE TRACKING SCORE": "eye_tracking", "SELF-PACED READING SCORE": "self_paced"}
+    report = folder / "report.txt"
+    numbers = {}
+    for line_number, line in enumerate(report.read_text().splitlines(), 1):
+        name, _, value = line.partition(": ")
+        if name in labels:
+            numbers[labels[name]] = _number(report, line_number, value)
+    if set(numbers) != set(labels.values()):
+        raise ValueError(f"{report}: expected the lines {' and '.join(labels)}")
+    result = TaskResult(numbers, pipeline=True)
+    if (folder / "prediction.jsonl").is_file():
+        for r in read_jsonl(folder / "prediction.jsonl"):
+            prev = r["Prev_Logprob"]
+            result.items[("row", r["Index"])] = (r["Logprob"], None if prev is None or math.isnan(prev) else prev)
+    return result
+
+
+def read_pipeline(causal: Path) -> dict[str, TaskResult]:
+    tasks = {}
+    for report in sorted(causal.glob("*/*/best_temperature_report.txt")):
+        task = DATASETS.get(report.parent.name)
+        if task is None:  # tasks classit does not run (wug_past_tense, comps, ...)
+            continue
+        result = TaskResult(_read_report(report, task), pipeline=True)
+        predictions = report.parent / "predictions.json"
+        if predictions.is_file():
+            for uid, block in read_json(predictions).items():
+                for n, p in enumerate(block["predictions"]):
+                    result.items[(uid, n)] = p["prob"] if task == "wug" else p["pred"]
+        tasks[task] = result
+    if (causal / "reading" / "report.txt").is_file():
+        tasks["reading"] = _read_reading_report(causal / "reading")
+    return tasks
+
+
+def causal_folder(folder: Path) -> Path | None:
+    """The ``zero_shot/causal`` folder of a pipeline results tree given at any level down to it."""
+    if folder.name == "causal" and folder.parent.name == "zero_shot":
+        return folder
+    found = [p for pattern in ("zero_shot/causal", "*/zero_shot/causal", "*/*/zero_shot/causal")
+             for p in sorted(folder.glob(pattern)) if p.is_dir()]
+    if len(found) > 1:
+        raise ValueError(f"{folder}: several results trees ({', '.join(str(p) for p in found)}); name one of them")
+    return found[0] if found else None
+
+
+def _report(sections: dict[str, dict[str, float]], average: float, metric: str) -> str:
+    """best_temperature_report.txt as the pipeline's create_evaluation_report writes it."""
+    text = "TEMPERATURE: 1.00\n\n"
+    for name, values in sections.items():
+        text += f"### {name.upper()} {metric}\n" + "".join(f"{k}: {v:.2f}\n" for k, v in values.items()) + "\n"
+    return text + f"### AVERAGE {metric}\n{average:.2f}\n\n"
+
+
+def _accuracy_by(items, correct, key) -> dict[str, float]:
+    groups = defaultdict(list)
+    for item, c in zip(items, correct):
+        groups[key(item)].append(c)
+    return {k: 100.0 * sum(v) / len(v) for k, v in groups.items()}
+
+
+def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) -> None:
+    """One zero-shot task of a ``classit evaluate`` folder as the pipeline's predictions and report."""
+    summary = summary[task]
+    records = read_jsonl(folder / "predictions" / f"{task}.jsonl")
+    items = load_items(task, summary["folder"])
+    if [it.uid for it in items] != [r["uid"] for r in records]:
+        raise ValueError(f"{folder / 'predictions' / f'{task}.jsonl'}: its items are not those of {summary['folder']}")
+    predictions = defaultdict(list)
+    for item, r in zip(items, records):
+        p = {"id": f"{item.uid}_{len(predictions[item.uid])}", "pred": item.continuations[r["pred"]]}
+        if task == "wug":
+            p["prob"] = r["prob"]
+        predictions[item.uid].append(p)
+    if task == "wug":
+        rho = summary["rho"] / 100
+        text = _report({"UID": {"avg": rho}}, rho, "SPEARMAN'S RHO")
+    else:
+        correct = [r["pred"] == 0 for r in records]  # the pipeline: the first of equal scores wins
+        sections = {"UID": _accuracy_by(items, correct, lambda it: it.uid)}
+        sections.update({g: _accuracy_by(items, correct, lambda it: it.groups[g]) for g in GROUPS.get(task, ())})
+        if task == "entity_tracking":  # the pipeline adds each file's mean to the UID section and averages them
+            files = defaultdict(list)
+            for uid, acc in list(sections["UID"].items()):
+                files[uid.rsplit("_", 2)[0]].append(acc)
+            sections["UID"].update({f: statistics.mean(v) for f, v in files.items()})
+            average = statistics.mean(statistics.mean(v) for v in files.values())
+        else:
+            average = statistics.mean(sections["UID"].values())
+        text = _report(sections, average, "ACCURACY")
+    out = causal / TASK_FOLDER[task] / Path(summary["folder"]).name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps({uid: {"predictions": p} for uid, p in predictions.items()}))
+    (out / "best_temperature_report.txt").write_text(text)
+
+
+def write_reading(folder: Path, summary: dict, causal: Path) -> None:
+    """The reading task of a ``classit evaluate`` folder as the pipeline's predictions and report."""
+    summary, out = summary["reading"], causal / "reading"
+    records = read_jsonl(folder / "predictions" / "reading.jsonl")
+    out.mkdir(parents=True, exist_ok=True)
+    nan = float("nan")
+    (out / "predictions.json").write_text(json.dumps({"reading": {"predictions": [
+        {"id": r["row"], "pred": r["surprisal"], "prev_pred": nan if r["prev_surprisal"] is None else r["prev_surprisal"]}
+        for r in records]}}))
+    (out / "prediction.jsonl").write_text("".join(json.dumps(
+        {"Index": r["row"], "Sentence": r["item"], "Word": r["word"], "Logprob": r["surprisal"],
+         "Prev_Logprob": nan if r["prev_surprisal"] is None else r["prev_surprisal"]}) + "\n" for r in records))
+    (out / "report.txt").write_text(f"EYE TRACKING SCORE: {summary['eye_tracking']:.2f}\n"
+                                    f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n")
+
+
+def write_finetune(folder: Path, summary: dict, out: Path) -> None:
+    """A ``classit finetune`` folder as the pipeline's ``finetune/<task>`` results (the first seed's)."""
+    for task, s in summary.items():
+        if not isinstance(s, dict) or "accuracy" not in s:
+            continue
+        seed = s["seeds"][0]
+        records = read_jsonl(folder / "predictions" / f"{task}_seed{seed}.jsonl")
+        folder = out / task
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "predictions.json").write_text(json.dumps(
+            {task: {"predictions": [{"id": r["id"], "pred": r["pred"]} for r in records]}}))
+        (folder / "results.txt").write_text("\n".join(f"{m}: {s[m]['per_seed'][0]}" for m in ("accuracy", "f1", "mcc"))
+                                            + f"\nseed: {seed}\n")
