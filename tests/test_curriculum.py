@@ -10,9 +10,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import AutoModelForCausalLM
 
 from classit.cli import main
-from classit.data.curriculum import CurriculumDataModule, CurriculumLogger, rank_share
+from classit.data.curriculum import CurriculumDataModule, rank_share
 from classit.data.source import Source
 from classit.model import BabyLM
+from classit.train.callbacks import CurriculumLogger
 from helpers import scalars, small_corpus
 
 DEMO_SEQ = Path(__file__).parent.parent / "configs" / "demo_seq.yaml"
@@ -147,6 +148,39 @@ def test_resume_from_epoch_end_checkpoints_gives_the_rest_of_the_run(tokenizer, 
                                        "epoch=3-step=24.ckpt"]
     for path, step in zip(paths[:3], (3, 6, 15)):
         assert fit(toy_curriculum(tokenizer, MERGED), tmp_path / path.stem, ckpt_path=path) == whole[step:], path.name
+
+
+class GlobalBatches(L.Callback):
+    """The examples of every optimizer step, whatever micro-batches they came in."""
+
+    def __init__(self):
+        self.steps = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        ids = self.steps.setdefault(trainer.global_step, [])
+        ids += batch["input_ids"][:, 1].tolist()
+
+
+def global_batches(tokenizer, path, micro, **trainer_args) -> dict:
+    recorder = GlobalBatches()
+    fit(toy_curriculum(tokenizer, MERGED, micro_batch_size=micro), path, callbacks=[recorder, *trainer_args.pop(
+        "callbacks", [])], **trainer_args)
+    return {step: sorted(ids) for step, ids in recorder.steps.items()}
+
+
+@pytest.mark.parametrize("micro_before, micro_after", [(1, 2), (2, 1)])
+def test_resume_with_another_accumulation_goes_on_at_the_same_global_batch(tokenizer, tmp_path, micro_before,
+                                                                          micro_after):
+    """Another accumulation is what another number of devices gives each rank: the run goes on where it stopped."""
+    whole = global_batches(tokenizer, tmp_path / "whole", micro_before)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=10)
+    global_batches(tokenizer, tmp_path / "first", micro_before, max_steps=10, callbacks=[checkpoint])
+    (path,) = (tmp_path / "ckpt").glob("*.ckpt")
+    state = torch.load(path, weights_only=False)["CurriculumDataModule"]
+    assert (state["epoch"], state["batches"], state["accumulate"]) == (2, 4 * (3 - micro_before), 3 - micro_before)
+    rest = global_batches(tokenizer, tmp_path / "rest", micro_after, ckpt_path=path)
+    assert rest == {step: ids for step, ids in whole.items() if step >= 10}
+    assert sorted(rest) == list(range(10, 24))
 
 
 class ScheduleProbe(L.Callback):

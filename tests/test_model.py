@@ -17,9 +17,11 @@ from helpers import scalars
 CONFIGS = Path(__file__).parent.parent / "configs"
 
 
-@pytest.mark.parametrize("config, target", [("pretrain_100m.yaml", 100e6), ("pretrain_140m.yaml", 140e6)])
-def test_preset_parameter_counts(config, target):
-    model_args = yaml.safe_load((CONFIGS / config).read_text())["model"]
+@pytest.mark.parametrize("overlays, target", [([], 100e6), (["140m.yaml"], 140e6)])
+def test_preset_parameter_counts(overlays, target):
+    model_args = yaml.safe_load((CONFIGS / "pretrain_100m.yaml").read_text())["model"]
+    for overlay in overlays:  # as LightningCLI merges several --config
+        model_args.update(yaml.safe_load((CONFIGS / overlay).read_text())["model"])
     with torch.device("meta"):
         module = BabyLM(vocab_size=16384, **model_args)
     assert abs(module.num_parameters() - target) <= 0.05 * target, module.num_parameters()

@@ -49,6 +49,19 @@ def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(
     assert "classit plan: error: --devices and --num_nodes count from 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags", [["--devices", "8", "--num_nodes", "2"],
+                                   ["--trainer.devices", "8", "--trainer.num_nodes", "2"]], ids=["plan", "fit"])
+def test_plan_takes_the_devices_in_its_own_and_the_fits_spelling(flags, tokenizer, data_root, tmp_path, capsys):
+    data = small_eval_fast(data_root, small_corpus(data_root, tmp_path / "data"))
+    main(["plan", "--config", str(Path(__file__).parent.parent / "configs" / "demo.yaml"), *flags, "--json",
+          "--data.data_dir", str(data), "--data.sources.pretrain.init_args.train_dir", "train",
+          "--data.sources.pretrain.init_args.val_dir", "dev", "--data.tokenizer", tokenizer.name_or_path,
+          "--data.batch_size", "64", "--data.micro_batch_size", "2"])
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (plan["devices"], plan["num_nodes"]) == (8, 2)
+    assert (plan["micro_batch_size"], plan["accumulate_grad_batches"]) == (2, 2)  # 64 = 16 devices × 2 × 2
+
+
 def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
     """The steps, LR and validation points that `plan` prints are those of the real run."""
     data = small_eval_fast(data_root, small_corpus(data_root, tmp_path / "data"))
@@ -74,11 +87,11 @@ def plan_of(name: str) -> dict:
 
 
 def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_exposure(data_root, cache_root):
-    plans = {name: plan_of(name) for name in ("baseline_100m", "seq_100m", "seq_rev_100m", "merged_100m")}
+    plans = {name: plan_of(name) for name in ("pretrain_100m", "seq_100m", "seq_rev_100m", "merged_100m")}
     pretraining = {name: {k: p["stages"][0][k] for k in ("steps", "lr_start", "lr_end", "tokens")}
                    for name, p in plans.items()}
     assert len({json.dumps(v, sort_keys=True) for v in pretraining.values()}) == 1, pretraining  # the same baseline
-    tuning = {name: p["stages"][1:] for name, p in plans.items() if name != "baseline_100m"}
+    tuning = {name: p["stages"][1:] for name, p in plans.items() if name != "pretrain_100m"}
     steps = {name: sum(s["steps"] for s in stages) for name, stages in tuning.items()}
     sequences = {name: sum(s["sequences"] for s in stages) for name, stages in tuning.items()}
     assert len(set(steps.values())) == 1 and len(set(sequences.values())) == 1, (steps, sequences)
