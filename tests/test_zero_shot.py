@@ -113,6 +113,7 @@ def test_bad_lines_name_file_and_line(tmp_path):
         load_items("supplement", tmp_path)
 
 
+@pytest.mark.full_data("the real wug file (babylm-eval/wug_adj_nominalization, 200 items)")
 def test_wug_rho_matches_scipy_on_the_real_file(model, tokenizer, data_root):
     folder = data_root / "babylm-eval" / "wug_adj_nominalization"
     summary, records = evaluate_task(model, tokenizer, "wug", folder)

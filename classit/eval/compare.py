@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from classit.eval.pipeline import TaskResult, causal_folder, read_pipeline
-from classit.eval.zero_shot import load_items
+from classit.eval.zero_shot import RHO, load_items
 from classit.jsonl import read_json, read_jsonl
 
 LISTED = 10  # disagreeing items printed per task
@@ -41,7 +41,7 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
         if task == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
-        elif task == "wug":
+        elif task in RHO:
             result.numbers = {"average": s["rho"] / 100}
             result.items = {k: r["prob"] for k, r in _numbered(records, lambda r: r["uid"]).items()}
         else:
@@ -90,7 +90,7 @@ def _option_indices(task: str, chosen: dict, data_folder: str | None) -> dict:
 def _differ(task: str, x, y) -> bool:
     if task == "reading":
         return any((p is None) != (q is None) or (p is not None and abs(p - q) > 1e-4) for p, q in zip(x, y))
-    if task == "wug":
+    if task in RHO:
         return abs(x - y) > 1e-4
     return x != y
 
@@ -111,7 +111,7 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
     if not a.items or not b.items:
         return [f"{task}: items not compared ({'A' if not a.items else 'B'} has no prediction file)"]
     items_a, items_b = a.items, b.items
-    if task not in ("wug", "reading") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
+    if task not in (*RHO, "reading") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
         if a.pipeline:
             items_a = _option_indices(task, a.items, b.data_folder)
         else:
@@ -120,8 +120,9 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
     if len(common) != max(len(items_a), len(items_b)):
         lines.append(f"{task}: A has {len(items_a)} items, B {len(items_b)}; {len(common)} matched")
     differ = [k for k in common if _differ(task, items_a[k], items_b[k])]
-    what = {"reading": "rows differ in surprisal (word/previous word) by more than 1e-4", "wug": "items differ in probability by more than 1e-4"}
-    lines.append(f"{task}: {len(differ)} of {len(common)} {what.get(task, 'items choose a different option')}")
+    what = ("rows differ in surprisal (word/previous word) by more than 1e-4" if task == "reading" else
+            "items differ in probability by more than 1e-4" if task in RHO else "items choose a different option")
+    lines.append(f"{task}: {len(differ)} of {len(common)} {what}")
     for key in differ[:LISTED]:
         where = a.where.get(key) or b.where.get(key) or ""
         lines.append(f"  {key[0]} #{key[1]}  A {_show(items_a[key])}  B {_show(items_b[key])}  {where}".rstrip())

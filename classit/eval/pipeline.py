@@ -2,13 +2,15 @@
 writing classit's outputs in it (``classit report --babylm``), as its collation script reads them::
 
     <model>/<revision>/zero_shot/causal/{blimp/blimp_filtered, blimp/supplement_filtered, ewok/ewok_filtered,
-        entity_tracking/entity_tracking, wug_adj/wug_adj_nominalization}/{predictions.json, best_temperature_report.txt}
+        entity_tracking/entity_tracking, wug_adj/wug_adj_nominalization, wug_past/wug_past_tense,
+        comps/comps}/{predictions.json, best_temperature_report.txt}
     <model>/<revision>/zero_shot/causal/reading/{predictions.json, prediction.jsonl, report.txt}
     <model>/<revision>/finetune/<task>/{predictions.json, results.txt}
 
-A prediction names the chosen completion; a tie goes to the first option, as in the pipeline (``torch.max``), so its
-reports count a tie as correct where classit's summary counts it wrong. Fine-tuning predictions are those of the
-first fine-tuning seed (the pipeline runs one). The pipeline's reports print two decimals.
+A prediction names the chosen completion (COMPS: the whole chosen text, as the pipeline writes it); a tie goes to the
+first option, as in the pipeline (``torch.max``), so its reports count a tie as correct where classit's summary counts
+it wrong. Fine-tuning predictions are those of the first fine-tuning seed (the pipeline runs one). The pipeline's
+reports print two decimals.
 """
 
 import json
@@ -18,12 +20,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classit.eval.zero_shot import FOLDERS, GROUPS, load_items
+from classit.eval.zero_shot import FOLDERS, GROUPS, RHO, load_items
 from classit.jsonl import read_json, read_jsonl
 
 DATASETS = {name: task for task, names in FOLDERS.items() for name in names}  # a dataset folder's task
 TASK_FOLDER = {"blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
-               "wug": "wug_adj"}
+               "wug": "wug_adj", "wug_past": "wug_past", "comps": "comps"}
 
 
 @dataclass
@@ -54,7 +56,7 @@ def _read_report(path: Path, task: str) -> dict[str, float]:
             section = line[4:].split(" ")[0].lower()
         elif section == "average" and line.strip():
             numbers["average"] = _number(path, line_number, line)
-        elif section and ": " in line and task != "wug":  # WUG: only its average
+        elif section and ": " in line and task not in RHO:  # WUG: only its average
             name, value = line.rsplit(": ", 1)
             if task == "entity_tracking" and not name.endswith("_ops"):  # the pipeline's per-file means
                 name = f"file/{name}"
@@ -88,14 +90,14 @@ def read_pipeline(causal: Path) -> dict[str, TaskResult]:
     tasks = {}
     for report in sorted(causal.glob("*/*/best_temperature_report.txt")):
         task = DATASETS.get(report.parent.name)
-        if task is None:  # tasks classit does not run (wug_past_tense, comps, ...)
+        if task is None:  # tasks classit does not run (vqa, winoground, ...)
             continue
         result = TaskResult(_read_report(report, task), pipeline=True)
         predictions = report.parent / "predictions.json"
         if predictions.is_file():
             for uid, block in read_json(predictions).items():
                 for n, p in enumerate(block["predictions"]):
-                    result.items[(uid, n)] = p["prob"] if task == "wug" else p["pred"]
+                    result.items[(uid, n)] = p["prob"] if task in RHO else p["pred"]
         tasks[task] = result
     if (causal / "reading" / "report.txt").is_file():
         tasks["reading"] = _read_reading_report(causal / "reading")
@@ -137,11 +139,12 @@ def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) ->
         raise ValueError(f"{folder / 'predictions' / f'{task}.jsonl'}: its items are not those of {summary['folder']}")
     predictions = defaultdict(list)
     for item, r in zip(items, records):
-        p = {"id": f"{item.uid}_{len(predictions[item.uid])}", "pred": item.continuations[r["pred"]]}
-        if task == "wug":
+        chosen = (item.texts if task == "comps" else item.continuations)[r["pred"]]
+        p = {"id": f"{item.uid}_{len(predictions[item.uid])}", "pred": chosen}
+        if task in RHO:
             p["prob"] = r["prob"]
         predictions[item.uid].append(p)
-    if task == "wug":
+    if task in RHO:
         rho = summary["rho"] / 100
         text = _report({"UID": {"avg": rho}}, rho, "SPEARMAN'S RHO")
     else:

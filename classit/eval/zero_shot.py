@@ -1,5 +1,6 @@
-"""BLiMP, the BLiMP supplement, EWoK, entity tracking and WUG: read the JSONL sets, score them with
-:mod:`classit.eval.scoring`, aggregate as the BabyLM 2025 pipeline does (ties count as wrong)."""
+"""BLiMP, the BLiMP supplement, EWoK, entity tracking, WUG (adjective nominalization and past tense) and COMPS:
+read the JSONL sets, score them with :mod:`classit.eval.scoring`, aggregate as the BabyLM 2025 pipeline does (ties
+count as wrong)."""
 
 import statistics
 from collections import defaultdict
@@ -19,14 +20,22 @@ FOLDERS = {
     "ewok": ("ewok_filtered", "ewok_fast"),
     "entity_tracking": ("entity_tracking", "entity_tracking_fast"),
     "wug": ("wug_adj_nominalization",),
+    "wug_past": ("wug_past_tense",),
+    "comps": ("comps",),
 }
+# Tasks scored as Spearman's rho (x100) of the model's probability of option 0 against the human ratio.
+RHO = ("wug", "wug_past")
+# A WUG item's subset: the pipeline's task name (its UID).
+WUG_UID = {"wug": "wug_adj", "wug_past": "wug_past"}
+# COMPS file → subset, as the pipeline's decode_comps names them (any other file: wugs_dist_in_between).
+COMPS_SUBSETS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before"}
 # Item-level groups reported besides the subset (UID) accuracies, as the pipeline names them.
 GROUPS = {
     "blimp": ("field", "linguistics_term"),
     "ewok": ("context_type", "context_contrast", "target_contrast"),
 }
 # The breakdown shown in tables and logged during training next to the macro score.
-BREAKDOWN = {"blimp": "by_field", "supplement": "by_uid", "ewok": "by_uid", "entity_tracking": "by_file"}
+BREAKDOWN = {"blimp": "by_field", "supplement": "by_uid", "ewok": "by_uid", "entity_tracking": "by_file", "comps": "by_uid"}
 
 
 @dataclass
@@ -66,10 +75,14 @@ def _decode(task: str, path: Path, r: dict, source: str, full_sentence: bool) ->
     if task == "entity_tracking":
         options = r["options"]
         return Item(f"{path.stem}_{r['numops']}_ops", [r["input_prefix"] + o for o in options], list(options), source)
-    texts = r["sentences"].split("\t")  # wug: the -ity and the -ness form
-    if len(texts) != 2:
-        raise ValueError(f"{source}: 'sentences' must hold two texts separated by a TAB")
-    return Item(path.stem, texts, texts, source, ratio=float(r["ratio"]))
+    if task == "comps":  # the property phrase scored after the acceptable and the unacceptable concept
+        phrase = r["property_phrase"]
+        texts = [f"{r['prefix_acceptable']} {phrase}", f"{r['prefix_unacceptable']} {phrase}"]
+        return Item(COMPS_SUBSETS.get(path.stem, "wugs_dist_in_between"), texts, [phrase, phrase], source)
+    texts = r["sentences"].split("\t")  # the forms, the first the one whose share of human answers is the ratio
+    if len(texts) < 2:
+        raise ValueError(f"{source}: 'sentences' must hold two or more texts separated by a TAB")
+    return Item(WUG_UID[task], texts, texts, source, ratio=float(r["ratio"]))
 
 
 def load_items(task: str, folder: str | Path, full_sentence: bool = False) -> list[Item]:
@@ -113,7 +126,7 @@ def _mean_by(items: list[Item], values: list[float], key) -> dict[str, float]:
 
 def summarize(task: str, items: list[Item], scores: list[list[float]]) -> dict:
     """Macro accuracy over subsets, accuracy per subset and per group, tie count (WUG: Spearman rho × 100)."""
-    if task == "wug":
+    if task in RHO:
         probs = [torch.tensor(s).softmax(0)[0].item() for s in scores]
         rho = 100.0 * spearmanr(probs, [it.ratio for it in items])[0]
         return {"macro": rho, "rho": rho, "by_uid": {items[0].uid: rho}, "items": len(items)}
@@ -137,7 +150,7 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
     records = []
     for item, s in zip(items, scores):
         record = {"uid": item.uid, "source": item.source, "scores": s, "pred": s.index(max(s))}
-        if task == "wug":
+        if task in RHO:
             record["prob"] = torch.tensor(s).softmax(0)[0].item()
         else:
             record["correct"], record["tie"] = outcome(s)

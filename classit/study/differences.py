@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.zero_shot import load_items
+from classit.eval.zero_shot import RHO, load_items
 from classit.jsonl import read_jsonl
 from classit.study import stats
 from classit.study.collect import Result, numbered, task_scores
@@ -77,12 +77,12 @@ def _binary(task, a: list[dict], b: list[dict], d: Difference, resamples, seed) 
     d.test, d.p = f"McNemar exact ({only_b} vs {only_a} discordant)", stats.mcnemar(only_b, only_a)
 
 
-def _wug(results_a: list[Result], a: list[dict], b: list[dict], d: Difference, resamples, seed) -> None:
-    folder = results_a[0].summary["wug"].get("folder")
+def _wug(task, results_a: list[Result], a: list[dict], b: list[dict], d: Difference, resamples, seed) -> None:
+    folder = results_a[0].summary[task].get("folder")
     if not folder or not Path(folder).is_dir():
         d.note = f"no interval: the WUG data folder {folder} is needed for the human ratios"
         return
-    ratios = {k: r["ratio"] for k, r in numbered([{"uid": it.uid, "ratio": it.ratio} for it in load_items("wug", folder)]).items()}
+    ratios = {k: r["ratio"] for k, r in numbered([{"uid": it.uid, "ratio": it.ratio} for it in load_items(task, folder)]).items()}
     keys = sorted(set(ratios).intersection(*(set(p) for p in a + b)))
     probs = [[np.array([p[k]["prob"] for k in keys]) for p in side] for side in (a, b)]
     _, d.low, d.high, d.p = stats.bootstrap_rho(*probs, np.array([ratios[k] for k in keys]), resamples, seed)
@@ -135,8 +135,8 @@ def differences(results: list[Result], scores: dict, baseline: str, resamples: i
                 preds = [[_predictions(r, task) for r in s] for s in (side_a, side_b)]
                 if any(p is None for side in preds for p in side):
                     d.note = f"no interval: predictions/{task}.jsonl missing"
-                elif task == "wug":
-                    _wug(side_a, *preds, d, resamples, seed)
+                elif task in RHO:
+                    _wug(task, side_a, *preds, d, resamples, seed)
                 else:
                     _binary(task, *preds, d, resamples, seed)
     return out
