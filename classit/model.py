@@ -220,7 +220,15 @@ class BabyLM(L.LightningModule):
         return loss_sum  # rescaled to a per-token mean in on_before_optimizer_step
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Turn the accumulated summed gradients into the gradient of the mean over all target tokens."""
+        self.finish_step()
+
+    def finish_step(self) -> None:
+        """Once per optimizer step, after backward: turn the accumulated summed gradients into the gradient of the
+        mean over all target tokens, count tokens and words, set ``step_loss`` and log. Lightning calls the callbacks'
+        ``on_before_optimizer_step`` before the module's, so a callback that needs ``step_loss`` calls this first; a
+        second call in the same step does nothing."""
+        if self._step_totals is None:
+            return
         totals = self.trainer.strategy.reduce(self._step_totals, reduce_op="sum")
         self._step_totals = None
         targets = totals[0].clamp(min=1)

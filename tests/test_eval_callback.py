@@ -10,6 +10,7 @@ from classit.eval.callbacks import MinimalPairEvalCallback
 from classit.eval.scoring import score_items
 from classit.eval.zero_shot import summarize
 from classit.model import BabyLM
+from classit.train.callbacks import MilestoneExport
 
 
 def _module(tokenizer, dropout=0.1):
@@ -26,7 +27,7 @@ def _fit(tokenizer, root, callbacks):
     L.seed_everything(0)
     module = _module(tokenizer)
     blocks = torch.randint(8, len(tokenizer), (12, 32), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": b, "labels": b} for b in blocks]
+    data = [{"input_ids": b, "labels": b, "words": torch.tensor(250_000)} for b in blocks]  # 1M words a step
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=TensorBoardLogger(root, name="tb"),
                         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, log_every_n_steps=1, default_root_dir=root)
@@ -47,6 +48,16 @@ def test_callback_on_a_tiny_training_run(tokenizer, tmp_path):
     # every 2 optimizer steps (2, 4, 6) and at epoch ends (3; 6 is not repeated)
     assert [e.step for e in events.Scalars("zero_shot/blimp")] == [2, 3, 4, 6]
     assert callback.results["blimp"]["items"] == 30 and callback.results["ewok"]["items"] == 30
+
+
+def test_milestone_exports_evaluate_with_the_zero_shot_callback_only(tokenizer, tmp_path):
+    """Two MilestoneExport(evaluate=True) and the zero-shot callback: every milestone is scored once."""
+    exports = [MilestoneExport([1_000_000, 3_000_000], evaluate=True), MilestoneExport([2_000_000], evaluate=True)]
+    _, trainer = _fit(tokenizer, tmp_path, [*exports, MinimalPairEvalCallback(tasks=["ewok"], max_items=10)])
+    events = EventAccumulator(trainer.logger.log_dir).Reload()
+    assert [e.step for e in events.Scalars("zero_shot/ewok")] == [1, 2, 3, 6]  # milestones 1M, 2M, 3M; epoch ends
+    assert sorted(p.name for p in (tmp_path / "tb" / "version_0" / "milestones").iterdir()) == [
+        "chck_1M", "chck_2M", "chck_3M"]
 
 
 def test_callback_leaves_training_state_untouched(tokenizer):

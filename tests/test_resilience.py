@@ -214,10 +214,10 @@ def test_a_write_that_fails_half_way_keeps_the_previous_checkpoint(short_run, tm
         assert torch.equal(kept["state_dict"][name], tensor), name
 
 
-def guarded_fit(tmp: Path, data_root: Path, tokenizer, action: str) -> list[str]:
+def guarded_fit(tmp: Path, data_root: Path, tokenizer, action: str, **trainer) -> list[str]:
     poison = [{"class_path": "test_resilience.PoisonLoss", "init_args": {"step": 3, "out": str(tmp / "poison.pt")}}]
     config = fit_config(tmp, action, small_corpus(data_root, tmp / "data"), tokenizer, callbacks=poison,
-                        checkpoint_every=2, guard=action)
+                        checkpoint_every=2, guard=action, **trainer)
     return ["fit", "--config", str(config)]
 
 
@@ -239,6 +239,28 @@ def test_non_finite_loss_step_is_skipped(tmp_path, data_root, tokenizer):
     assert loss[3] != loss[3] and all(loss[s] == loss[s] for s in (0, 1, 2, 4, 5))  # NaN only at the 4th step
     final = load_file(tmp_path / "logs" / "skip" / "version_0" / "hf" / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in final.values())
+
+
+# 16-mixed with Lightning's grad scaler on CPU (there the flag precision=16-mixed means bf16-mixed, without one)
+FP16_SCALER = {"class_path": "lightning.pytorch.plugins.precision.MixedPrecision",
+               "init_args": {"precision": "16-mixed", "device": "cpu"}}
+
+
+@pytest.mark.parametrize("action", ["stop", "skip"])
+def test_non_finite_loss_is_caught_when_the_grad_scaler_steps_the_optimizer(tmp_path, data_root, tokenizer, action):
+    """16-mixed: Lightning runs the closure itself, then ``scaler.step(optimizer)`` without one."""
+    fit = guarded_fit(tmp_path, data_root, tokenizer, action, precision=None, plugins=[FP16_SCALER])
+    if action == "stop":
+        with pytest.raises(SystemExit, match=r"^classit: error: step 4: the loss is nan; stopped before updating"):
+            main(fit)
+        last = load_checkpoint(tmp_path / "logs" / "stop" / "version_0" / "checkpoints" / "last.ckpt")
+        assert last["global_step"] == 2
+        return
+    with pytest.warns(UserWarning, match=r"step 4: the loss is nan; skipped this optimizer step"):
+        main(fit)
+    weights = torch.load(tmp_path / "poison.pt")
+    for name, tensor in weights["before"].items():
+        assert torch.equal(weights["after"][name], tensor), name
 
 
 def test_non_utf8_corpus_file_is_named_with_its_line(tmp_path, data_root, tokenizer):

@@ -8,17 +8,20 @@ import torch
 import yaml
 
 from classit.cli import main
+from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import scalars, small_eval_fast
+from helpers import scalars, small_corpus, small_eval_fast
 from test_curriculum import demo_data
+from test_resilience import fit_config
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def tiny(data: Path, tokenizer: str) -> list[str]:
     """Overrides that make the demo curricula a few seconds long."""
-    return ["--trainer.limit_train_batches=4", f"--data.data_dir={data}", f"--data.tokenizer={tokenizer}",
-            "--data.val_sequences=8", "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
+    return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
+            f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
+            "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
             "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64"]
@@ -70,6 +73,17 @@ def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(s
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+def test_a_stage_conditions_training_curves_end_with_its_stage(study_dir):
+    out = study_dir / "out"
+    results = {r.condition: r for r in find_results([str(out / "eval")]) if r.kind == "zero_shot"}
+    stage_end = out / "runs" / "sequential_seed42" / "version_0" / "checkpoints" / "stage0_pretrain.ckpt"
+    steps = torch.load(stage_end, weights_only=False)["global_step"]  # the pre-training stage's optimizer steps
+    baseline, sequential = run_curves(results["baseline"]), run_curves(results["sequential"])
+    assert [step for step, _ in baseline["train/loss"]] == list(range(steps))
+    assert [step for step, _ in baseline["zero_shot/ewok"]] == [steps]  # the stage's last model, scored at its end
+    assert max(step for step, _ in sequential["train/loss"]) > steps  # the same run's log, whole
+
+
 def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
     main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(study_dir / "jobs_out"), "--emit", "slurm"])
     jobs = study_dir / "jobs_out" / "jobs"
@@ -106,3 +120,39 @@ def test_a_stage_that_is_not_there_is_named(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"config": "nowhere.yaml"}}}))
     with pytest.raises(FileNotFoundError, match=r"conditions\.a\.config: .*nowhere.yaml not found"):
         plan_fits(load_study(tmp_path / "s.yaml"))
+
+
+def without(path: Path, callback: str, out: Path) -> Path:
+    """The fit config at ``path`` without its ``callback``, written to ``out``."""
+    config = yaml.safe_load(path.read_text())
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
+                                      if not c["class_path"].endswith(callback)]
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
+def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(data_root, tokenizer, tmp_path, capsys):
+    fit = fit_config(tmp_path, "plain", small_corpus(data_root, tmp_path / "data"), tokenizer)
+    study = {"conditions": {"plain": {"config": str(without(fit, "HFExport", fit))}},
+             "evaluate": {"zero_shot": {"tasks": ["ewok"]}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    args = ["study", "--config", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=r"^classit: error: \S+study.yaml: conditions\.plain: evaluating it needs "
+                                         r"the Hugging Face export of fit plain_seed42, and \S+ has no "
+                                         r"classit\.train\.HFExport"):
+        main(args)
+    assert not (tmp_path / "out").exists()  # stopped before any fit ran
+    del study["evaluate"]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    main(args)
+    assert "1 fits (1 to run)" in capsys.readouterr().out
+    main(args)
+    assert "1 fits (0 to run)" in capsys.readouterr().out  # finished, though it wrote no hf/: not resumed again
+
+
+def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
+    study = {"conditions": {"sequential": {"config": str(without(CONFIGS / "demo_seq.yaml", "RunCheckpoint",
+                                                                  tmp_path / "seq.yaml"))},
+                            "merged": {"config": str(CONFIGS / "demo_merged.yaml")}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))  # fits run in this order
+    assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints

@@ -10,9 +10,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from classit.data.store import data_dir
 from classit.eval.scoring import score_items
 from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
+from classit.train.callbacks import MilestoneEvaluator
 
 
-class MinimalPairEvalCallback(L.Callback):
+class MinimalPairEvalCallback(MilestoneEvaluator):
     """Scores ``pl_module.model`` with ``pl_module.tokenizer`` on zero-shot sets at the end of every
     training epoch (and every ``every_n_steps`` optimizer steps) and logs ``zero_shot/TASK`` (macro
     accuracy) and ``zero_shot/TASK/GROUP`` (per field for BLiMP, per domain for EWoK...).
@@ -26,7 +27,7 @@ class MinimalPairEvalCallback(L.Callback):
                  every_n_steps: int | None = None, batch_size: int = 64, max_items: int | None = None):
         """
         Args:
-            tasks: any of blimp, supplement, ewok, entity_tracking, wug.
+            tasks: any of blimp, supplement, ewok, entity_tracking, wug, wug_past, comps.
             data_dir: folder of the sets (fast or full names); default ``babylm-eval-fast`` of the run's data folder.
             every_n_steps: also evaluate every N optimizer steps (None: at epoch ends only).
             batch_size: texts per forward pass.

@@ -1,13 +1,17 @@
 """Find ``classit evaluate`` and ``classit finetune`` outputs below some folders and say which condition,
 seed and stage each one belongs to (``meta.json`` next to ``summary.json``, else the path
 ``.../<condition>/seed<k>/...``, else the folder's name, or its parent's for a folder named ``zero_shot`` or
-``finetune``, and seed 0)."""
+``finetune``, and seed 0); and read the training curves of a result's run."""
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from classit.eval.finetune import SCORE_METRIC
+from classit.eval.zero_shot import RHO
 from classit.jsonl import read_json
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
@@ -94,7 +98,7 @@ def task_scores(result: Result) -> dict[str, float]:
         elif task == "reading":
             scores["reading/eye_tracking"], scores["reading/self_paced"] = s["eye_tracking"], s["self_paced"]
         else:
-            scores[task] = s["rho"] if task == "wug" else s["macro"]
+            scores[task] = s["rho"] if task in RHO else s["macro"]
     return scores
 
 
@@ -110,7 +114,7 @@ def long_rows(result: Result) -> list[tuple]:
                      for seed, v in zip(s["seeds"], s[m]["per_seed"])]
         elif task == "reading":
             rows += [(*head, task, "", m, s[m]) for m in ("eye_tracking", "self_paced")]
-        elif task == "wug":
+        elif task in RHO:
             rows.append((*head, task, "", "rho", s["rho"]))
         else:
             rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"])]
@@ -126,3 +130,22 @@ def numbered(records: list[dict]) -> dict[tuple[str, int], dict]:
         seen[r["uid"]] = n + 1
         out[r["uid"], n] = r
     return out
+
+
+def run_curves(result: Result) -> dict[str, list[tuple[int, float]]]:
+    """The scalars the run in ``meta.json``'s ``log_dir`` logged to TensorBoard, tag → [(step, value)]. A result of
+    one stage of a longer run (``stage``, a name in the run's ``config.yaml``) gets what was logged before the next
+    stage began (``curriculum/stage``): the stage's steps and the evaluations of its last model."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log_dir = Path(result.meta["log_dir"])
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    found = {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    config = yaml.safe_load((log_dir / "config.yaml").read_text()) if (log_dir / "config.yaml").is_file() else {}
+    stages = [s["name"] for s in config.get("data", {}).get("stages") or []]
+    end = math.inf  # when the next stage began, by wall time: a step's metrics and the evaluation after it share a step
+    if result.stage in stages:
+        index = stages.index(result.stage)
+        end = min((e.wall_time for e in found.get("curriculum/stage", []) if e.value > index), default=math.inf)
+    return {tag: [(e.step, e.value) for e in scalars if e.wall_time < end] for tag, scalars in found.items()}

@@ -57,21 +57,14 @@ def task_bars(table: dict[str, dict[str, tuple[float, float]]], units: list[str]
     return _save(fig, path)
 
 
-def _scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
-def _curve_plot(logs: dict[str, list[str]], panels, path: Path, title: str) -> Path | None:
-    """``panels(tags)``: [(panel title, [tags])] of one run; one line per run and tag, a colour per condition."""
-    runs = [(unit, _scalars(d)) for unit, dirs in logs.items() for d in dirs]
+def _curve_plot(curves: dict[str, list[dict]], panels, path: Path, title: str) -> Path | None:
+    """``curves``: per condition, each run's scalars (tag → [(step, value)]); ``panels(tags)``: [(panel title,
+    [tags])] of one run; one line per run and tag, a colour per condition."""
+    runs = [(unit, scalars) for unit, per_run in curves.items() for scalars in per_run]
     titles = list(dict.fromkeys(t for _, scalars in runs for t, tags in panels(scalars) if tags))
     if not titles:
         return None
-    units = list(logs)
+    units = list(curves)
     fig, axes = plt.subplots(1, len(titles), figsize=(3.6 * len(titles), 3.2), squeeze=False)
     labelled = set()
     for unit, scalars in runs:
@@ -92,16 +85,16 @@ def _curve_plot(logs: dict[str, list[str]], panels, path: Path, title: str) -> P
     return _save(fig, path)
 
 
-def training_curves(logs: dict[str, list[str]], path: Path) -> Path | None:
+def training_curves(curves: dict[str, list[dict]], path: Path) -> Path | None:
     """Training and validation loss (every ``val/loss/SOURCE`` dotted), learning rate, words seen."""
     def panels(scalars):
         return [(name, [t for t in scalars if t == tag or (tag == "val/loss" and t.startswith("val/loss/"))])
                 for tag, name in CURVES.items()]
-    return _curve_plot(logs, panels, path, "training curves")
+    return _curve_plot(curves, panels, path, "training curves")
 
 
-def zero_shot_curves(logs: dict[str, list[str]], path: Path) -> Path | None:
+def zero_shot_curves(curves: dict[str, list[dict]], path: Path) -> Path | None:
     """``zero_shot/TASK`` (macro scores logged during training) over steps, a panel per task."""
     def panels(scalars):
         return [(t.split("/")[1], [t]) for t in sorted(scalars) if t.startswith("zero_shot/") and t.count("/") == 1]
-    return _curve_plot(logs, panels, path, "zero-shot scores during training")
+    return _curve_plot(curves, panels, path, "zero-shot scores during training")

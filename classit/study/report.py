@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 from classit.study import plots
-from classit.study.collect import find_results, long_rows, task_scores
+from classit.study.collect import find_results, long_rows, run_curves, task_scores
 from classit.study.differences import differences
 from classit.study.stats import zscores
 
@@ -176,22 +176,24 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
               [[d.unit, d.task, _fmt(d.baseline), _fmt(d.value), f"{d.diff:+.2f}",
                 "–" if d.low is None else f"[{d.low:+.2f}, {d.high:+.2f}]", d.test or d.note,
                 "< 0.001" if d.p is not None and d.p < 0.001 else _fmt(d.p, 4), "yes" if d.real else "no"] for d in diffs])
-    logs = {}
+    runs = {}  # per condition, one result of each of its runs
     for r in results:
-        if r.meta.get("log_dir") and r.meta["log_dir"] not in logs.get(r.unit, []):
-            logs.setdefault(r.unit, []).append(r.meta["log_dir"])
-    if logs:
+        if r.meta.get("log_dir"):
+            runs.setdefault(r.unit, {}).setdefault(r.meta["log_dir"], r)
+    if runs:
+        curves = {unit: [run_curves(r) for r in per_run.values()] for unit, per_run in runs.items()}
         doc.heading("Training")
-        doc.image(plots.training_curves(logs, out_dir / "training.png"), "training curves")
-        doc.image(plots.zero_shot_curves(logs, out_dir / "zero_shot_training.png"), "zero-shot scores during training")
+        doc.image(plots.training_curves(curves, out_dir / "training.png"), "training curves")
+        doc.image(plots.zero_shot_curves(curves, out_dir / "zero_shot_training.png"),
+                  "zero-shot scores during training")
     if replies:
         _replies(results, doc)
     if babylm:
-        from classit.study.babylm import write_babylm
+        from classit.study.official_layout import write_babylm
 
         written = write_babylm(results, babylm)
         doc.heading("BabyLM pipeline layout")
-        doc.text(f"Predictions in the BabyLM 2025 pipeline's results layout (ties to the first option): "
+        doc.text("Predictions in the BabyLM 2025 pipeline's results layout (ties to the first option): "
                  + ", ".join(str(p) for p in written))
     (out_dir / "report.md").write_text(doc.markdown())
     (out_dir / "report.html").write_text(doc.html())

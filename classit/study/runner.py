@@ -9,7 +9,7 @@ of pre-training again. With phases this is the same model as a run that never br
 
 Layout of ``OUT``::
 
-    runs/<condition>_seed<S>/version_0/   the fit's logs, checkpoints, hf/ exports
+    runs/<condition>_seed<S>/version_0/   the fit's logs, checkpoints, hf/ exports, fit_done once it has finished
     eval/<condition>/seed<S>/zero_shot/   classit evaluate output (+ meta.json)
     eval/<condition>/seed<S>/finetune/    classit finetune output (+ meta.json)
     jobs/                                 --emit slurm|torchrun: one script per fit and submit.sh
@@ -17,6 +17,7 @@ Layout of ``OUT``::
 """
 
 import contextlib
+import importlib
 import io
 import json
 import shlex
@@ -31,7 +32,7 @@ from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
 from classit.study.report import report
-from classit.train.callbacks import stage_name
+from classit.train.callbacks import HFExport, RunCheckpoint, stage_name
 from classit.train.fit import resolved_fit_config
 from classit.train.plan import load, make_plan
 
@@ -130,7 +131,9 @@ def plan_fits(study: dict) -> list[Fit]:
                 continue
             overrides = [*condition.overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
             fit = Fit(condition, seed, resolved_config(condition.config, overrides))
-            best = max(((other, shared_stages(other.resolved, fit.resolved)) for other in fits if other.seed == seed),
+            # a fit branches from another's end-of-stage checkpoint, which RunCheckpoint writes
+            sources = [f for f in fits if f.seed == seed and callback_args(f, RunCheckpoint) is not None]
+            best = max(((other, shared_stages(other.resolved, fit.resolved)) for other in sources),
                        key=lambda x: x[1], default=(None, 0))
             fit.branch = best if best[1] else None
             fits.append(fit)
@@ -145,15 +148,19 @@ def fit_arguments(fit: Fit, out: Path) -> list[str]:
             "--trainer.logger.init_args.name", fit.name, "--trainer.logger.init_args.version", "0"]
 
 
+def log_dir(fit: Fit, out: Path) -> Path:
+    return out / "runs" / fit.name / "version_0"
+
+
 def last_checkpoint(fit: Fit, out: Path) -> Path:
-    return out / "runs" / fit.name / "version_0" / "checkpoints" / "last.ckpt"
+    return log_dir(fit, out) / "checkpoints" / "last.ckpt"
 
 
 def branch_checkpoint(fit: Fit, out: Path) -> Path:
     """The end-of-stage checkpoint of the fit this one branches from."""
     source, k = fit.branch
     stage = source.resolved["data"]["stages"][k - 1]["name"]
-    return out / "runs" / source.name / "version_0" / "checkpoints" / f"{stage_name(k - 1, stage)}.ckpt"
+    return log_dir(source, out) / "checkpoints" / f"{stage_name(k - 1, stage)}.ckpt"
 
 
 def fit_command(fit: Fit, out: Path) -> list[str]:
@@ -177,13 +184,28 @@ def job_lines(fit: Fit, out: Path, launch: str) -> list[str]:
             f'{command} --ckpt_path "$ckpt"']
 
 
+def done_marker(fit: Fit, out: Path) -> Path:
+    """Written when the fit's ``classit fit`` has exited successfully: the fit is finished."""
+    return log_dir(fit, out) / "fit_done"
+
+
 def finished(fit: Fit, out: Path) -> bool:
-    return (out / "runs" / fit.name / "version_0" / "hf" / "config.json").is_file()
+    return done_marker(fit, out).is_file()
 
 
-def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str]:
-    """``(Hugging Face folder, stage)`` of a condition's model for a seed: a fit's final export, or the stage export
-    of the run that trained that stage (a fit that branched took its first stages from another run)."""
+def callback_args(fit: Fit, kind: type) -> dict | None:
+    """The ``init_args`` of the fit's first callback of class ``kind`` (or a subclass); None if it has none."""
+    for callback in fit.resolved["trainer"].get("callbacks") or []:
+        module, _, name = callback["class_path"].rpartition(".")
+        if issubclass(getattr(importlib.import_module(module), name), kind):
+            return callback.get("init_args") or {}
+    return None
+
+
+def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str, Path]:
+    """``(Hugging Face folder, stage, log folder)`` of a condition's model for a seed: a fit's final export, or the
+    stage export of the run that trained that stage (a fit that branched took its first stages from another run).
+    A fit without :class:`HFExport` has no such folder: that stops here, naming it."""
     name = condition.name if condition.config else condition.of
     fit = next(f for f in fits if f.condition.name == name and f.seed == seed)
     stages = [s["name"] for s in fit.resolved["data"]["stages"]]
@@ -196,9 +218,15 @@ def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, 
                          f"{condition.of} ({', '.join(stages)})")
     while fit.branch and index < fit.branch[1]:
         fit = fit.branch[0]
-    hf = out / "runs" / fit.name / "version_0" / "hf"
+    export = callback_args(fit, HFExport)
+    if export is None:
+        raise ValueError(f"{study['path']}: conditions.{condition.name}: evaluating it needs the Hugging Face export "
+                         f"of fit {fit.name}, and {fit.condition.config} has no classit.train.HFExport callback "
+                         f"(add it to trainer.callbacks)")
+    hf = log_dir(fit, out) / export.get("folder", "hf")
     last = len(fit.resolved["data"]["stages"]) - 1
-    return (hf if index == last else hf / stage_name(index, stages[index])), stages[index] if condition.stage else "final"
+    return ((hf if index == last else hf / stage_name(index, stages[index])),
+            stages[index] if condition.stage else "final", log_dir(fit, out))
 
 
 REQUEUE_AFTER_SIGTERM = [  # the time limit's warning (--signal) ends a job for good unless it queues itself again
@@ -266,13 +294,15 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
     """
     spec, out_dir = load_study(config), Path(out)
     fits = plan_fits(spec)
+    # every model to evaluate, found before any fit runs: a fit that cannot export one stops the study here
+    models = [(c, s, *model_folder(spec, fits, c, s, out_dir)) for s in spec["seeds"]
+              for c in spec["conditions"].values()] if any(spec["evaluate"].values()) else []
     if emit_jobs:
         for path in emit(fits, out_dir, emit_jobs):
             print(f"wrote {path}")
         return
-    evaluations = [(c, s) for s in spec["seeds"] for c in spec["conditions"].values()]
     todo = [f for f in fits if not finished(f, out_dir)]
-    print(f"study {spec['path']}: {len(fits)} fits ({len(todo)} to run), {len(evaluations)} models to evaluate")
+    print(f"study {spec['path']}: {len(fits)} fits ({len(todo)} to run), {len(models)} models to evaluate")
     for i, fit in enumerate(fits, 1):
         stages = " → ".join(s["name"] for s in fit.resolved["data"]["stages"])
         shared = f", starting from {fit.branch[0].name} after {fit.branch[1]} shared stage(s)" if fit.branch else ""
@@ -287,21 +317,21 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
                   f"{tokens / 1e6:.1f}M tokens, ≈{plan['flops'] * tokens / plan['tokens']:.2e} FLOPs")
         elif state == "to run":
             _run(fit_command(fit, out_dir))
-    if dry_run:
+            done_marker(fit, out_dir).touch()
+    if dry_run or not models:
         return
-    evaluate_models(spec, fits, evaluations, out_dir)
+    evaluate_models(spec, models, out_dir)
     report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
 
 
-def evaluate_models(spec: dict, fits: list[Fit], evaluations: list, out: Path) -> None:
-    """Zero-shot and fine-tuning evaluations of every condition × seed model; finished ones are skipped."""
+def evaluate_models(spec: dict, models: list[tuple], out: Path) -> None:
+    """Zero-shot and fine-tuning evaluations of every ``(condition, seed, model, stage, log folder)``; finished ones
+    are skipped."""
     zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
-    for i, (condition, seed) in enumerate(evaluations, 1):
-        model, stage = model_folder(spec, fits, condition, seed, out)
+    for i, (condition, seed, model, stage, logs) in enumerate(models, 1):
         folder = out / "eval" / condition.name / f"seed{seed}"
-        meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model),
-                "log_dir": str(model.parent if model.name == "hf" else model.parent.parent)}  # the run's logs
-        print(f"[evaluate {i}/{len(evaluations)}] {condition.name} seed {seed} ({model})")
+        meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model), "log_dir": str(logs)}
+        print(f"[evaluate {i}/{len(models)}] {condition.name} seed {seed} ({model})")
         for kind, options, command in (("zero_shot", zero_shot, evaluate), ("finetune", tuning, finetune)):
             target = folder / kind
             if not options or _evaluated(target, options):

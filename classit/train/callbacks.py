@@ -154,16 +154,24 @@ class _WordsSeenCallback(L.Callback):
         return float(pl_module.words_seen)
 
 
+class MilestoneEvaluator(L.Callback):
+    """A callback that evaluates the model on demand: ``MilestoneExport(evaluate=True)`` runs these at each milestone
+    (e.g. ``classit.eval.callbacks.MinimalPairEvalCallback``)."""
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule):
+        raise NotImplementedError
+
+
 class MilestoneExport(_WordsSeenCallback):
     """Hugging Face exports ``<log_dir>/milestones/chck_{N}M`` when the words seen (``train/words_seen``) pass each
     milestone: the intermediate checkpoints the BabyLM challenge evaluates. ``evaluate`` also runs the run's
-    MinimalPairEvalCallback on each one."""
+    :class:`MilestoneEvaluator` callbacks on each one."""
 
     def __init__(self, milestones: list[int] | None = None, evaluate: bool = False):
         """
         Args:
             milestones: words, increasing; default the BabyLM 2025 list (1M, 2M, … 10M, 20M, … 100M, 200M, … 1B).
-            evaluate: score the zero-shot sets of the run's MinimalPairEvalCallback at each milestone too.
+            evaluate: run the run's MilestoneEvaluator callbacks (its zero-shot scoring) at each milestone too.
         """
         self.milestones = list(milestones) if milestones is not None else babylm_milestones()
         if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])) or min(self.milestones, default=1) <= 0:
@@ -184,7 +192,7 @@ class MilestoneExport(_WordsSeenCallback):
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
         if self.evaluate:
             for callback in trainer.callbacks:
-                if hasattr(callback, "evaluate") and callback is not self:
+                if isinstance(callback, MilestoneEvaluator):
                     callback.evaluate(trainer, pl_module)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -22,48 +22,20 @@ class NonFiniteGuard(L.Callback):
 
     def __init__(self, action: Literal["stop", "skip"] = "stop"):
         self.action = action
-        self._hooks = []
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning runs forward, backward and on_before_optimizer_step inside optimizer.step(closure), so the
-        # check wraps that closure: it runs after the loss is known and before the update
-        self._hooks = [o.register_step_pre_hook(self._wrap_closure(trainer, pl_module)) for o in trainer.optimizers]
-
-    def _wrap_closure(self, trainer: L.Trainer, pl_module: L.LightningModule):
-        def pre_hook(optimizer: torch.optim.Optimizer, args, kwargs):
-            closure = kwargs.get("closure")
-            if closure is None:
-                return None
-
-            def checked_closure():
-                result = closure()
-                loss = getattr(pl_module, "step_loss", None)
-                if loss is not None and not torch.isfinite(loss):
-                    self._non_finite(trainer, optimizer, float(loss))
-                return result
-
-            return args, {**kwargs, "closure": checked_closure}
-
-        return pre_hook
-
-    def _non_finite(self, trainer: L.Trainer, optimizer: torch.optim.Optimizer, loss: float) -> None:
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        # every precision path (AMP's grad scaler too) calls this after backward and before the update; it
+        # runs before the module's hook, so the module finishes the step's bookkeeping (step_loss) here first
+        pl_module.finish_step()
+        loss = pl_module.step_loss
+        if torch.isfinite(loss):
+            return
         step = trainer.global_step + 1
         if self.action == "stop":
-            raise NonFiniteLossError(f"step {step}: the loss is {loss}; stopped before updating the weights "
+            raise NonFiniteLossError(f"step {step}: the loss is {float(loss)}; stopped before updating the weights "
                                      f"(the last checkpoint is from before this step; NonFiniteGuard(action=skip) "
                                      f"skips such steps)")
-        rank_zero_warn(f"step {step}: the loss is {loss}; skipped this optimizer step")
+        rank_zero_warn(f"step {step}: the loss is {float(loss)}; skipped this optimizer step")
         for group in optimizer.param_groups:
             for p in group["params"]:
                 p.grad = None  # the optimizer leaves parameters without gradients as they are
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._remove()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
