@@ -11,10 +11,10 @@ import torch
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
-from classit.eval.zero_shot import BREAKDOWN, FOLDERS, evaluate_task, find_folder
+from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
 from classit.jsonl import write_jsonl
 
-TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "reading")
+TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps", "reading")
 
 
 def _folder(data_dir: Path, task: str) -> Path | None:
@@ -29,7 +29,7 @@ def _detail(task: str, summary: dict) -> str:
         return summary["skipped"]
     if task == "reading":
         return f"eye-tracking {summary['eye_tracking']:.4f}  self-paced {summary['self_paced']:.4f}  ({summary['rule']} rule)"
-    if task == "wug":
+    if task in RHO:
         return f"Spearman rho {summary['rho'] / 100:.4f}"
     if task == "aoa":
         return (f"r {summary['curve_fitness']:.4f} over {summary['n_words']} words  "
@@ -51,8 +51,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         data_dir: a folder laid out like BabyLM's ``evaluation_data/full_eval`` (fast-set folder names
             work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped (if
             none has one, it stops).
-        tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, reading, aoa; default
-            all but aoa with ``--model``, and aoa with ``--run``.
+        tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, wug_past, comps, reading,
+            aoa; default all but aoa with ``--model``, and aoa with ``--run``.
         out: output folder.
         batch_size: texts per forward pass.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
@@ -93,7 +93,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         milestones(Path(run))
         load_words(root / "aoa" / "cdi_childes.json")
     folders = {task: _folder(root, task) for task in model_tasks}
-    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task]) for task in model_tasks}
+    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task])
+              for task in model_tasks}
     if model_tasks and not any(folders.values()):
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
