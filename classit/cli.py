@@ -53,11 +53,12 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.eval.compare import compare
     from classit.eval.evaluate import evaluate
     from classit.eval.finetune import finetune
+    from classit.eval.submission import submission_command
     from classit.study.report import report
     from classit.train.fit import export
 
     CLI({"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
-         "finetune": finetune, "report": report,
+         "finetune": finetune, "report": report, "submission": submission_command,
          "data": {"download": download_command, "build-it": build_it}},
         args=argv,
         description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "

@@ -1,0 +1,281 @@
+"""``classit submission``: the BabyLM 2025 submission file from a results tree in the pipeline's layout, checked
+against this test's own reading of the official collator (``evaluation_pipeline/collate_preds.py``): its keys and
+their order, the sizes it asserts (the real data's, COMPS and AoA written here), the fast scores per milestone."""
+
+import json
+import math
+import os
+import random
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from classit.cli import main
+from classit.eval import submission
+from classit.jsonl import read_json
+
+pytestmark = pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
+
+KEYS = ["blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "comps", "reading", "aoa",
+        "glue", "fast_eval_results"]
+FAST_KEYS = ["blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "reading"]
+GLUE = ["boolq", "mnli", "mrpc", "multirc", "qqp", "rte", "wsc"]
+STRICT_SMALL = [f"chck_{i}M" for i in range(1, 10)] + [f"chck_{i}M" for i in range(10, 101, 10)]
+STRICT = [f"chck_{i}M" for i in range(1, 10)] + [f"chck_{i}M" for i in range(10, 91, 10)] + \
+         [f"chck_{i}M" for i in range(100, 1001, 100)]
+COMPS = {"base": 49340, "wugs_dist_before": 13896, "wugs_dist_in_between": 13896, "wugs": 13896}
+AOA_PER_CHECKPOINT = 8005
+FAST_BLIMP = ["adjunct_island", "causative"]  # the collator checks the size of the subsets given, any of them
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _dump(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _preds(n: int, **fields) -> dict:
+    return {"predictions": [{"id": i, "pred": "x", **fields} for i in range(n)]}
+
+
+def _entity_tracking_sizes(folder: Path) -> Counter:
+    return Counter(f"{p.stem}_{r['numops']}_ops" for p in sorted(folder.glob("*.jsonl")) for r in _lines(p))
+
+
+@pytest.fixture(scope="module")
+def real() -> Path:
+    return Path(os.environ["CLASSIT_DATA_DIR"])
+
+
+@pytest.fixture(scope="module")
+def tree(real, tmp_path_factory) -> dict:
+    """A strict-small results tree of synthetic predictions in the official sizes; fast predictions with known
+    scores; fast data: the real fast sets and a synthetic WUG past tense (WUG adjectives, reading: the full sets')."""
+    root = tmp_path_factory.mktemp("submission")
+    full, fast_real = real / "babylm-eval", real / "babylm-eval-fast"
+    fast = root / "fast_data"
+    for name in ("blimp_fast", "supplement_fast", "ewok_fast", "entity_tracking_fast"):
+        fast.mkdir(exist_ok=True)
+        (fast / name).symlink_to(fast_real / name)
+    rng = random.Random(0)
+    wug_past = [{"sentences": f"a{i}\tb{i}", "ratio": rng.random()} for i in range(50)]
+    (fast / "wug_past_tense").mkdir()
+    (fast / "wug_past_tense" / "wug_past_tense.jsonl").write_text("".join(json.dumps(r) + "\n" for r in wug_past))
+
+    main_dir = root / "results" / "m" / "main"
+    causal = main_dir / "zero_shot" / "causal"
+    for folder, data in (("blimp/blimp_filtered", "blimp_filtered"), ("blimp/supplement_filtered", "supplement_filtered"),
+                         ("ewok/ewok_filtered", "ewok_filtered")):
+        _dump(causal / folder / "predictions.json",
+              {p.stem: _preds(len(_lines(p))) for p in sorted((full / data).glob("*.jsonl"))})
+    _dump(causal / "entity_tracking/entity_tracking/predictions.json",
+          {k: _preds(n) for k, n in _entity_tracking_sizes(full / "entity_tracking").items()})
+    _dump(causal / "wug_adj/wug_adj_nominalization/predictions.json", {"wug_adj": _preds(200, prob=0.5)})
+    _dump(causal / "wug_past/wug_past_tense/predictions.json", {"wug_past": _preds(50, prob=0.5)})
+    _dump(causal / "comps/comps/predictions.json", {k: _preds(n) for k, n in COMPS.items()})
+    rows = len(pd.read_csv(full / "reading" / "reading_data.csv"))
+    _dump(causal / "reading/predictions.json", {"reading": _preds(rows, prev_pred=1.0)})
+    _dump(causal / "AoA_word/surprisal.json", {"metadata": {}, "results": [
+        {"step": s, "target_word": "w", "context_id": i, "surprisal": 1.0}
+        for s in STRICT_SMALL for i in range(AOA_PER_CHECKPOINT)]})
+    for task in GLUE:
+        n = len(_lines(full / "glue_filtered" / f"{task}.valid.jsonl"))
+        _dump(main_dir / "finetune" / task / "predictions.json", {task: {"predictions": [
+            {"id": f"{task}_{i}", "pred": 0} for i in range(n)]}})
+
+    wug_adj = [r["ratio"] for r in _lines(full / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl")]
+    surprisal = [1.0 + 0.1 * (i % 7) for i in range(rows)]
+    previous = [math.nan if i % 10 == 0 else 2.0 + 0.3 * (i % 5) for i in range(rows)]
+    for k, revision in enumerate(STRICT_SMALL):  # revision k: the first k + 1 BLiMP items right, the rest wrong
+        causal = root / "results" / "m" / revision / "zero_shot" / "causal"
+        _dump(causal / "blimp/blimp_fast/predictions.json", {uid: {"predictions": [
+            {"id": i, "pred": r["sentence_good"] if i <= k else r["sentence_bad"]}
+            for i, r in enumerate(_lines(fast_real / "blimp_fast" / f"{uid}.jsonl"))]} for uid in FAST_BLIMP})
+        _dump(causal / "blimp/supplement_fast/predictions.json", {"hypernym": {"predictions": [
+            {"pred": r["sentence_good"] + " "} for r in _lines(fast_real / "supplement_fast" / "hypernym.jsonl")]}})
+        _dump(causal / "ewok/ewok_fast/predictions.json", {"agent-properties": {"predictions": [
+            {"pred": r["Target2"]} for r in _lines(fast_real / "ewok_fast" / "agent-properties.jsonl")]}})
+        et = {}
+        for r in _lines(fast_real / "entity_tracking_fast" / "regular.jsonl"):
+            et.setdefault(f"regular_{r['numops']}_ops", {"predictions": []})["predictions"].append({"pred": r["options"][0]})
+        _dump(causal / "entity_tracking/entity_tracking_fast/predictions.json", et)
+        _dump(causal / "wug_adj/wug_adj_nominalization/predictions.json",
+              {"wug_adj": {"predictions": [{"pred": "x", "prob": r} for r in wug_adj]}})
+        _dump(causal / "wug_past/wug_past_tense/predictions.json",
+              {"wug_past": {"predictions": [{"pred": "x", "prob": -r["ratio"]} for r in wug_past]}})
+        _dump(causal / "reading/predictions.json", {"reading": {"predictions": [
+            {"id": i, "pred": s, "prev_pred": p} for i, (s, p) in enumerate(zip(surprisal, previous))]}})
+    args = ["submission", "--results", str(root / "results"), "--model", "m", "--track", "strict-small",
+            "--fast_data", str(fast), "--data_dir", str(full)]
+    return {"results": root / "results", "args": args, "surprisal": surprisal, "previous": previous}
+
+
+def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> dict:
+    """The collator's reading scores, written out: relative R² gains of the surprisal (fractions)."""
+    data = pd.read_csv(csv, dtype={"item": str})
+    data["pred"] = surprisal
+    data["prev_pred"] = previous
+
+    def gain(dv, base):
+        r2 = [smf.ols(f"{dv} ~ {formula}", data=data[[dv, *cols]].dropna()).fit().rsquared
+              for formula, cols in ((base, base_cols), (base + " + pred", base_cols + ["pred"]))]
+        return (r2[1] - r2[0]) / (1 - r2[0])
+
+    base_cols = ["Subtlex_log10", "length", "context_length"]
+    base = "Subtlex_log10 + length + context_length + Subtlex_log10:length + Subtlex_log10:context_length + " \
+           "length:context_length"
+    rt = sum(gain(dv, base) for dv in ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]) / 4
+    base_cols = base_cols + ["prev_length", "prev_pred"]
+    base = " + ".join(base_cols + [f"{a}:{b}" for i, a in enumerate(base_cols) for b in base_cols[i + 1:]])
+    return {"spr": gain("self_paced_reading_time", base), "rt": rt}
+
+
+def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path):
+    out = tmp_path / "all_full_preds_and_fast_scores_causal.json"
+    main([*tree["args"], "--out", str(out)])
+    got = json.loads(out.read_text())
+    assert list(got) == KEYS
+    causal = tree["results"] / "m" / "main" / "zero_shot" / "causal"
+    sources = {"blimp": "blimp/blimp_filtered", "blimp_supplement": "blimp/supplement_filtered",
+               "ewok": "ewok/ewok_filtered", "entity_tracking": "entity_tracking/entity_tracking",
+               "wug_adj": "wug_adj/wug_adj_nominalization", "wug_past": "wug_past/wug_past_tense",
+               "comps": "comps/comps", "reading": "reading"}
+    for key, folder in sources.items():  # the predictions as they are, subsets in the file's order
+        source = json.loads((causal / folder / "predictions.json").read_text())
+        assert list(got[key]) == list(source)
+        assert got[key] == source or key == "reading"  # NaN != NaN
+    assert len(got["blimp"]) == 67 and sum(len(v["predictions"]) for v in got["blimp"].values()) == 59875
+    assert {k: len(v["predictions"]) for k, v in got["comps"].items()} == COMPS
+    assert Counter(r["step"] for r in got["aoa"]["results"]) == {s: AOA_PER_CHECKPOINT for s in STRICT_SMALL}
+    assert list(got["glue"]) == GLUE
+    assert {k: len(v["predictions"]) for k, v in got["glue"].items()} == {
+        t: len(_lines(real / "babylm-eval" / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
+
+    fast = got["fast_eval_results"]
+    assert list(fast) == FAST_KEYS and all(len(v) == len(STRICT_SMALL) for v in fast.values())
+    assert fast["blimp"] == [{uid: (k + 1) / 200 for uid in FAST_BLIMP} for k in range(len(STRICT_SMALL))]
+    assert fast["blimp_supplement"][0] == {"hypernym": 1.0}  # compared stripped
+    assert fast["ewok"][0] == {"agent-properties": 0.0}
+    assert fast["entity_tracking"][0] == {f"regular_{n}_ops": 1.0 for n in range(6)}
+    assert fast["wug_adj"][3] == {"wug_adj": pytest.approx(1.0)}
+    assert fast["wug_past"][3] == {"wug_past": pytest.approx(-1.0)}
+    expected = _reading_gains(real / "babylm-eval" / "reading" / "reading_data.csv", tree["surprisal"], tree["previous"])
+    assert fast["reading"][-1] == {k: pytest.approx(v, rel=1e-9) for k, v in expected.items()}
+
+
+def test_default_out_is_the_collators_path(tree):
+    main(tree["args"])
+    assert (tree["results"] / "m" / "all_full_preds_and_fast_scores_causal.json").is_file()
+
+
+def _error(args) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    message = str(stop.value.code)
+    assert message.startswith("classit: error: ") and "\n" not in message
+    return message
+
+
+def test_a_missing_task_stops_in_one_line_naming_it_and_its_command(tree, tmp_path):
+    comps = tree["results"] / "m" / "main" / "zero_shot" / "causal" / "comps" / "comps" / "predictions.json"
+    kept = tmp_path / "kept.json"
+    shutil.move(comps, kept)
+    try:
+        message = _error(tree["args"])
+    finally:
+        shutil.move(kept, comps)
+    assert message.startswith("classit: error: comps: expected 91028 items in 4 subsets, found none")
+    assert "`classit evaluate --model MODEL --tasks comps --out EVAL/m/zero_shot`" in message
+    assert "--babylm" in message
+
+
+def test_a_wrong_size_stops_naming_the_task_expected_and_found(tree, tmp_path):
+    path = tree["results"] / "m" / "main" / "zero_shot" / "causal" / "blimp" / "blimp_filtered" / "predictions.json"
+    original = path.read_text()
+    data = json.loads(original)
+    data["adjunct_island"]["predictions"].pop()
+    path.write_text(json.dumps(data))
+    try:
+        message = _error(tree["args"])
+    finally:
+        path.write_text(original)
+    assert "blimp: expected 928 items in adjunct_island, found 927" in message
+    assert "--tasks blimp" in message
+
+
+def test_the_track_decides_the_aoa_checkpoints_and_the_fast_revisions(tree):
+    args = [a if a != "strict-small" else "strict" for a in tree["args"]]
+    message = _error(args)
+    assert "aoa: expected 8005 records for each of the 28 checkpoints chck_1M … chck_1000M, found 19" in message
+    assert "classit evaluate --run RUN --tasks aoa" in message
+
+
+def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
+    path = tree["results"] / "m" / "chck_5M" / "zero_shot" / "causal" / "blimp" / "blimp_fast" / "predictions.json"
+    kept = tmp_path / "kept.json"
+    shutil.move(path, kept)
+    try:
+        message = _error(tree["args"])
+    finally:
+        shutil.move(kept, path)
+    assert "blimp (fast, chck_5M): expected 200 items in each subset, found none" in message
+    assert "classit submission --run RUN" in message
+
+
+def test_size_tables_are_the_real_sets_and_the_collators(real):
+    full, fast = real / "babylm-eval", real / "babylm-eval-fast"
+    for key, data in (("blimp", "blimp_filtered"), ("blimp_supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
+        assert submission.ZERO_SHOT[key][2] == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
+    assert submission.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
+    assert submission.ENTITY_TRACKING_FAST == _entity_tracking_sizes(fast / "entity_tracking_fast")
+    assert submission.COMPS == COMPS
+    assert submission.GLUE == {t: len(_lines(full / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
+    for key, data in (("blimp", "blimp_fast"), ("blimp_supplement", "supplement_fast"), ("ewok", "ewok_fast")):
+        assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {submission.ZERO_SHOT[key][4]}
+    assert submission.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
+
+
+def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_model_dir, real, tmp_path):
+    """End to end: a run's milestones (the tiny model) scored on small fast sets; the collator's fast scores of
+    what is written agree with classit's own summary (WUG rho, reading gains)."""
+    full, fast_real = real / "babylm-eval", real / "babylm-eval-fast"
+    fast = tmp_path / "fast"
+    for name, files, lines in (("blimp_fast", FAST_BLIMP, 20), ("supplement_fast", ["hypernym"], 10),
+                               ("ewok_fast", ["agent-properties"], 10), ("entity_tracking_fast", ["regular"], 12)):
+        for stem in files:
+            (fast / name).mkdir(parents=True, exist_ok=True)
+            text = (fast_real / name / f"{stem}.jsonl").read_text().splitlines()[:lines]
+            (fast / name / f"{stem}.jsonl").write_text("\n".join(text) + "\n")
+    rng = random.Random(1)
+    (fast / "wug_past_tense").mkdir()
+    (fast / "wug_past_tense" / "wug_past_tense.jsonl").write_text("".join(
+        json.dumps({"sentences": f"They blick every day. Yesterday they {w}.\tThey blick every day. Yesterday they "
+                                 f"{w[:-2]}.", "ratio": rng.random()}) + "\n"
+        for w in ["blicked", "glorped", "sporked", "tweeded", "flanked", "drimmed"]))
+    run = tmp_path / "run"
+    for name in ("chck_1M", "chck_2M"):
+        (run / "milestones").mkdir(parents=True, exist_ok=True)
+        (run / "milestones" / name).symlink_to(tiny_model_dir)
+    results = tmp_path / "results"
+    scored = submission.score_milestones(run, results, "m", str(fast), str(full), batch_size=32, device="cpu")
+    assert scored == ["chck_1M", "chck_2M"]
+    causal = results / "m" / "chck_2M" / "zero_shot" / "causal"
+    for spec in submission.FAST.values():
+        assert (causal / spec[3] / "predictions.json").is_file()
+    blimp = read_json(causal / "blimp" / "blimp_fast" / "predictions.json")
+    assert list(blimp) == FAST_BLIMP and all(len(v["predictions"]) == 20 for v in blimp.values())
+    summary = read_json(results / "m" / "chck_2M" / "classit" / "full" / "summary.json")
+    wug = submission.SCORERS["wug_adj"](read_json(causal / "wug_adj" / "wug_adj_nominalization" / "predictions.json"),
+                                        full / "wug_adj_nominalization")
+    assert wug["wug_adj"] == pytest.approx(summary["wug"]["rho"] / 100)
+    reading = submission.SCORERS["reading"](read_json(causal / "reading" / "predictions.json"), full / "reading")
+    assert reading == {"spr": pytest.approx(summary["reading"]["self_paced"] / 100),
+                       "rt": pytest.approx(summary["reading"]["eye_tracking"] / 100)}
+    assert submission.score_milestones(run, results, "m", str(fast), str(full), device="cpu") == []  # kept
