@@ -1,25 +1,52 @@
-"""Shared fixtures: the real shared data, a real tokenizer trained on it, a tiny HF model folder."""
+"""Shared fixtures: the data folder (the real one, or the bundled sample completed for the tests), a real tokenizer
+trained on it, a tiny HF model folder; the ``full_data`` marker for tests that need the real data folder."""
 
 import os
 from pathlib import Path
 
 import pytest
+from helpers import complete_sample
 
 from classit.data.corpus import corpus_files
+from classit.data.store import DATA_ENV, unpack_sample
 from classit.data.tokenizer import cached_tokenizer
 
 SMALL_VOCAB = 2048
+REAL_DATA = os.environ.get(DATA_ENV)  # read before data_root points the variable at the tests' own folder
+FULL_DATA_HINT = f"set {DATA_ENV} (CI sets it to ../shared/data)"
 
 
-@pytest.fixture(scope="session")
-def data_root() -> Path:
-    """``$CLASSIT_DATA_DIR`` (set by .ci/run to ../shared/data); without it the tests that need the BabyLM data
-    are skipped, saying so, and the rest run (the demo on the bundled sample among them)."""
-    path = os.environ.get("CLASSIT_DATA_DIR")
-    if not path or not Path(path).is_dir():
-        pytest.skip("needs the BabyLM data folder (corpus sample, SwDA, evaluation sets): set CLASSIT_DATA_DIR "
-                    "(CI sets it to ../shared/data)")
-    return Path(path)
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"full_data(what): needs WHAT of the real data folder; skipped without "
+                                       f"{DATA_ENV}, saying so")
+    if REAL_DATA and not Path(REAL_DATA).is_dir():
+        raise pytest.UsageError(f"{DATA_ENV}={REAL_DATA}: no such folder; point it at the data folder "
+                                "(CI: ../shared/data), or unset it to test on the bundled sample")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.full_data("what it needs")``: skipped, naming what, when the real data folder is absent."""
+    for item in items:
+        marker = item.get_closest_marker("full_data")
+        if marker is not None and not REAL_DATA:
+            item.add_marker(pytest.mark.skip(reason=f"needs {marker.args[0]}: {FULL_DATA_HINT}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory):
+    """``$CLASSIT_DATA_DIR`` (set by .ci/run to ../shared/data). Without it, the sample bundled with classit,
+    unpacked into this session's temporary folder and completed with small sets in the official formats
+    (``helpers.complete_sample``: SwDA, switchboard.dev, the full evaluation layout, the reading CSV, WSC);
+    ``$CLASSIT_DATA_DIR`` then points at it for the session, as CI's points at the real folder, so that what reads
+    the variable (the configs, the evaluation callback) sees the same data as the tests. Tests that need the real
+    sets themselves are marked ``full_data`` and skipped, saying what they need."""
+    if REAL_DATA:
+        yield Path(REAL_DATA)
+        return
+    root = complete_sample(unpack_sample(tmp_path_factory.mktemp("sample-cache")))
+    os.environ[DATA_ENV] = str(root)
+    yield root
+    os.environ.pop(DATA_ENV, None)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +59,8 @@ def cache_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(data_root, cache_root):
-    """A real byte-level BPE tokenizer (vocabulary 2048) trained on the 3M-word BabyLM sample."""
+    """A real byte-level BPE tokenizer (vocabulary 2048) trained on the BabyLM training sample: the 3M-word one of
+    the data folder, or the bundled sample's 300k words."""
     return cached_tokenizer(corpus_files(data_root / "babylm-corpus" / "train_3M", ".train"), SMALL_VOCAB, cache_root)
 
 

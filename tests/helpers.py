@@ -1,5 +1,11 @@
-"""Helpers shared by the end-to-end tests."""
+"""Helpers shared by the end-to-end tests, and the small sets in the official formats that complete the bundled
+sample where the real data folder is absent (see ``complete_sample`` and the ``data_root`` fixture)."""
 
+import csv
+import json
+import os
+import random
+import re
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -12,12 +18,23 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+def babylm_file(data_root: Path, rel: str) -> Path:
+    """``babylm-corpus/REL`` of the data folder. A CHILDES file, which the bundled sample lacks, is stood in for by
+    the same split's Gutenberg file: also one long line of documents between title markers."""
+    path = data_root / "babylm-corpus" / rel
+    if not path.exists() and path.stem == "childes":
+        return path.with_name(f"gutenberg{path.suffix}")
+    return path
+
+
 def small_corpus(data_root: Path, root: Path) -> Path:
-    """A data folder whose train and dev splits are two real BabyLM dev files."""
+    """A data folder whose train and dev splits are two BabyLM dev files: childes (gutenberg in the sample) and
+    switchboard."""
     for split, suffix in (("train", ".train"), ("dev", ".dev")):
         (root / split).mkdir(parents=True)
         for name in ("childes", "switchboard"):
-            (root / split / f"{name}{suffix}").symlink_to(data_root / "babylm-corpus/dev" / f"{name}.dev")
+            source = babylm_file(data_root, f"dev/{name}.dev")
+            (root / split / f"{source.stem}{suffix}").symlink_to(source)
     return root
 
 
@@ -29,3 +46,222 @@ def small_eval_fast(data_root: Path, root: Path) -> Path:
             lines = path.read_text().splitlines(keepends=True)[:20]
             (root / "babylm-eval-fast" / task / path.name).write_text("".join(lines))
     return root
+
+
+# --- the bundled sample, completed for the tests ---------------------------------------------------------------
+
+def complete_sample(root: Path) -> Path:
+    """The bundled sample unpacked at ``root``, completed in place with what the tests read from a data folder and
+    the sample lacks, built here in the official formats and layout:
+
+    - ``swda/{train,val,test}/NNNN.txt``: conversations of ``SPEAKER|text|act`` lines, with backchannels;
+    - ``babylm-corpus/dev/switchboard.dev``: more such conversations as BabyLM's ``A:<tab>text`` lines;
+    - ``babylm-eval/``: BLiMP and EWoK files (the sample's fast items, under the full sets' folder names),
+      supplement (hypernym, turn_taking), entity tracking (regular, ambiref, move_contents; ``regular`` also as
+      ``babylm-eval-fast/entity_tracking_fast``), wug adjective nominalization, the reading CSV, WSC train/valid.
+
+    The text is the sample's own dev sentences or templates: right in format, layout and rough size, so the code
+    paths run, but not the real sets: a test of their content or of real-size numbers needs ``full_data``.
+    """
+    for path in root.rglob("*"):  # unpacked with the archive's 1970 times, which a zip archive cannot store
+        os.utime(path)
+    rng = random.Random(0)
+    sentences = sample_sentences(root)
+    # 80 training conversations: more than one global batch (128 rows of 512 tokens) of the 100M configs
+    for split, count, first in (("train", 80, 2001), ("val", 6, 3001), ("test", 4, 4001)):
+        for number in range(first, first + count):
+            write_swda(root / "swda" / split / f"{number}.txt", swda_conversation(rng, sentences))
+    talk = [u for _ in range(12) for u in swda_conversation(rng, sentences)]
+    (root / "babylm-corpus" / "dev" / "switchboard.dev").write_text("".join(f"{s}:\t{t}\n" for s, t, _ in talk))
+
+    full, fast = root / "babylm-eval", root / "babylm-eval-fast"
+    for name in ("blimp", "ewok"):
+        (full / f"{name}_filtered").mkdir(parents=True)
+        for path in sorted((fast / f"{name}_fast").glob("*.jsonl")):
+            (full / f"{name}_filtered" / path.name).write_bytes(path.read_bytes())
+    write_jsonl(full / "supplement_filtered" / "hypernym.jsonl", hypernym_items())
+    write_jsonl(full / "supplement_filtered" / "turn_taking.jsonl", turn_taking_items(rng))
+    for name in ("regular", "ambiref", "move_contents"):
+        write_jsonl(full / "entity_tracking" / f"{name}.jsonl", entity_tracking_items(rng, 18))
+    write_jsonl(fast / "entity_tracking_fast" / "regular.jsonl", entity_tracking_items(rng, 18))
+    write_jsonl(full / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl", wug_items(rng, 40))
+    write_reading_csv(full / "reading" / "reading_data.csv", sentences, rng)
+    write_jsonl(full / "glue_filtered" / "wsc.train.jsonl", wsc_items(rng, 64))
+    write_jsonl(full / "glue_filtered" / "wsc.valid.jsonl", wsc_items(rng, 16))
+    return root
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def sample_sentences(root: Path) -> list[str]:
+    """Plain sentences of 4 to 20 words from the sample's Gutenberg and Simple Wikipedia dev files, in order."""
+    text = " ".join((root / "babylm-corpus" / "dev" / f"{name}.dev").read_text(encoding="utf-8")
+                    for name in ("gutenberg", "simple_wiki"))
+    text = re.sub(r"= = = [^=]* = = =", " ", text)
+    return [s for s in re.split(r"(?<=[.?!])\s+", text)
+            if 4 <= len(s.split()) <= 20 and re.fullmatch(r"[A-Z][A-Za-z0-9 ,;:'\"?!.()-]*[.?!]", s)]
+
+
+BACKCHANNELS = ["Uh-huh.", "Yeah.", "Right.", "Um-hum."]
+SHORT_ANSWERS = [("Yes.", "ny"), ("No.", "nn"), ("I think so.", "sv"), ("Oh, really?", "bh")]
+
+
+def swda_conversation(rng: random.Random, sentences: list[str], length: int = 40) -> list[tuple[str, str, str]]:
+    """(speaker, text, act) utterances: turns of one to three sentences, some opened by a short answer, and the
+    listener's backchannels ("Uh-huh.", act ``b``) inside some turns."""
+    utterances, speaker = [], rng.choice("AB")
+    while len(utterances) < length:
+        other = "B" if speaker == "A" else "A"
+        if rng.random() < 0.15:
+            utterances.append((speaker, *rng.choice(SHORT_ANSWERS)))
+        for _ in range(rng.randint(1, 3)):
+            text = rng.choice(sentences)
+            utterances.append((speaker, text, "qy" if text.endswith("?") else rng.choice(["sd", "sv"])))
+            if rng.random() < 0.2:
+                utterances.append((other, rng.choice(BACKCHANNELS), "b"))
+        speaker = other
+    return utterances
+
+
+def write_swda(path: Path, utterances: list[tuple[str, str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{speaker}|{text}|{act}\n" for speaker, text, act in utterances), encoding="utf-8")
+    return path
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+HYPERNYMS = [("dog", "mammal", "poodle"), ("car", "vehicle", "taxi"), ("hammer", "tool", "sledgehammer"),
+             ("guitar", "musical instrument", "bass guitar"), ("shirt", "garment", "polo shirt"),
+             ("rose", "flower", "tea rose"), ("sparrow", "bird", "house sparrow"), ("boat", "vessel", "sailboat"),
+             ("chair", "piece of furniture", "rocking chair"), ("trout", "fish", "rainbow trout")]
+
+
+def hypernym_items() -> list[dict]:
+    """Supplement ``hypernym`` items: having a thing entails having its hypernym, not its hyponym."""
+    return [{"row": k, "contrast": "base_and_hyponym/hypernym",
+             "sentence_good": f"If she has {_a(base)}, it must be the case that she has {_a(hyper)}.",
+             "sentence_bad": f"If she has {_a(base)}, it must be the case that she has {_a(hypo)}."}
+            for k, (base, hyper, hypo) in enumerate(HYPERNYMS)]
+
+
+def turn_taking_items(rng: random.Random, n: int = 10) -> list[dict]:
+    """Supplement ``turn_taking`` items: the answer's "I" fits a question to "you", not to "she"."""
+    names = ["David", "Sarah", "Maria", "James", "Emma", "Peter"]
+    verbs = ["quit", "meet him", "call her", "stay", "leave early", "sing", "help them", "wait"]
+    items = []
+    for k in range(n):
+        asker, answerer = rng.sample(names, 2)
+        verb, answer = verbs[k % len(verbs)], rng.choice(["Yes, I should.", "No, I shouldn't."])
+        items.append({"quad": "(('you', 'I'), ('she', 'I'))", "type": "single", "length": "short", "other": None,
+                      "sentence_good": f"{asker}: Should you {verb}?\n{answerer}: {answer}",
+                      "sentence_bad": f"{asker}: Should she {verb}?\n{answerer}: {answer}"})
+    return items
+
+
+THINGS = ("apple bag ball bell book bread cake car coat cup dress egg fan fig guitar hat key leaf map milk note "
+          "pipe plane ring rose seed shell shirt sheet string watch").split()
+
+
+def _contents(things: list[str]) -> str:
+    return " and ".join(f"the {t}" for t in sorted(things)) if things else "nothing"
+
+
+def entity_tracking_items(rng: random.Random, n: int) -> list[dict]:
+    """Entity-tracking items: seven boxes, zero to two operations (``numops``), what one box contains now; five
+    options, the right one first."""
+    items = []
+    for k in range(n):
+        numops, things = k % 3, rng.sample(THINGS, len(THINGS))
+        boxes = [[things.pop() for _ in range(rng.randint(0, 3))] for _ in range(7)]
+        text = ", ".join(f"Box {i} contains {_contents(box)}" for i, box in enumerate(boxes)) + "."
+        for _ in range(numops):
+            full = [i for i, box in enumerate(boxes) if box]
+            source, target = rng.choice(full), rng.randrange(7)
+            thing = rng.choice(boxes[source])
+            if target == source:
+                boxes[source].remove(thing)
+                text += f" Remove the {thing} from Box {source}."
+            else:
+                boxes[source].remove(thing)
+                boxes[target].append(thing)
+                text += f" Move the {thing} from Box {source} to Box {target}."
+        query = rng.choice([i for i, box in enumerate(boxes) if box])
+        right = _contents(boxes[query]) + "."
+        options = [right] + [_contents(box) + "." for i, box in enumerate(boxes) if i != query and box]
+        while len(set(options)) < 5:  # a wrong mix: one of the box's things swapped for another
+            mix = boxes[query][1:] + [rng.choice(things)]
+            options.append(_contents(mix) + ".")
+        options = list(dict.fromkeys(options))[:5]
+        items.append({"sample_id": k, "numops": numops, "input_prefix": f"{text} Box {query} contains ",
+                      "options": options, "example_id": k})
+    return items
+
+
+def wug_items(rng: random.Random, n: int) -> list[dict]:
+    """Wug adjective-nominalization items: a nonce "-able" adjective, its "-ity" and "-ness" nouns, a human ratio."""
+    onsets, vowels, codas = ["bl", "cr", "d", "fl", "gr", "k", "m", "pl", "sn", "tr", "v", "z"], "aeiou", "nstlrm"
+    words = set()
+    while len(words) < n:
+        words.add(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) + rng.choice(onsets[2:]) +
+                  rng.choice(vowels) + rng.choice(codas))
+    prompt = "Create a noun out of the following adjective: {}able. "
+    return [{"sentences": f"{prompt.format(w)}{w}ability\t{prompt.format(w)}{w}ableness",
+             "ratio": round(rng.random(), 4)} for w in sorted(words)]
+
+
+def wsc_items(rng: random.Random, n: int) -> list[dict]:
+    """WSC items as BabyLM's glue_filtered has them: does the pronoun (span 2) refer to span 1?"""
+    templates = [("{a} thanked {b} because {p} had helped with the move.", 1),
+                 ("{a} called {b} because {p} wanted some advice.", 0),
+                 ("{a} lent money to {b} because {p} was short of cash.", 1),
+                 ("{a} beat {b} at chess because {p} was the better player.", 0),
+                 ("{a} visited {b} because {p} was ill in bed.", 1),
+                 ("{a} could not lift {b} because {p} was too weak.", 0)]
+    names = {"he": ["Mark", "Pete", "John", "Paul", "Tom"], "she": ["Anna", "Mary", "Lucy", "Kate", "Jane"]}
+    items = []
+    for k in range(n):
+        template, referent = templates[k % len(templates)]
+        pronoun = rng.choice(["he", "she"])
+        a, b = rng.sample(names[pronoun], 2)
+        words = template.format(a=a, b=b, p=pronoun).split()
+        first = rng.randrange(2)
+        span1 = (a, b)[first]
+        items.append({"text": " ".join(words), "span1_index": words.index(span1), "span2_index": words.index(pronoun),
+                      "span1_text": span1, "span2_text": pronoun, "idx": k, "label": int(first == referent)})
+    return items
+
+
+READING_MEASURES = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound", "self_paced_reading_time",
+                    "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
+
+
+def write_reading_csv(path: Path, sentences: list[str], rng: random.Random, rows: int = 160) -> Path:
+    """The reading CSV's columns: a word of a sentence (``word``) after its left context (``item``), the word before
+    and its own context (``prev_word``, ``prev_item``, empty for a sentence's second word), frequency and length,
+    and eye-tracking, self-paced and ERP measures that grow with length and noise."""
+    header = ["", "item", "word", "word2", "sentence", "context_length", "sent_id", "item_id", "list",
+              "Subtlex_log10", "length", *READING_MEASURES, "prev_word", "prev_item", "prev_length"]
+    out = []
+    for k in range(rows):
+        sent_id = rng.randrange(len(sentences))
+        words = sentences[sent_id].split()
+        at = 1 if k % 8 == 0 else rng.randrange(1, len(words))
+        word, previous = words[at], words[at - 1] if at > 1 else ""
+        base = 100 + 12 * len(word) + rng.gauss(0, 15)
+        measures = [base, base + abs(rng.gauss(20, 10)), base + abs(rng.gauss(90, 40)), base + abs(rng.gauss(30, 15)),
+                    250 + 6 * len(word) + rng.gauss(0, 30)] + [rng.gauss(0, 1) for _ in range(6)]
+        frequency = "" if k % 40 == 39 else round(rng.uniform(5, 14), 6)
+        out.append([k, " ".join(words[:at]), word, word.upper(), sentences[sent_id], at, sent_id, k + 1, k % 8 + 1,
+                    frequency, len(word), *(round(m, 6) for m in measures), previous, " ".join(words[:at - 1]),
+                    len(previous)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *out])
+    return path

@@ -10,7 +10,7 @@ from classit.data.babylm import BabyLMCorpus, PackedBlocks
 from classit.data.corpus import count_words, iter_segments, read_lines
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.prepare import load_tokens, tokenize_corpus
-from helpers import small_corpus
+from helpers import babylm_file, small_corpus
 
 
 def test_segments_split_documents_at_title_markers(data_root):
@@ -39,7 +39,7 @@ def documents(segments) -> list[str]:
 
 @pytest.mark.parametrize("name", ["train_3M/simple_wiki.train", "train_3M/childes.train", "dev/switchboard.dev"])
 def test_reading_in_small_pieces_gives_the_same_documents_and_tokens(data_root, tokenizer, monkeypatch, name):
-    path = data_root / "babylm-corpus" / name
+    path = babylm_file(data_root, name)
     whole = documents(iter_segments(path))
     monkeypatch.setattr(corpus, "READ_BYTES", 3000)  # 1,000 times smaller: long lines come in pieces
     segments = list(iter_segments(path))
@@ -66,7 +66,7 @@ def test_a_bad_byte_is_named_the_same_whatever_the_read_size(data_root, tmp_path
 
 
 def test_packing_keeps_every_token_with_eos_between_documents(tokenizer, data_root, tmp_path):
-    files = [data_root / "babylm-corpus/dev/simple_wiki.dev", data_root / "babylm-corpus/dev/childes.dev"]
+    files = [babylm_file(data_root, "dev/simple_wiki.dev"), babylm_file(data_root, "dev/childes.dev")]
     meta = tokenize_corpus(files, tokenizer, tmp_path / "tokens", num_proc=2)
     tokens = load_tokens(tmp_path / "tokens")
     assert meta["words"] == sum(count_words(f.read_text()) for f in files) and meta["tokens"] == len(tokens)

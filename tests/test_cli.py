@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -9,7 +10,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from classit.cli import main
 from classit.model import BabyLM
-from helpers import scalars
+from classit.train.fit import ClassitCLI
+from helpers import scalars, small_corpus, small_eval_fast
 
 DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
 SENTENCE = "The cat sat on the mat because it was warm."
@@ -28,7 +30,7 @@ def demo_run(tokenizer, tmp_path_factory) -> Path:
 def test_demo_trains_with_falling_loss_and_logs(demo_run):
     curves = scalars(demo_run)
     loss = [v for _, v in curves["train/loss"]]
-    assert len(loss) == 8 and loss[-1] < loss[0] - 1.0, loss
+    assert len(loss) == 8 and loss[-1] < loss[0] - 0.5, loss  # 40 steps: -1.0 on the 3M-word data, -0.6 on the sample
     for tag in ("val/loss", "val/ppl", "lr-AdamW/pg1", "train/device/items_per_sec", "train/words_seen"):
         assert curves[tag], tag
     # the demo's MinimalPairEvalCallback scored the fast BLiMP and EWoK sets when fit ended
@@ -51,6 +53,28 @@ def test_exports_reload_with_the_same_logits(demo_run, tmp_path):
         assert chat == "<s><|user|>\nHi!<|end|>\n<|assistant|>\n"  # a pre-training-only run exports the template too
         with torch.no_grad():
             torch.testing.assert_close(model(ids).logits, module.model(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+class ValidationRows(L.Callback):
+    """The rows of every validation batch."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.rows.append(len(batch["input_ids"]))
+
+
+def test_validate_takes_micro_batches(tokenizer, data_root, tmp_path):
+    data = small_eval_fast(data_root, small_corpus(data_root, tmp_path / "data"))
+    cli = ClassitCLI(args=["validate", "--config", DEMO, "--data.data_dir", str(data), "--data.tokenizer",
+                           tokenizer.name_or_path, "--data.sources.pretrain.init_args.train_dir", "train",
+                           "--data.sources.pretrain.init_args.val_dir", "dev", "--data.num_workers", "0",
+                           "--data.batch_size", "8", "--data.micro_batch_size", "2", "--data.val_sequences", "12",
+                           "--trainer.logger.init_args.save_dir", str(tmp_path),
+                           "--trainer.callbacks+=test_cli.ValidationRows"])
+    rows = next(c for c in cli.trainer.callbacks if isinstance(c, ValidationRows)).rows
+    assert rows == [2] * 6  # the 12 validation sequences in micro-batches of 2
 
 
 def test_print_config_shows_the_resolved_config(capsys):

@@ -67,6 +67,7 @@ def read_lines(path: Path) -> list[dict]:
 
 # --- task files ---
 
+@pytest.mark.full_data("BabyLM's (Super)GLUE files (babylm-eval/glue_filtered)")
 def test_babylm_files_give_joined_texts_that_the_tokenizer_round_trips(data_root, tokenizer):
     folder = data_root / "babylm-eval" / "glue_filtered"
     for task in ("rte", "wsc", "mrpc", "qqp", "mnli", "boolq", "multirc"):
@@ -82,6 +83,7 @@ def test_babylm_files_give_joined_texts_that_the_tokenizer_round_trips(data_root
     assert len(read_examples(folder / "rte.valid.jsonl", "rte")) == 139
 
 
+@pytest.mark.full_data("SuperGLUE's MultiRC validation set and BabyLM's multirc.valid")
 def test_superglue_multirc_is_flattened_to_one_example_per_answer(data_root):
     path = data_root / "superglue" / "MultiRC" / "val.jsonl"
     record = json.loads(path.open().readline())
@@ -98,6 +100,7 @@ def test_superglue_multirc_is_flattened_to_one_example_per_answer(data_root):
     assert all(by_idx[json.dumps(e["idx"], sort_keys=True)] == e for e in babylm) and len(babylm) == 2424
 
 
+@pytest.mark.full_data("SuperGLUE's BoolQ validation set and BabyLM's boolq.valid")
 def test_superglue_boolq_true_false_labels_match_babylm(data_root):
     superglue = {e["idx"]: e for e in read_examples(data_root / "superglue" / "BoolQ" / "val.jsonl", "boolq")}
     babylm = read_examples(data_root / "babylm-eval" / "glue_filtered" / "boolq.valid.jsonl", "boolq")

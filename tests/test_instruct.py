@@ -26,6 +26,7 @@ def articles(data_root):
     return read_articles(data_root / SIMPLE_WIKI)
 
 
+@pytest.mark.full_data("SwDA conversation swda/train/2005.txt")
 def test_swda_conversation_turns_and_pairs(data_root):
     utterances = read_swda(data_root / "swda/train/2005.txt")
     said = turns(utterances)
@@ -47,12 +48,14 @@ def test_swda_conversation_turns_and_pairs(data_root):
     assert context[1].prompt == "\n".join(said[1:4]) and context[1].reply == said[4]
 
 
+@pytest.mark.full_data("SwDA's whole training split (1,115 conversations)")
 def test_swda_training_split_gives_tens_of_thousands_of_pairs(data_root):
     examples = switchboard_examples(data_root / "swda/train")
     assert 30_000 < len(examples) < 60_000  # the paper had 38,802
     assert all(len(x.reply.split()) >= 3 for x in examples)
 
 
+@pytest.mark.full_data("BabyLM's switchboard.train (babylm-corpus/train_3M)")
 def test_babylm_switchboard_file(data_root):
     utterances = read_babylm_switchboard(data_root / "babylm-corpus/train_3M/switchboard.train")
     assert utterances[0].speaker == "A" and utterances[0].text == "I'm sure they are."
@@ -62,7 +65,7 @@ def test_babylm_switchboard_file(data_root):
 
 
 def test_lectures_from_real_simple_wikipedia(articles):
-    assert len(articles) > 4000
+    assert len(articles) > 1000  # 1,216 in the bundled sample
     by_title = {a.title: a for a in articles}
     assert [h for h, _ in by_title["Mombasa"].sections][:3] == [None, "Geography", "Demography"]
     examples = {x.prompt: x for x in TemplateLectureGenerator().generate([by_title["Poales"], by_title["Mombasa"]])}
@@ -73,10 +76,16 @@ def test_lectures_from_real_simple_wikipedia(articles):
     assert "Tell me about Mombasa in popular culture." in examples
     assert all(x.source == "simple_wiki" and x.text == render(x.prompt, x.reply) for x in examples.values())
     everything = list(TemplateLectureGenerator().generate(articles))
-    assert len(everything) > 6000
+    assert len(everything) > 1.5 * len(articles)
     assert any(x.prompt.startswith("Who is ") for x in everything)
     definition = next(x for x in everything if x.prompt == "What is Grass?")
     assert definition.reply.startswith("Grass is a valuable source of food")
+
+
+@pytest.mark.full_data("the whole 3M-word simple_wiki.train (babylm-corpus/train_3M)")
+def test_lectures_from_the_whole_simple_wikipedia_file(articles):
+    assert len(articles) > 4000
+    assert len(list(TemplateLectureGenerator().generate(articles))) > 6000
 
 
 def test_lm_generator_path_with_a_tiny_model(articles, tiny_model_dir):

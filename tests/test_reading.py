@@ -47,7 +47,7 @@ def _gain(df, measure, rhs):
 
 
 def test_scores_match_a_direct_statsmodels_computation(csv_path):
-    """Regressions on the real file, with surprisals that are a known function of the words."""
+    """Regressions on the reading CSV, with surprisals that are a known function of the words."""
     df = load_reading(csv_path)
     rng = np.random.default_rng(0)
     df["surprisal"] = df["word"].str.len() + rng.normal(0, 1, len(df))
@@ -84,6 +84,7 @@ def _official_surprisal(model, tokenizer, context, word):
     return -math.log(np.prod(probs))
 
 
+@pytest.mark.full_data("the real reading CSV (babylm-eval/reading, 1,726 words)")
 def test_official_rule_equals_a_literal_loop_on_every_row(one_layer_model, tokenizer, csv_path):
     model = one_layer_model
     summary, records = evaluate_reading(model, tokenizer, csv_path)
@@ -120,6 +121,7 @@ def test_a_merge_across_the_boundary_changes_the_context(model, tokenizer, csv_p
     assert abs(official[0] - concatenated) > 1e-3
 
 
+@pytest.mark.full_data("the real reading CSV (babylm-eval/reading, 1,726 words)")
 def test_evaluate_command_with_the_ids_rule_on_the_real_file(model, tokenizer, tiny_model_dir, csv_path, tmp_path):
     from classit.cli import main
 

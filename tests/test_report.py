@@ -15,12 +15,12 @@ from classit.study import stats
 from classit.study.collect import find_results
 
 FILES = ("adjunct_island", "anaphor_gender_agreement")
-N = 6  # items per BLiMP file
+N = 5  # items per BLiMP file (the bundled sample has 5 of each)
 # item outcomes (1 right, 0 wrong) per condition and seed, file by file
 OUTCOMES = {
-    "baseline": {0: [1, 0, 1, 0, 1, 0] + [1, 1, 0, 0, 1, 0], 1: [1, 0, 0, 0, 1, 0] + [1, 1, 0, 1, 1, 0]},
-    "merged": {0: [1, 1, 1, 0, 1, 0] + [1, 1, 0, 0, 1, 1], 1: [1, 1, 1, 0, 1, 1] + [1, 1, 0, 0, 1, 0]},
-    "sequential": {0: [1, 1, 1, 1, 1, 1] + [1, 1, 1, 1, 1, 0], 1: [1, 1, 1, 1, 1, 0] + [1, 1, 1, 1, 1, 1]},
+    "baseline": {0: [1, 0, 1, 0, 1] + [1, 1, 0, 0, 0], 1: [1, 0, 0, 0, 1] + [1, 1, 0, 1, 1]},
+    "merged": {0: [1, 1, 1, 0, 1] + [1, 1, 0, 0, 1], 1: [1, 1, 1, 0, 1] + [1, 1, 0, 1, 1]},
+    "sequential": {0: [1, 1, 1, 1, 1] + [1, 1, 1, 1, 0], 1: [1, 1, 1, 1, 0] + [1, 1, 1, 1, 1]},
 }
 LABELS = [0, 1, 1, 0, 1, 0, 0, 1]
 FT_PREDS = {"baseline": [[0, 1, 0, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1, 0, 1]],

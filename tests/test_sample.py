@@ -26,16 +26,17 @@ def notices(text: str) -> int:
     return text.count("using the bundled sample of")
 
 
-def test_sample_unpacks_to_the_data_layout_once(tmp_path, data_root):
+def test_sample_unpacks_to_the_data_layout_once(tmp_path):
     root = store.unpack_sample(tmp_path)
     assert root.parent == tmp_path and root.name.startswith("sample-")
     for path, budget in CORPUS.items():
         words = count_words(read_text(root / path))
         assert 0.99 * budget < words <= budget, (path, words)
-    for folder, items in EVAL_ITEMS.items():  # every UID / domain file of the fast set, a few lines of each
+    for folder, items in EVAL_ITEMS.items():  # a few lines of each UID / domain file
         files = sorted((root / folder).glob("*.jsonl"))
-        assert [f.name for f in files] == sorted(f.name for f in (data_root / folder).glob("*.jsonl"))
         assert {len(f.read_text().splitlines()) for f in files} == {items}
+    assert len(list((root / "babylm-eval-fast/blimp_fast").glob("*.jsonl"))) == 67
+    assert len(list((root / "babylm-eval-fast/ewok_fast").glob("*.jsonl"))) == 11
     readme = (root / "README.md").read_text()
     for words in ("public domain", "CC BY-SA 4.0", "CC BY 4.0", "subset", "classit data download"):
         assert words in readme, words
@@ -44,6 +45,14 @@ def test_sample_unpacks_to_the_data_layout_once(tmp_path, data_root):
     assert store.unpack_sample(tmp_path) == root
     assert (root / "kept.txt").is_file()  # the same folder, not unpacked again
     assert os.listdir(tmp_path) == [root.name]  # and no temporary folder left behind
+
+
+@pytest.mark.full_data("the real fast BLiMP and EWoK sets (babylm-eval-fast), to compare the sample's files with")
+def test_sample_has_every_file_of_the_real_fast_sets(tmp_path, data_root):
+    root = store.unpack_sample(tmp_path)
+    for folder in EVAL_ITEMS:  # every UID / domain file of the fast set
+        assert sorted(f.name for f in (root / folder).glob("*.jsonl")) == sorted(
+            f.name for f in (data_root / folder).glob("*.jsonl")), folder
 
 
 def test_data_dir_without_a_folder_uses_the_sample_and_says_so_once(tmp_path, monkeypatch, caplog):
