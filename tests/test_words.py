@@ -4,7 +4,6 @@ import json
 
 import lightning as L
 import pytest
-import torch
 
 from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule

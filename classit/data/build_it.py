@@ -21,7 +21,7 @@ def build_it(out: str | None = None, data_dir: str | None = None, swda: str | No
         switchboard: a BabyLM switchboard file inside ``data_dir`` (``A:``/``B:`` lines) to add (None: leave out).
         simple_wiki: the Simple Wikipedia file inside ``data_dir``.
         lm: a local Hugging Face causal LM folder that writes the lecture questions (default: templates).
-        context_turns / min_words / drop_backchannels: Switchboard pairing, see :class:`SwitchboardDataModule`.
+        context_turns / min_words / drop_backchannels: Switchboard pairing, see :class:`classit.data.switchboard.Switchboard`.
     """
     root = store.data_dir(data_dir)
     target = Path(out) if out else root / "classit-it"
