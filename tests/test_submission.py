@@ -183,14 +183,19 @@ def _error(args) -> str:
     return message
 
 
+def _error_without(path, args, tmp_path) -> str:
+    """The one-line error with ``path`` moved away (put back afterwards)."""
+    kept = tmp_path / "kept.json"
+    shutil.move(path, kept)
+    try:
+        return _error(args)
+    finally:
+        shutil.move(kept, path)
+
+
 def test_a_missing_task_stops_in_one_line_naming_it_and_its_command(tree, tmp_path):
     comps = tree["results"] / "m" / "main" / "zero_shot" / "causal" / "comps" / "comps" / "predictions.json"
-    kept = tmp_path / "kept.json"
-    shutil.move(comps, kept)
-    try:
-        message = _error(tree["args"])
-    finally:
-        shutil.move(kept, comps)
+    message = _error_without(comps, tree["args"], tmp_path)
     assert message.startswith("classit: error: comps: expected 91028 items in 4 subsets, found none")
     assert "`classit evaluate --model MODEL --tasks comps --out EVAL/m/zero_shot`" in message
     assert "--babylm" in message
@@ -219,12 +224,7 @@ def test_the_track_decides_the_aoa_checkpoints_and_the_fast_revisions(tree):
 
 def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
     path = tree["results"] / "m" / "chck_5M" / "zero_shot" / "causal" / "blimp" / "blimp_fast" / "predictions.json"
-    kept = tmp_path / "kept.json"
-    shutil.move(path, kept)
-    try:
-        message = _error(tree["args"])
-    finally:
-        shutil.move(kept, path)
+    message = _error_without(path, tree["args"], tmp_path)
     assert "blimp (fast, chck_5M): expected 200 items in each subset, found none" in message
     assert "classit submission --run RUN" in message
 
