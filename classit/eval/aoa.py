@@ -26,7 +26,7 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
-from classit.eval.scoring import Encoded, score_items
+from classit.eval.scoring import Encoded, resolve_device, score_items
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)
@@ -323,7 +323,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     note = RECONSTRUCTED_NOTE if "reconstructed" in cdi_human.name else None
     folder = Path(out) / ("AoA_word" if rule == "official" else f"AoA_word_{rule}")
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    device = resolve_device(device)
 
     digest = hashlib.sha256(words_file.read_bytes()).hexdigest()
     records, scored = [], []

@@ -11,6 +11,7 @@ import torch
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
+from classit.eval.scoring import resolve_device
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
 from classit.jsonl import write_jsonl
 
@@ -99,7 +100,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
     out_dir = Path(out)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    device = resolve_device(device)
     if model_tasks:
         hf_model, tokenizer = load_pretrained(model)
         hf_model.to(device=device, dtype=torch.float32).eval()

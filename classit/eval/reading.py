@@ -72,7 +72,7 @@ def surprisals_ids(model, tokenizer, contexts: list, words: list, batch_size: in
     return out
 
 
-def _gain(df: pd.DataFrame, measure: str, predictors: list[str], surprisal: str) -> float:
+def relative_gain(df: pd.DataFrame, measure: str, predictors: list[str], surprisal: str) -> float:
     """Relative R² gain (%) of adding ``surprisal`` to ``measure ~ predictors + their pairwise interactions``."""
     pairs = [f"{a}:{b}" for i, a in enumerate(predictors) for b in predictors[i + 1:]]
     formula = f"{measure} ~ " + " + ".join(predictors + pairs)
@@ -84,8 +84,8 @@ def _gain(df: pd.DataFrame, measure: str, predictors: list[str], surprisal: str)
 def reading_scores(df: pd.DataFrame) -> dict:
     """Eye-tracking and self-paced reading scores from a frame with ``surprisal`` and ``prev_surprisal``:
     the gain for every measure, the spillover gain (previous word too) and the correlations with surprisal."""
-    gains = {m: _gain(df, m, PREDICTORS, "surprisal") for m in MEASURES}
-    spillover = {m: _gain(df, m, PREDICTORS + ["prev_length", "prev_surprisal"], "surprisal") for m in MEASURES}
+    gains = {m: relative_gain(df, m, PREDICTORS, "surprisal") for m in MEASURES}
+    spillover = {m: relative_gain(df, m, PREDICTORS + ["prev_length", "prev_surprisal"], "surprisal") for m in MEASURES}
     return {
         "eye_tracking": sum(gains[m] for m in EYE_TRACKING) / len(EYE_TRACKING),
         "self_paced": spillover["self_paced_reading_time"],

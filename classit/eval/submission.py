@@ -23,8 +23,8 @@ from scipy.stats import spearmanr
 
 from classit.eval.aoa import AOA_SIZE, COLLATOR_REVISIONS, milestones
 from classit.eval.pipeline import write_minimal_pairs, write_reading
-from classit.eval.reading import EYE_TRACKING, PREDICTORS, _gain
-from classit.jsonl import read_json
+from classit.eval.reading import EYE_TRACKING, PREDICTORS, relative_gain
+from classit.jsonl import read_json, read_jsonl
 
 BLIMP = {
     "adjunct_island": 928, "anaphor_gender_agreement": 971, "anaphor_number_agreement": 931,
@@ -128,10 +128,6 @@ def load_aoa(path: Path, revisions: list[str], hint: str) -> dict:
     return aoa
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _accuracy(predictions: list[dict], targets: list) -> float:
     """The share of predictions equal to their targets (strings compared stripped), over the pairs zipped."""
     same = [(p["pred"].strip() if isinstance(p["pred"], str) else p["pred"]) == (t.strip() if isinstance(t, str) else t)
@@ -141,20 +137,20 @@ def _accuracy(predictions: list[dict], targets: list) -> float:
 
 def _targets(field: str):
     def score(results: dict, folder: Path) -> dict:
-        return {key: _accuracy(block["predictions"], [r[field] for r in _jsonl(folder / f"{key}.jsonl")])
+        return {key: _accuracy(block["predictions"], [r[field] for r in read_jsonl(folder / f"{key}.jsonl")])
                 for key, block in results.items()}
     return score
 
 
 def _entity_tracking(results: dict, folder: Path) -> dict:
     targets = defaultdict(list)
-    for r in _jsonl(folder / "regular.jsonl"):
+    for r in read_jsonl(folder / "regular.jsonl"):
         targets[f"regular_{r['numops']}_ops"].append(r["options"][0])
     return {key: _accuracy(block["predictions"], targets[key]) for key, block in results.items()}
 
 
 def _wug(results: dict, folder: Path) -> dict:
-    ratios = [r["ratio"] for r in _jsonl(folder / f"{folder.name}.jsonl")]
+    ratios = [r["ratio"] for r in read_jsonl(folder / f"{folder.name}.jsonl")]
     scores = {}
     for key, block in results.items():
         pairs = list(zip((p["prob"] for p in block["predictions"]), ratios))
@@ -166,8 +162,8 @@ def _reading(results: dict, folder: Path) -> dict:
     df = pd.read_csv(folder / "reading_data.csv", dtype={"item": str})
     df["pred"] = [p["pred"] for p in results["reading"]["predictions"]]
     df["prev_pred"] = [p["prev_pred"] for p in results["reading"]["predictions"]]
-    rt = sum(_gain(df, m, PREDICTORS, "pred") for m in EYE_TRACKING) / len(EYE_TRACKING)
-    spr = _gain(df, "self_paced_reading_time", PREDICTORS + ["prev_length", "prev_pred"], "pred")
+    rt = sum(relative_gain(df, m, PREDICTORS, "pred") for m in EYE_TRACKING) / len(EYE_TRACKING)
+    spr = relative_gain(df, "self_paced_reading_time", PREDICTORS + ["prev_length", "prev_pred"], "pred")
     return {"spr": spr / 100, "rt": rt / 100}
 
 
