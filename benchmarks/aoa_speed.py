@@ -21,7 +21,7 @@ from classit.data.store import cache_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.eval.aoa import load_words, surprisals
 
-SIZES = {"tiny": (64, 2, 4, 128), "demo": (128, 4, 4, 512)}  # hidden, layers, heads, MLP width
+SIZES = {"tiny": (64, 2, 4, 128), "demo": (128, 4, 4, 512), "100m": (768, 12, 12, 2048)}  # hidden, layers, heads, MLP
 
 
 @torch.no_grad()

@@ -5,7 +5,9 @@
 #   2. `classit fit` of configs/pretrain_100m.yaml on the 3M-word sample for FIT_STEPS optimizer steps (global
 #      batch 128 x 512, micro-batch 32): TensorBoard's tokens/s and MFU of the real run;
 #   3. `classit evaluate` of that model on the fast BLiMP and EWoK sets (pairs/s);
-#   4. `classit finetune` of it on RTE, MRPC and WSC, one seed, the official settings (wall time per task).
+#   4. `classit finetune` of it on RTE, MRPC and WSC, one seed, the official settings (wall time per task);
+#   5. bench_scoring.py and aoa_speed.py, 100M model: the zero-shot suite and the AoA surprisals of one
+#      checkpoint (8,005 contexts), classit against the official one-text / one-context loops.
 # Needs CLASSIT_DATA_DIR with babylm-corpus/{train_3M,dev}, babylm-eval-fast and babylm-eval/glue_filtered.
 # Small results (logs, JSON lines, TensorBoard events) go to OUT (first argument, default gpu_check); models
 # and caches to WORK (default /tmp/classit_gpu_check). Each part has its own time limit; a part that fails or
@@ -17,7 +19,7 @@ set -u
 OUT=${1:-gpu_check}
 WORK=${WORK:-/tmp/classit_gpu_check}
 FIT_STEPS=${FIT_STEPS:-300}
-PARTS=${PARTS:-bench bench_compiled bench_flex fit evaluate finetune}
+PARTS=${PARTS:-bench bench_compiled bench_flex fit evaluate finetune bench_scoring aoa_speed}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" "$WORK"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" CLASSIT_CACHE_DIR="${CLASSIT_CACHE_DIR:-$WORK/cache}"
@@ -60,3 +62,5 @@ part evaluate "${PART_SECONDS:-150}" "$PYTHON" -m classit.cli evaluate --model "
   --data_dir "$CLASSIT_DATA_DIR/babylm-eval-fast" --out "$OUT/evaluate"
 part finetune "${PART_SECONDS:-420}" "$PYTHON" -m classit.cli finetune --model "$MODEL" --tasks rte,mrpc,wsc \
   --seeds 42 --out "$OUT/finetune" ${FINETUNE_ARGS:-}
+part bench_scoring "${PART_SECONDS:-240}" "$PYTHON" benchmarks/bench_scoring.py --sizes 100m
+part aoa_speed "${PART_SECONDS:-240}" "$PYTHON" benchmarks/aoa_speed.py --size 100m --official_contexts 800

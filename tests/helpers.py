@@ -3,6 +3,7 @@ sample where the real data folder is absent (see ``complete_sample`` and the ``d
 
 import csv
 import json
+import math
 import os
 import random
 import re
@@ -265,3 +266,23 @@ def write_reading_csv(path: Path, sentences: list[str], rng: random.Random, rows
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows([header, *out])
     return path
+
+
+def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
+    """``root/aoa/`` in the official formats: ``cdi_childes.json`` (each word's left contexts: the start of the
+    sentences that hold it) and ``cdi_human.csv`` (the share of children producing it, months 16 to 30)."""
+    counts = {}
+    for s in sentences:
+        for w in re.findall(r"[a-z]{3,}", s):
+            counts[w] = counts.get(w, 0) + 1
+    chosen = sorted(counts, key=lambda w: (-counts[w], w))[:words]
+    contexts = {w: [{"context": s[:s.index(f" {w}")], "word_in_context_stats": {}} for s in sentences
+                    if f" {w} " in s][:5] for w in chosen}
+    (root / "aoa").mkdir(parents=True, exist_ok=True)
+    (root / "aoa" / "cdi_childes.json").write_text(json.dumps(contexts))
+    ages = range(16, 31)
+    rows = [[w, "noun", *(f"{1 / (1 + math.exp(-(age - 18 - i) / 1.5)):.4f}" for age in ages), len(w)]
+            for i, w in enumerate(chosen)]
+    (root / "aoa" / "cdi_human.csv").write_text("\n".join(",".join(map(str, r)) for r in
+                                                           [["word", "category", *ages, "word_length"], *rows]) + "\n")
+    return root

@@ -299,7 +299,7 @@ def test_evaluate_run_command_line(tiny_model_dir, small_data, tmp_path, capsys)
     main(["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(out), "--data_dir", str(small_data),
           "--device", "cpu", "--batch_size", "32"])
     summary = json.loads((out / "summary.json").read_text())["aoa"]
-    assert summary == json.loads((out / "AoA_word" / "summary.json").read_text())
+    assert summary == json.loads((out / "AoA_word" / "aoa_summary.json").read_text())
     assert {"curve_fitness", "p_value", "n_words", "ci95", "corrected", "note", "official_collator"} <= set(summary)
     assert "nats" in summary["corrected"]["reason"]
     for name in ("surprisal.json", "words.csv", "curves.png", "scatter.png"):

@@ -1,5 +1,6 @@
 """`classit study`: shared pre-training equals a run that never branched; finished work is skipped; job scripts parse."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import scalars, small_corpus, small_eval_fast
+from helpers import aoa_data, babylm_file, sample_sentences, scalars, small_corpus, small_eval_fast
 from test_curriculum import demo_data
 from test_resilience import fit_config
 
@@ -27,17 +28,29 @@ def tiny(data: Path, tokenizer: str) -> list[str]:
             "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64"]
 
 
+def small_milestones(config: Path, out: Path) -> str:
+    """A copy of a demo config whose milestones (words) fall inside the tiny runs' ≈ 10k words."""
+    resolved = yaml.safe_load(config.read_text())
+    export = next(c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("MilestoneExport"))
+    export["init_args"]["milestones"] = [1500, 3000, 6000, 9000]
+    out.write_text(yaml.safe_dump(resolved))
+    return str(out)
+
+
 @pytest.fixture(scope="module")
 def study_dir(data_root, tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     data = demo_data(data_root, tmp / "data")
     small_eval_fast(data_root, data)  # a few real items for the demos' epoch-end scoring
+    zero_shot = aoa_data(tmp / "zero_shot_data", sample_sentences(data_root))  # AoA words in the official formats
+    (zero_shot / "ewok_fast").symlink_to(data_root / "babylm-eval-fast" / "ewok_fast")
     overrides = tiny(data, tokenizer.name_or_path)
     config = {"seeds": [42], "conditions": {
         "baseline": {"of": "sequential", "stage": "pretrain"},
-        "sequential": {"config": str(CONFIGS / "demo_seq.yaml"), "overrides": overrides},
-        "merged": {"config": str(CONFIGS / "demo_merged.yaml"), "overrides": overrides}},
-        "evaluate": {"zero_shot": {"tasks": ["ewok"], "data_dir": str(data_root / "babylm-eval-fast")},
+        "sequential": {"config": small_milestones(CONFIGS / "demo_seq.yaml", tmp / "seq.yaml"), "overrides": overrides},
+        "merged": {"config": small_milestones(CONFIGS / "demo_merged.yaml", tmp / "merged.yaml"),
+                   "overrides": overrides}},
+        "evaluate": {"zero_shot": {"tasks": ["ewok", "aoa"], "data_dir": str(zero_shot), "device": "cpu"},
                      "finetune": {"tasks": ["wsc"], "seeds": [1], "limit_train": 48, "max_epochs": 1,
                                   "data_dir": str(data_root / "babylm-eval/glue_filtered")}}}
     (tmp / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # fits run in this order
@@ -156,3 +169,42 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
                             "merged": {"config": str(CONFIGS / "demo_merged.yaml")}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))  # fits run in this order
     assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints
+
+
+def test_each_condition_scores_the_milestones_of_its_own_training_and_the_report_shows_its_aoa(study_dir):
+    out, runs = study_dir / "out", study_dir / "out" / "runs"
+
+    def stages(run):
+        return {p.name: json.loads((p / "milestone.json").read_text())["stage"]
+                for p in (runs / run / "version_0" / "milestones").iterdir()}
+
+    def linked(condition):
+        folder = out / "eval" / condition / "seed42" / "milestones"
+        return {p.name: p.resolve().parent.parent.parent.name for p in folder.iterdir()}
+
+    sequential, merged = stages("sequential_seed42"), stages("merged_seed42")
+    pretraining = {name for name, stage in sequential.items() if stage == 0}
+    assert pretraining and set(sequential.values()) > {0} and merged and set(merged.values()) == {1}
+    assert linked("sequential") == dict.fromkeys(sequential, "sequential_seed42")
+    assert linked("baseline") == dict.fromkeys(pretraining, "sequential_seed42")  # its stage's only
+    assert linked("merged") == {**dict.fromkeys(pretraining, "sequential_seed42"), **dict.fromkeys(merged, "merged_seed42")}
+    for condition in ("baseline", "sequential", "merged"):
+        summary = json.loads((out / "eval" / condition / "seed42" / "zero_shot" / "summary.json").read_text())["aoa"]
+        assert sorted(summary["checkpoints"]) == sorted(linked(condition)), condition
+    report = (out / "report" / "report.md").read_text()
+    assert "## Word age of acquisition" in report and report.count("model against child AoA") == 3
+    rows = (out / "report" / "results.csv").read_text().splitlines()
+    assert sum(",aoa,,r," in row for row in rows) == 3
+
+
+def test_dry_run_without_swda_says_which_stages_are_unknown(data_root, cache_root, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"  # the BabyLM corpus only (two small files), no SwDA
+    for split, suffix in (("train_3M", ".train"), ("dev", ".dev")):
+        (data / "babylm-corpus" / split).mkdir(parents=True)
+        for name in ("childes", "simple_wiki"):
+            (data / "babylm-corpus" / split / f"{name}{suffix}").symlink_to(babylm_file(data_root, f"dev/{name}.dev"))
+    monkeypatch.setenv("CLASSIT_DATA_DIR", str(data))
+    main(["study", "--config", str(CONFIGS / "study_demo.yaml"), "--out", str(tmp_path / "study"), "--dry_run"])
+    plans = [line for line in capsys.readouterr().out.splitlines() if "optimizer steps to train" in line]
+    assert len(plans) == 2 and all(line.endswith("; unknown, their data absent: switchboard") for line in plans), plans
+    assert all(" of ? optimizer steps" in line for line in plans)

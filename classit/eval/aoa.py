@@ -27,6 +27,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit.eval.scoring import Encoded, resolve_device, score_items
+from classit.jsonl import read_csv
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)
@@ -292,7 +293,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     """Score every milestone checkpoint of a run and its AoA curve fitness; write ``OUT/AoA_word/``
     (``AoA_word_nospace`` for that rule): ``surprisal.json`` (the official file, as the BabyLM collator reads it
     from ``<model>/main/zero_shot/causal/AoA_word/``), ``checkpoints/NAME.json`` (one per checkpoint, reused while
-    the checkpoint's files, the word file and the rule are unchanged), ``summary.json`` (official and corrected
+    the checkpoint's files, the word file and the rule are unchanged), ``aoa_summary.json`` (official and corrected
     scores, bootstrap CI, data note), ``words.csv`` (per word), ``curves.png`` and ``scatter.png``.
 
     Args:
@@ -320,6 +321,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     cdi_human = Path(cdi_human)
     if not cdi_human.is_file():
         raise FileNotFoundError(f"{cdi_human}: no such CDI table (--cdi_human; BabyLM's aoa/cdi_human.csv)")
+    cdi = read_csv(cdi_human)  # a file that is no CSV stops here, before any checkpoint is scored
     note = RECONSTRUCTED_NOTE if "reconstructed" in cdi_human.name else None
     folder = Path(out) / ("AoA_word" if rule == "official" else f"AoA_word_{rule}")
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -345,7 +347,6 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
                 "completed_steps": len(names)}
     (folder / "surprisal.json").write_text(json.dumps({"metadata": metadata, "results": records}, indent=2))
 
-    cdi = pd.read_csv(cdi_human)
     official, corrected = curve_fitness(records, cdi, OFFICIAL_CHANCE), curve_fitness(records, cdi, CORRECTED_CHANCE)
     with open(folder / "words.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -370,7 +371,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
         "official_collator": collator_check(names, len(records) // len(names)), "folder": str(folder),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    (folder / "aoa_summary.json").write_text(json.dumps(summary, indent=2))
     ci = official["ci95"]
     print(f"aoa: r = {official['curve_fitness']:.4f} over {official['n_words']} words"
           + (f" (95% CI {ci[0]:.3f}..{ci[1]:.3f})" if ci else "") + f"; corrected (nats) r = "

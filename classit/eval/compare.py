@@ -5,13 +5,14 @@ which they disagree. A folder is either ``classit evaluate`` output (``summary.j
 ``predictions.json``; ``.../causal/reading/report.txt`` and ``prediction.jsonl``).
 
 The pipeline's reports print two decimals, so a number from a report is compared with the other
-side rounded to two decimals. WUG is Spearman's rho on the pipeline's scale (classit stores it x100).
+side rounded to two decimals. WUG is Spearman's rho on the pipeline's scale (classit stores it x100). AoA compares
+each checkpoint's surprisal of each word in each context (``AoA_word/surprisal.json``, 1e-4) and the curve fitness.
 """
 
 from collections import defaultdict
 from pathlib import Path
 
-from classit.eval.pipeline import TaskResult, causal_folder, read_pipeline
+from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
 from classit.eval.zero_shot import RHO, load_items
 from classit.jsonl import read_json, read_jsonl
 
@@ -38,7 +39,10 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
         path = folder / "predictions" / f"{task}.jsonl"
         records = read_jsonl(path) if path.is_file() else []
         result = TaskResult({}, data_folder=s.get("folder"))
-        if task == "reading":
+        if task == "aoa":
+            result.numbers = {"average": s["curve_fitness"], "corrected": s["corrected"]["curve_fitness"]}
+            result.items = aoa_items(Path(s["folder"]) / "surprisal.json")
+        elif task == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
         elif task in RHO:
@@ -90,7 +94,7 @@ def _option_indices(task: str, chosen: dict, data_folder: str | None) -> dict:
 def _differ(task: str, x, y) -> bool:
     if task == "reading":
         return any((p is None) != (q is None) or (p is not None and abs(p - q) > 1e-4) for p, q in zip(x, y))
-    if task in RHO:
+    if task in (*RHO, "aoa"):
         return abs(x - y) > 1e-4
     return x != y
 
@@ -111,7 +115,7 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
     if not a.items or not b.items:
         return [f"{task}: items not compared ({'A' if not a.items else 'B'} has no prediction file)"]
     items_a, items_b = a.items, b.items
-    if task not in (*RHO, "reading") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
+    if task not in (*RHO, "reading", "aoa") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
         if a.pipeline:
             items_a = _option_indices(task, a.items, b.data_folder)
         else:
@@ -121,7 +125,8 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
         lines.append(f"{task}: A has {len(items_a)} items, B {len(items_b)}; {len(common)} matched")
     differ = [k for k in common if _differ(task, items_a[k], items_b[k])]
     what = ("rows differ in surprisal (word/previous word) by more than 1e-4" if task == "reading" else
-            "items differ in probability by more than 1e-4" if task in RHO else "items choose a different option")
+            "items differ in probability by more than 1e-4" if task in RHO else
+            "contexts differ in surprisal by more than 1e-4" if task == "aoa" else "items choose a different option")
     lines.append(f"{task}: {len(differ)} of {len(common)} {what}")
     for key in differ[:LISTED]:
         where = a.where.get(key) or b.where.get(key) or ""

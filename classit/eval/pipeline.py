@@ -5,6 +5,7 @@ writing classit's outputs in it (``classit report --babylm``), as its collation 
         entity_tracking/entity_tracking, wug_adj/wug_adj_nominalization, wug_past/wug_past_tense,
         comps/comps}/{predictions.json, best_temperature_report.txt}
     <model>/<revision>/zero_shot/causal/reading/{predictions.json, prediction.jsonl, report.txt}
+    <model>/main/zero_shot/causal/AoA_word/surprisal.json
     <model>/<revision>/finetune/<task>/{predictions.json, results.txt}
 
 A prediction names the chosen completion (COMPS: the whole chosen text, as the pipeline writes it); a tie goes to the
@@ -101,7 +102,14 @@ def read_pipeline(causal: Path) -> dict[str, TaskResult]:
         tasks[task] = result
     if (causal / "reading" / "report.txt").is_file():
         tasks["reading"] = _read_reading_report(causal / "reading")
+    if (causal / "AoA_word" / "surprisal.json").is_file():
+        tasks["aoa"] = TaskResult({}, pipeline=True, items=aoa_items(causal / "AoA_word" / "surprisal.json"))
     return tasks
+
+
+def aoa_items(path: Path) -> dict[tuple[str, int], float]:
+    """An AoA ``surprisal.json``'s surprisals keyed ("checkpoint word", context id)."""
+    return {(f"{r['step']} {r['target_word']}", r["context_id"]): r["surprisal"] for r in read_json(path)["results"]}
 
 
 def causal_folder(folder: Path) -> Path | None:

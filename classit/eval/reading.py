@@ -7,6 +7,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 
 from classit.eval.scoring import Encoded, score_items
+from classit.jsonl import read_csv
 
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
 MEASURES = EYE_TRACKING + ["self_paced_reading_time", "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
@@ -18,7 +19,7 @@ REQUIRED = ["item", "word", "prev_item", "prev_word", "prev_length", *PREDICTORS
 def load_reading(path: str | Path) -> pd.DataFrame:
     """The reading CSV, checked for every column the evaluation needs. As in the pipeline, an empty
     ``item`` is the word "None" (which pandas reads as missing)."""
-    df = pd.read_csv(path, dtype={"item": str})
+    df = read_csv(path, dtype={"item": str})
     for column in REQUIRED:
         if column not in df.columns:
             raise ValueError(f"{path}: reading CSV lacks the required column {column!r}")
@@ -73,19 +74,21 @@ def surprisals_ids(model, tokenizer, contexts: list, words: list, batch_size: in
 
 
 def relative_gain(df: pd.DataFrame, measure: str, predictors: list[str], surprisal: str) -> float:
-    """Relative R² gain (%) of adding ``surprisal`` to ``measure ~ predictors + their pairwise interactions``."""
+    """Relative R² gain (a fraction) of adding ``surprisal`` to ``measure ~ predictors + their pairwise
+    interactions``."""
     pairs = [f"{a}:{b}" for i, a in enumerate(predictors) for b in predictors[i + 1:]]
     formula = f"{measure} ~ " + " + ".join(predictors + pairs)
     base = smf.ols(formula, data=df[[measure, *predictors]].dropna()).fit().rsquared
     full = smf.ols(formula + f" + {surprisal}", data=df[[surprisal, measure, *predictors]].dropna()).fit().rsquared
-    return (full - base) / (1 - base) * 100
+    return (full - base) / (1 - base)
 
 
 def reading_scores(df: pd.DataFrame) -> dict:
     """Eye-tracking and self-paced reading scores from a frame with ``surprisal`` and ``prev_surprisal``:
     the gain for every measure, the spillover gain (previous word too) and the correlations with surprisal."""
-    gains = {m: relative_gain(df, m, PREDICTORS, "surprisal") for m in MEASURES}
-    spillover = {m: relative_gain(df, m, PREDICTORS + ["prev_length", "prev_surprisal"], "surprisal") for m in MEASURES}
+    gains = {m: relative_gain(df, m, PREDICTORS, "surprisal") * 100 for m in MEASURES}  # %
+    spillover = {m: relative_gain(df, m, PREDICTORS + ["prev_length", "prev_surprisal"], "surprisal") * 100
+                 for m in MEASURES}
     return {
         "eye_tracking": sum(gains[m] for m in EYE_TRACKING) / len(EYE_TRACKING),
         "self_paced": spillover["self_paced_reading_time"],

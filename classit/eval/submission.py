@@ -18,13 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
 from scipy.stats import spearmanr
 
 from classit.eval.aoa import AOA_SIZE, COLLATOR_REVISIONS, milestones
 from classit.eval.pipeline import write_minimal_pairs, write_reading
 from classit.eval.reading import EYE_TRACKING, PREDICTORS, relative_gain
-from classit.jsonl import read_json, read_jsonl
+from classit.jsonl import read_csv, read_json, read_jsonl
 
 BLIMP = {
     "adjunct_island": 928, "anaphor_gender_agreement": 971, "anaphor_number_agreement": 931,
@@ -159,12 +158,12 @@ def _wug(results: dict, folder: Path) -> dict:
 
 
 def _reading(results: dict, folder: Path) -> dict:
-    df = pd.read_csv(folder / "reading_data.csv", dtype={"item": str})
+    df = read_csv(folder / "reading_data.csv", dtype={"item": str})
     df["pred"] = [p["pred"] for p in results["reading"]["predictions"]]
     df["prev_pred"] = [p["prev_pred"] for p in results["reading"]["predictions"]]
     rt = sum(relative_gain(df, m, PREDICTORS, "pred") for m in EYE_TRACKING) / len(EYE_TRACKING)
     spr = relative_gain(df, "self_paced_reading_time", PREDICTORS + ["prev_length", "prev_pred"], "pred")
-    return {"spr": spr / 100, "rt": rt / 100}
+    return {"spr": spr, "rt": rt}  # fractions, averaged as fractions: the collator's bits
 
 
 SCORERS = {"blimp": _targets("sentence_good"), "blimp_supplement": _targets("sentence_good"),
@@ -210,8 +209,8 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
         hint = f"`classit evaluate --model MODEL --tasks {task} --out EVAL/{model}/zero_shot`, then {report}"
         submission[key] = load_checked(causal / folder / "predictions.json", key, sizes, hint)
     aoa = causal / "AoA_word" / "surprisal.json"
-    submission["aoa"] = load_aoa(aoa, revisions, f"`classit evaluate --run RUN --tasks aoa --out OUT` over a run "
-                                                 f"with the {track} milestones, then copy OUT/AoA_word/surprisal.json to {aoa}")
+    submission["aoa"] = load_aoa(aoa, revisions, f"`classit evaluate --run RUN --tasks aoa --out {causal}` over a "
+                                                 f"run with the {track} milestones")
     submission["glue"] = {}
     for task, size in GLUE.items():
         hint = f"`classit finetune --model MODEL --tasks {task} --out EVAL/{model}/finetune`, then {report}"
@@ -257,8 +256,10 @@ def submission_command(*, results: str, model: str, out: str | None = None,
                        track: Literal["strict", "strict-small"] = "strict", run: str | None = None,
                        fast_data: str | None = None, data_dir: str | None = None, batch_size: int = 64,
                        device: str = "auto") -> str:
-    """Write the BabyLM 2025 submission file from a results tree in the pipeline's layout (``classit report
-    --babylm``), as the pipeline's ``collate_preds.py --fast`` does; a missing or wrongly sized task stops in one line.
+    """Write the BabyLM 2025 submission file from a results tree in the official pipeline's layout.
+
+    The tree is what ``classit report --babylm`` writes; the file is built as the pipeline's ``collate_preds.py
+    --fast`` does; a missing or wrongly sized task stops in one line.
 
     Args:
         results: the results tree (``RESULTS/<model>/<revision>/...``).

@@ -37,10 +37,10 @@ def _kind(path: Path, summary) -> str:
     tasks = [v for v in summary.values() if isinstance(v, dict) and "skipped" not in v] if isinstance(summary, dict) else []
     if tasks and all(isinstance(v.get("accuracy"), dict) and "per_seed" in v["accuracy"] for v in tasks):
         return "finetune"
-    if tasks and all("macro" in v or "eye_tracking" in v for v in tasks):
+    if tasks and all("macro" in v or "eye_tracking" in v or "curve_fitness" in v for v in tasks):
         return "zero_shot"
-    raise ValueError(f"{path}: unknown layout: neither classit evaluate output (tasks with 'macro' or "
-                     "'eye_tracking') nor classit finetune output (tasks with 'accuracy': {'per_seed': ...})")
+    raise ValueError(f"{path}: unknown layout: neither classit evaluate output (tasks with 'macro', 'eye_tracking' "
+                     "or 'curve_fitness') nor classit finetune output (tasks with 'accuracy': {'per_seed': ...})")
 
 
 def _identity(folder: Path, meta: dict) -> tuple[str, int, str]:
@@ -88,7 +88,8 @@ def find_results(dirs: list[str]) -> list[Result]:
 
 def task_scores(result: Result) -> dict[str, float]:
     """The one score per task that the comparison uses: zero-shot macro accuracy, WUG's rho (x100), the two
-    reading scores; fine-tuning: the mean over fine-tuning seeds of accuracy (F1 for MRPC and QQP)."""
+    reading scores, AoA's curve fitness r (x100); fine-tuning: the mean over fine-tuning seeds of accuracy (F1 for
+    MRPC and QQP)."""
     scores = {}
     for task, s in result.summary.items():
         if not isinstance(s, dict) or "skipped" in s:
@@ -97,6 +98,8 @@ def task_scores(result: Result) -> dict[str, float]:
             scores[task] = s[SCORE_METRIC.get(task, "accuracy")]["mean"]
         elif task == "reading":
             scores["reading/eye_tracking"], scores["reading/self_paced"] = s["eye_tracking"], s["self_paced"]
+        elif task == "aoa":
+            scores[task] = 100 * s["curve_fitness"]
         else:
             scores[task] = s["rho"] if task in RHO else s["macro"]
     return scores
@@ -116,6 +119,9 @@ def long_rows(result: Result) -> list[tuple]:
             rows += [(*head, task, "", m, s[m]) for m in ("eye_tracking", "self_paced")]
         elif task in RHO:
             rows.append((*head, task, "", "rho", s["rho"]))
+        elif task == "aoa":
+            rows += [(*head, task, "", "r", s["curve_fitness"]), (*head, task, "", "words", s["n_words"]),
+                     (*head, task, "corrected", "r", s["corrected"]["curve_fitness"])]
         else:
             rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"])]
             rows += [(*head, task, uid, "accuracy", v) for uid, v in s["by_uid"].items()]

@@ -131,6 +131,8 @@ def differences(results: list[Result], scores: dict, baseline: str, resamples: i
                 _finetune(task, side_a, side_b, d, resamples, seed)
             elif task.startswith("reading"):
                 d.note = "no item-level interval (a regression over all rows)"
+            elif task == "aoa":
+                d.note = "no paired interval (a correlation over words; each condition's own is in the AoA table)"
             else:
                 preds = [[_predictions(r, task) for r in s] for s in (side_a, side_b)]
                 if any(p is None for side in preds for p in side):

@@ -5,6 +5,7 @@ the pipeline::
     OUT/<model>/<revision>/zero_shot/causal/{blimp/blimp_filtered, blimp/supplement_filtered, ewok/ewok_filtered,
         entity_tracking/entity_tracking, wug_adj/wug_adj_nominalization}/{predictions.json, best_temperature_report.txt}
     OUT/<model>/<revision>/zero_shot/causal/reading/{predictions.json, prediction.jsonl, report.txt}
+    OUT/<model>/<revision>/zero_shot/causal/AoA_word/surprisal.json
     OUT/<model>/<revision>/finetune/<task>/{predictions.json, results.txt}
 
 ``<model>`` is the condition (``<condition>_seed<k>`` when it has several seeds), ``<revision>`` the stage
@@ -13,6 +14,7 @@ the pipeline (``torch.max``), so its reports count a tie as correct where classi
 Fine-tuning predictions are those of the first fine-tuning seed (the pipeline runs one).
 """
 
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +39,10 @@ def write_babylm(results: list[Result], out: str | Path) -> list[Path]:
                     continue
                 if task == "reading":
                     write_reading(r.folder, r.summary, root / "zero_shot" / "causal")
+                elif task == "aoa":
+                    (root / "zero_shot" / "causal" / "AoA_word").mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(Path(s["folder"]) / "surprisal.json",
+                                    root / "zero_shot" / "causal" / "AoA_word" / "surprisal.json")
                 else:
                     write_minimal_pairs(r.folder, r.summary, task, root / "zero_shot" / "causal")
         written.append(root)

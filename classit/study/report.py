@@ -75,6 +75,27 @@ class Document:
         return "\n".join(out + ["</body></html>"])
 
 
+def _aoa(results, doc: Document) -> None:
+    """Each condition's AoA figures (``classit evaluate --tasks aoa``): model against child AoA, learning curves."""
+    scored = [(r, r.summary["aoa"]) for r in results if isinstance(r.summary.get("aoa"), dict)
+              and "curve_fitness" in r.summary["aoa"]]
+    if not scored:
+        return
+    doc.heading("Word age of acquisition")
+    notes = {s["note"] for _, s in scored if s.get("note")}
+    doc.text("Per condition and seed: the official curve fitness r over the words where both ages exist (95% "
+             "bootstrap interval), the corrected r (chance level in nats), and the milestones scored. "
+             + " ".join(sorted(notes)))
+    doc.table(["condition", "seed", "r", "95% interval", "words", "corrected r", "milestones"],
+              [[r.unit, str(r.seed), _fmt(s["curve_fitness"], 3),
+                "–" if not s["ci95"] else f"[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]", str(s["n_words"]),
+                _fmt(s["corrected"]["curve_fitness"], 3), ", ".join(s["checkpoints"])] for r, s in scored])
+    for r, s in scored:
+        for figure, what in (("scatter.png", "model against child AoA"), ("curves.png", "learning curves")):
+            path = Path(s["folder"]) / figure
+            doc.image(path if path.is_file() else None, f"{r.unit} seed {r.seed}: {what}")
+
+
 def _replies(results, doc: Document) -> None:
     from classit.study.replies import PROMPTS, replies
 
@@ -151,7 +172,8 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
               [[r.unit, str(r.seed), r.stage, r.kind, str(r.folder)] for r in results])
     doc.heading("Scores")
     doc.text("Mean ± sample std over seeds (n seeds). Zero-shot: macro accuracy (%, ties count wrong), WUG: "
-             "Spearman's rho x100, reading: eye-tracking and self-paced reading scores; fine-tuning: accuracy "
+             "Spearman's rho x100, reading: eye-tracking and self-paced reading scores, AoA: the official curve "
+             "fitness (Pearson r of model and child age of acquisition) x100; fine-tuning: accuracy "
              "(F1 for MRPC and QQP, %), the mean over fine-tuning seeds.")
     doc.table(["task", *units], [[t, *(f"{_fmt(table[t][u][0])} ± {_fmt(table[t][u][1])} ({len(scores[u, t])})"
                                        if u in table[t] else "–" for u in units)] for t in tasks])
@@ -186,6 +208,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         doc.image(plots.training_curves(curves, out_dir / "training.png"), "training curves")
         doc.image(plots.zero_shot_curves(curves, out_dir / "zero_shot_training.png"),
                   "zero-shot scores during training")
+    _aoa(results, doc)
     if replies:
         _replies(results, doc)
     if babylm:

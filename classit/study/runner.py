@@ -11,6 +11,7 @@ Layout of ``OUT``::
 
     runs/<condition>_seed<S>/version_0/   the fit's logs, checkpoints, hf/ exports, fit_done once it has finished
     eval/<condition>/seed<S>/zero_shot/   classit evaluate output (+ meta.json)
+    eval/<condition>/seed<S>/milestones/  links to the milestone exports of the condition's training (the aoa task)
     eval/<condition>/seed<S>/finetune/    classit finetune output (+ meta.json)
     jobs/                                 --emit slurm|torchrun: one script per fit and submit.sh
     report/                               classit report of everything under eval/
@@ -26,13 +27,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
+from classit.jsonl import read_json, read_yaml
 from classit.study.report import report
-from classit.train.callbacks import HFExport, RunCheckpoint, stage_name
+from classit.train.callbacks import MILESTONE_FILE, HFExport, RunCheckpoint, stage_name
 from classit.train.fit import resolved_fit_config
 from classit.train.plan import load, make_plan
 
@@ -67,7 +67,7 @@ class Fit:
 def load_study(path: str | Path) -> dict:
     """The study config, checked: ``conditions`` (each ``config`` or ``of`` + ``stage``), ``seeds``, ``evaluate``."""
     path = Path(path)
-    study = yaml.safe_load(path.read_text())
+    study = read_yaml(path)
     if not isinstance(study, dict) or not isinstance(study.get("conditions"), dict) or not study["conditions"]:
         raise ValueError(f"{path}: conditions: name at least one condition (a fit config, or of + stage)")
     conditions = {}
@@ -229,6 +229,43 @@ def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, 
             stages[index] if condition.stage else "final", log_dir(fit, out))
 
 
+def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: Path) -> list[Path]:
+    """The milestone exports written along a condition's training, up to its stage: its run's, and those of the run
+    it branched from, written in the stages the two share (each export's ``milestone.json`` names its stage)."""
+    fit = next(f for f in fits if f.condition.name == (condition.name if condition.config else condition.of)
+               and f.seed == seed)
+    stages = [s["name"] for s in fit.resolved["data"]["stages"]]
+    last = len(stages) - 1 if condition.config else stages.index(condition.stage)
+    found = []
+    while True:
+        first = fit.branch[1] if fit.branch else 0
+        whole = first == 0 and last == len(fit.resolved["data"]["stages"]) - 1
+        for path in sorted((log_dir(fit, out) / "milestones").glob("chck_*M")):
+            if whole:
+                found.append(path)
+            elif not (path / MILESTONE_FILE).is_file():
+                raise ValueError(f"{path}: no {MILESTONE_FILE}, so its curriculum stage is unknown (written before "
+                                 f"classit recorded it); the AoA of conditions.{condition.name} needs it")
+            elif first <= read_json(path / MILESTONE_FILE)["stage"] <= last:
+                found.append(path)
+        if not fit.branch:
+            return found
+        fit, last = fit.branch[0], fit.branch[1] - 1
+
+
+def link_milestones(paths: list[Path], folder: Path) -> Path:
+    """``folder/milestones/<name>`` links to ``paths`` (only those): the run folder that ``evaluate --run`` reads."""
+    links = folder / "milestones"
+    links.mkdir(parents=True, exist_ok=True)
+    for old in links.iterdir():
+        if old.name not in {p.name for p in paths}:
+            old.unlink()
+    for path in paths:
+        if not (links / path.name).is_symlink():
+            (links / path.name).symlink_to(path.resolve(), target_is_directory=True)
+    return folder
+
+
 REQUEUE_AFTER_SIGTERM = [  # the time limit's warning (--signal) ends a job for good unless it queues itself again
     "status=$?",
     "# SIGTERM (the time limit near, or pre-emption): the fit saved last.ckpt and exited 143; queue the job again",
@@ -312,21 +349,23 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
             cli, estimates = load(["--config", fit.condition.config, *fit.condition.overrides])
             plan = make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
             left = plan["stages"][fit.branch[1]:] if fit.branch else plan["stages"]  # the shared stages are done once
-            tokens = sum(s["tokens"] for s in left)
-            print(f"    {sum(s['steps'] for s in left):,} of {plan['total_steps']:,} optimizer steps to train, "
-                  f"{tokens / 1e6:.1f}M tokens, ≈{plan['flops'] * tokens / plan['tokens']:.2e} FLOPs")
+            tokens = sum(s["tokens"] or 0 for s in left)  # None: a stage whose data is absent (plan["unknown"])
+            total = "?" if plan["total_steps"] is None else f"{plan['total_steps']:,}"
+            unknown = f"; unknown, their data absent: {', '.join(plan['unknown'])}" if plan["unknown"] else ""
+            print(f"    {sum(s['steps'] or 0 for s in left):,} of {total} optimizer steps to train, "
+                  f"{tokens / 1e6:.1f}M tokens, ≈{plan['flops'] * tokens / plan['tokens']:.2e} FLOPs{unknown}")
         elif state == "to run":
             _run(fit_command(fit, out_dir))
             done_marker(fit, out_dir).touch()
     if dry_run or not models:
         return
-    evaluate_models(spec, models, out_dir)
+    evaluate_models(spec, models, out_dir, fits)
     report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
 
 
-def evaluate_models(spec: dict, models: list[tuple], out: Path) -> None:
+def evaluate_models(spec: dict, models: list[tuple], out: Path, fits: list[Fit]) -> None:
     """Zero-shot and fine-tuning evaluations of every ``(condition, seed, model, stage, log folder)``; finished ones
-    are skipped."""
+    are skipped. The zero-shot task ``aoa`` scores the milestone exports along the condition's training."""
     zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
     for i, (condition, seed, model, stage, logs) in enumerate(models, 1):
         folder = out / "eval" / condition.name / f"seed{seed}"
@@ -339,6 +378,8 @@ def evaluate_models(spec: dict, models: list[tuple], out: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
             (target / "meta.json").write_text(json.dumps(meta, indent=1))
             options = {k: _listed(v) for k, v in options.items()}
+            if kind == "zero_shot" and "aoa" in options.get("tasks", "").split(","):
+                options["run"] = str(link_milestones(condition_milestones(fits, condition, seed, out), folder))
             if options.get("data_dir") and not Path(options["data_dir"]).is_absolute():
                 options["data_dir"] = str(data_dir() / options["data_dir"])  # relative to the data folder
             command(model=str(model), out=str(target), **options)
