@@ -3,6 +3,7 @@
 import hashlib
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,21 @@ class DigestCheckpointIO(TorchCheckpointIO):
         return checkpoint
 
 
+def check_checkpoint_file(path: _PATH) -> None:
+    """Stop in one line, before anything unpickles it, when the local file ``path`` is not a whole checkpoint
+    (``torch.save`` writes a zip archive holding ``data.pkl``): a text file, another format, a file cut short."""
+    if not Path(path).is_file():
+        return  # missing or remote: the reader says so
+    try:
+        with zipfile.ZipFile(path) as archive:
+            whole = any(name.endswith("/data.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        whole = False
+    if not whole:
+        raise DamagedCheckpointError(path, "not the zip archive torch.save writes: another kind of file, or cut short")
+
+
 def load_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict:
     """A checkpoint's dict, read and checked by :class:`DigestCheckpointIO` (older checkpoints have no digest)."""
+    check_checkpoint_file(path)
     return DigestCheckpointIO().load_checkpoint(path, map_location=map_location)

@@ -1,6 +1,8 @@
-"""JSON and JSON Lines files: every reader stops on a malformed line naming its file and line."""
+"""The files a user hands classit (JSON, JSON Lines, YAML, CSV): every reader stops on a malformed file in one line
+naming the file (and line, where there is one)."""
 
 import json
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -11,14 +13,20 @@ def read_json(path: Path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a JSON file (not UTF-8 text: byte {e.start})") from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
     """``(file:line, record)`` for each non-empty line; a malformed line or one that is no object stops naming both."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{where}: not a JSON Lines file (not UTF-8 text)") from None
             if line.strip():
-                where = f"{path}:{number}"
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
@@ -39,3 +47,35 @@ def write_jsonl(records: Iterable[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def read_yaml(path: Path):
+    """One YAML document; a syntax error stops naming the file and the line (jsonargparse names neither)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        context = ""
+        if getattr(e, "context", None) and getattr(e, "context_mark", None):
+            context = f" ({e.context} from line {e.context_mark.line + 1})"
+        raise ValueError(f"{where}: not valid YAML: {problem}{context}; fix the file there") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a YAML file (not UTF-8 text: byte {e.start})") from None
+
+
+def read_csv(path: Path, **options):
+    """A CSV file as a pandas DataFrame (``options`` go to ``pandas.read_csv``); a file that is not CSV text (another
+    format under the name, a broken row) stops naming the file."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **options)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a CSV file (not UTF-8 text: byte {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        reason = str(e).strip().removeprefix("Error tokenizing data. C error: ")
+        line = re.search(r"in line (\d+)", reason)
+        raise ValueError(f"{path}{':' + line[1] if line else ''}: not a readable CSV file ({reason})") from None

@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import json
+import shutil
 import threading
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -187,3 +188,79 @@ def test_official_manifest_matches_the_data_layout(data_root):
     assert all(entry["url"].startswith("https://") for entries in MANIFEST.values() for entry in entries)
     rebased = rebase("https://osf.io/download/abc/?zip=", "http://127.0.0.1:8000/mirror")
     assert rebased == "http://127.0.0.1:8000/mirror/download/abc/?zip="
+
+
+def zip_entry(name: str) -> dict:
+    """An official-style entry: a zip with no published digest, extracted into ``babylm-eval``."""
+    return {"url": f"{OFFICIAL_HOST}/tofu/{name}", "name": name, "sha256": None, "size": None,
+            "extract": {"full_eval": "babylm-eval"}}
+
+
+def test_a_truncated_first_download_is_not_pinned(server, www, tmp_path):
+    base_url, _ = server
+    good = (www / "archives" / "evaluation_data.zip").read_bytes()
+    served = www / "tofu" / "eval.zip"
+    served.parent.mkdir()
+    served.write_bytes(good)
+    manifest, out, cache = {"eval": [zip_entry("eval.zip")]}, tmp_path / "out", tmp_path / "cache"
+    mirror = f"{base_url}/drop"  # announces the whole length, sends half
+    with pytest.raises(DownloadError, match=f"^{mirror}/tofu/eval.zip: connection closed after"):
+        download(out, ["eval"], manifest, mirror, cache)
+    served.write_bytes(good[:-100])  # a truncated zip, served with its own (correct) length
+    with pytest.raises(DownloadError, match=f"^{base_url}/tofu/eval.zip: not a valid zip archive"):
+        download(out, ["eval"], manifest, base_url, cache)
+    assert not (cache / LOCK_FILE).exists() and not (cache / "eval.zip").exists() and not leftovers(tmp_path)
+    served.write_bytes(good)
+    assert download(out, ["eval"], manifest, base_url, cache) == [out / "babylm-eval"]
+    assert json.loads((cache / LOCK_FILE).read_text()) == {zip_entry("eval.zip")["url"]: sha256(served)}
+
+
+def test_refresh_fetches_again_and_records_the_new_digest(server, www, tmp_path, monkeypatch):
+    base_url, _ = server
+    served = www / "tofu" / "eval.zip"
+    served.parent.mkdir()
+    served.write_bytes((www / "archives" / "evaluation_data.zip").read_bytes())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"eval": [zip_entry("eval.zip")]}))
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    out, lock = tmp_path / "out", tmp_path / "cache" / "downloads" / LOCK_FILE
+    command = ["data", "download", "--out", str(out), "--base_url", base_url, "--manifest", str(manifest),
+               "--sets", "eval"]
+    main(command)
+    with zipfile.ZipFile(served, "w") as zf:  # the source changes on purpose
+        zf.writestr("evaluation_data/full_eval/new.jsonl", "{}\n")
+    shutil.rmtree(out)
+    (lock.parent / "eval.zip").unlink()
+    with pytest.raises(SystemExit) as done:
+        main(command)
+    assert str(done.value.code).startswith(f"classit: error: {base_url}/tofu/eval.zip: sha256 mismatch")
+    assert "`classit data download --refresh true` fetches it again" in str(done.value.code)
+    main([*command, "--refresh", "true"])
+    assert json.loads(lock.read_text()) == {zip_entry("eval.zip")["url"]: sha256(served)}
+    assert [p.name for p in (out / "babylm-eval").iterdir()] == ["new.jsonl"]
+
+
+def test_the_hidden_tasks_come_with_the_evaluation_data(server, tmp_path, www):
+    """WUG past tense, COMPS and the AoA words are folders of the pipeline's ``evaluation_data/full_eval``: the
+    official ``eval`` set brings them where ``classit evaluate`` reads them (digest recorded on first use)."""
+    from classit.eval.aoa import load_words
+    from classit.eval.zero_shot import FOLDERS
+
+    base_url, _ = server
+    hidden = {"aoa/cdi_childes.json": json.dumps({"ball": [{"context": "throw the", "word_in_context_stats": {}}]}),
+              "wug_past_tense/wug_past_tense.jsonl": '{"sentences": "a\\tb", "ratio": 0.5}\n',
+              "comps/comps_base.jsonl": '{"acceptable_concept": "A robin", "unacceptable_concept": "A rock", '
+                                        '"property_phrase": "can fly."}\n'}
+    (www / "tofu").mkdir()
+    with zipfile.ZipFile(www / "tofu" / "hidden.zip", "w") as zf:
+        for rel, text in hidden.items():
+            zf.writestr(f"evaluation_data/full_eval/{rel}", text)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert download(out, ["eval"], {"eval": [{**MANIFEST["eval"][0], **zip_entry("hidden.zip")}]}, base_url, cache)
+    eval_dir = out / "babylm-eval"
+    assert [word for word, _ in load_words(eval_dir / "aoa" / "cdi_childes.json")] == ["ball"]
+    wug_past = eval_dir / FOLDERS["wug_past"][0] / "wug_past_tense.jsonl"
+    assert wug_past.read_text() == hidden["wug_past_tense/wug_past_tense.jsonl"]
+    assert (eval_dir / FOLDERS["comps"][0] / "comps_base.jsonl").is_file()
+    assert f"{OFFICIAL_HOST}/tofu/hidden.zip" in json.loads((cache / LOCK_FILE).read_text())
+    assert MANIFEST["eval"][0]["extract"] == {"full_eval": "babylm-eval"}  # the official set: the same folder

@@ -249,3 +249,23 @@ def test_bad_input_stops_with_the_file_and_line(case, tiny_model_dir, tmp_path):
         main(finetune_args(tiny_model_dir, tmp_path, tmp_path / "out", seeds=seeds, tasks=tasks))
     assert str(stop.value).startswith(f"classit: error: {expected}")
     assert not list((tmp_path / "out").glob("runs/*"))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--tasks", "rte,wsc"], "nothing to fine-tune: no files in {data} for rte (no file: provide {data}/rte.train.jsonl"),
+    (["--seeds", ""], "--seeds: no seed given; e.g. --seeds 42"),
+    (["--batch_size", "0"], "--batch_size: at least 1, not 0"),
+    (["--max_epochs", "-1"], "--max_epochs: at least 1, not -1"),
+], ids=["no_files", "no_seeds", "batch_size", "max_epochs"])
+def test_nothing_to_run_stops_before_the_model_is_loaded(tmp_path, flags, expected):
+    """The model path does not exist: each of these stops first, and nothing is written."""
+    data = tmp_path / "glue"
+    data.mkdir()
+    with pytest.raises(SystemExit) as done:
+        main(["finetune", "--model", str(tmp_path / "no-model"), "--data_dir", str(data), "--out", str(tmp_path / "out"),
+              *flags])
+    message = str(done.value.code)
+    assert message.startswith("classit: error: " + expected.format(data=data)) and "\n" not in message, message
+    if "no files" in expected:
+        assert f"wsc (no file: provide {data}/wsc.train.jsonl" in message
+    assert not (tmp_path / "out").exists()

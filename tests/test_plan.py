@@ -8,7 +8,7 @@ import yaml
 
 from classit.cli import main
 from classit.train.plan import load, make_plan
-from helpers import scalars, small_corpus, small_eval_fast
+from helpers import babylm_file, scalars, small_corpus, small_eval_fast
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
 # every run config (an overlay such as 140m.yaml has no data: it goes after a run config)
@@ -104,3 +104,36 @@ def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_expos
         phase = plans[name]["phases"][1]
         assert phase["first_step"] == plans[name]["stages"][1]["first_step"] and phase["reset_optimizer"]
         assert stages[0]["lr_start"] == pytest.approx(phase["lr"] / phase["warmup_steps"])
+
+
+def test_plan_without_swda_marks_its_stages_unknown_and_plans_the_rest(tokenizer, data_root, tmp_path, monkeypatch,
+                                                                       capsys):
+    """A data folder with the BabyLM corpus only: the Switchboard stage's length, the instruction phase's LR and the
+    run's total are unknown, said with what to provide; pre-training and the lectures' steps are planned."""
+    data = tmp_path / "data"
+    for split, suffix in (("train_3M", ".train"), ("dev", ".dev")):
+        (data / "babylm-corpus" / split).mkdir(parents=True)
+        for name in ("childes", "simple_wiki"):
+            (data / "babylm-corpus" / split / f"{name}{suffix}").symlink_to(babylm_file(data_root, f"dev/{name}.dev"))
+    monkeypatch.setenv("CLASSIT_DATA_DIR", str(data))
+    args = ["plan", "--config", str(CONFIG_DIR / "seq_100m.yaml"), "--devices", "8", "--data.tokenizer",
+            tokenizer.name_or_path, "--data.batch_size", "16", "--data.block_size", "128"]
+    main([*args, "--json"])
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    pretrain, switchboard, simple_wiki = plan["stages"]
+    assert pretrain["steps"] > 0 and pretrain["lr_start"] is not None
+    assert switchboard["steps"] is None and switchboard["lr_start"] is None
+    assert switchboard["unknown"].startswith(f"data.sources.switchboard.init_args.swda: no SwDA files in {data}/swda")
+    assert simple_wiki["steps"] > 0 and simple_wiki["lr_start"] is None  # its phase's length is unknown
+    assert plan["total_steps"] is None and plan["phases"][0]["steps"] == pretrain["steps"]
+    assert plan["phases"][1]["steps"] is None and set(plan["unknown"]) == {"switchboard"}
+    main(args)
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if line.startswith("switchboard ")).split()[2:] == ["10", "?", "?", "?", "?", "?"]
+    assert lines[-1].startswith("unknown: switchboard: data.sources.switchboard.init_args.swda: no SwDA files")
+
+
+def test_plan_refuses_a_batch_of_0_sequences(data_root):
+    with pytest.raises(SystemExit) as done:
+        main(["plan", "--config", str(CONFIG_DIR / "demo.yaml"), "--data.batch_size", "0"])
+    assert done.value.code == "classit: error: data.batch_size: a positive number of sequences, not 0"

@@ -57,7 +57,7 @@ def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenize
 
 @pytest.mark.parametrize("line, message", [
     ('{"reply": "hi there you"}', r"it.jsonl:3: missing field 'prompt'"),
-    ('{"prompt": "hello", "reply": 3}', r"it.jsonl:3: missing field 'reply'"),
+    ('{"prompt": "hello", "reply": 3}', r"it.jsonl:3: field 'reply' must be a string, got int"),
     ("{not json", r"it.jsonl:3: malformed JSON line"),
 ])
 def test_a_bad_instruction_file_names_file_and_line(tmp_path, tokenizer, line, message):

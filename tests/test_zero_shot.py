@@ -192,3 +192,28 @@ def test_evaluate_a_folder_that_is_no_model_stops_naming_it(small_eval_dir, tmp_
     with pytest.raises(SystemExit) as done:
         main(["evaluate", "--model", str(tmp_path), "--data_dir", str(small_eval_dir), "--out", str(tmp_path / "o")])
     assert str(done.value.code) == f"classit: error: {tmp_path}: not a Hugging Face model folder (no config.json)"
+
+
+def test_evaluate_batch_size_below_1_stops_before_loading(tmp_path):
+    from classit.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--model", str(tmp_path / "no-model"), "--batch_size", "0"])
+    assert done.value.code == "classit: error: --batch_size: texts per forward pass, at least 1, not 0"
+
+
+def test_evaluate_without_a_data_folder_scores_the_bundled_fast_sets(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """No --data_dir, no CLASSIT_DATA_DIR: the bundled sample's fast BLiMP and EWoK, found and named."""
+    from classit.cli import main
+
+    monkeypatch.delenv("CLASSIT_DATA_DIR", raising=False)
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    main(["evaluate", "--model", str(tiny_model_dir), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    sample = next((tmp_path / "cache").glob("sample-*"))
+    assert f"data: no babylm-eval in {sample}: scoring the fast sets of {sample / 'babylm-eval-fast'}" in out
+    assert f"data: {sample / 'babylm-eval-fast'}: blimp (blimp_fast), ewok (ewok_fast)\n" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["blimp"]["items"] > 0 and summary["ewok"]["items"] > 0
+    assert summary["blimp"]["folder"] == str(sample / "babylm-eval-fast" / "blimp_fast")
+    assert "skipped" in summary["supplement"]

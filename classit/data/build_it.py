@@ -12,7 +12,9 @@ from classit.jsonl import write_jsonl
 def build_it(out: str | None = None, data_dir: str | None = None, swda: str | None = "swda/train",
              switchboard: str | None = None, simple_wiki: str = "babylm-corpus/train_3M/simple_wiki.train",
              lm: str | None = None, context_turns: int = 0, min_words: int = 3, drop_backchannels: bool = True) -> None:
-    """Build the CLASS-IT instruction sets and write ``switchboard.jsonl`` and ``simple_wiki.jsonl``.
+    """Build the CLASS-IT instruction sets (Switchboard, Simple Wikipedia) and write them as JSONL.
+
+    Writes ``OUT/switchboard.jsonl`` and ``OUT/simple_wiki.jsonl``.
 
     Args:
         out: output folder; default ``DATA_DIR/classit-it``.

@@ -52,6 +52,8 @@ def install_chat_template(tokenizer):
 def encode_examples(tokenizer, prompts: list[str], replies: list[str], train_on_prompt: bool = False,
                     max_length: int = 512) -> list[dict]:
     """Token ids and labels of many examples; sequences longer than ``max_length`` are cut at the end."""
+    if not prompts:  # a tokenizer given no texts fails with an IndexError
+        return []
     heads = tokenizer([render_prompt(p) for p in prompts])["input_ids"]  # BOS first
     tails = tokenizer([r + END for r in replies], add_special_tokens=False)["input_ids"]
     encoded = []

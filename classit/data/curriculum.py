@@ -25,6 +25,8 @@ its share, nothing dropped), logged per source.
 """
 
 import math
+import signal
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -36,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from classit.data import store
 from classit.data.chat import install_chat_template
 from classit.data.source import Source
-from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, load_tokenizer
+from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, check_vocab_size, load_tokenizer
 from classit.lightning_state import (
     epoch_batches_done,
     rescale_batch_counts,
@@ -150,10 +152,7 @@ class CurriculumDataModule(L.LightningDataModule):
         check_stages(sources, self.stages)
         if not 0 < val_every <= 1:
             raise ValueError(f"data.val_every: a fraction of the run in (0, 1], not {val_every}")
-        for key, value in {"batch_size": batch_size, "micro_batch_size": micro_batch_size, "block_size": block_size}.items():
-            if value is not None and value < 1:
-                raise ValueError(f"data.{key}: a positive number of {'tokens' if key == 'block_size' else 'sequences'}, "
-                                 f"not {value}")
+        check_sizes(batch_size, micro_batch_size, block_size, None if tokenizer else vocab_size)
         self.sources, self.batch_size, self.micro_batch_size = sources, batch_size, micro_batch_size
         self.block_size, self.tokenizer_path, self.requested_vocab_size = block_size, tokenizer, vocab_size
         self.data_dir, self.cache = store.data_dir(data_dir), store.cache_dir(cache_dir)
@@ -196,6 +195,7 @@ class CurriculumDataModule(L.LightningDataModule):
             else:
                 files = next((f for n in self.used if (f := self.sources[n].tokenizer_files())), None)
                 if not files:
+                    check_corpus_in_a_stage(self.sources, self.stages)
                     raise ValueError("data.tokenizer: no source has text to train a tokenizer on; "
                                      "give the pre-trained model's tokenizer folder")
                 tokenizer = cached_tokenizer(files, self.requested_vocab_size, self.cache)
@@ -313,7 +313,7 @@ class CurriculumDataModule(L.LightningDataModule):
         data = SourceData(names, datasets, [s.collate for s in sources])
         trainer = self.trainer
         return DataLoader(data, batch_size=None, sampler=RankBatches(), num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0,
+                          persistent_workers=self.num_workers > 0, worker_init_fn=ignore_stop_signals,
                           pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda")
 
     def train_dataloader(self) -> DataLoader:
@@ -403,9 +403,40 @@ class CurriculumDataModule(L.LightningDataModule):
             raise ValueError(f"the checkpoint was saved with data.batch_size {state['batch_size']}, this run has "
                              f"{self.batch_size}: resume with the run's own global batch")
         self._resume = state
+        # Lightning warns that a DataLoader without state cannot resume inside an epoch: this state resumes it
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
     def teardown(self, stage: str) -> None:
         self._resume = None
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker ignores ctrl-C and SIGTERM sent to the whole job (a terminal's process group, SLURM, docker
+    stop): the main process decides, saves its checkpoint and then ends its workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def check_corpus_in_a_stage(sources: dict, stages: list[Stage]) -> None:
+    """A corpus source (one with text to train the tokenizer on) left out of every stage stops naming it and the
+    stages: the run has no text to train its tokenizer on."""
+    for name, source in sources.items():
+        if not any(name in stage.sources for stage in stages) and source.tokenizer_files():
+            listed = "; ".join(f"{stage.name}: {', '.join(stage.sources)}" for stage in stages)
+            raise ValueError(f"data.stages: the corpus source '{name}' is in no stage ({listed}), so no tokenizer "
+                             f"can be trained; add '{name}' to a stage's sources, or set data.tokenizer to a "
+                             "tokenizer folder")
+
+
+def check_sizes(batch_size: int, micro_batch_size: int | None, block_size: int, vocab_size: int | None) -> None:
+    """Errors naming the config key, before any data work: a batch or block size below 1, a vocabulary to train
+    (``vocab_size``; None when a tokenizer folder is given) too small for the byte-level BPE."""
+    for key, value in {"batch_size": batch_size, "micro_batch_size": micro_batch_size, "block_size": block_size}.items():
+        if value is not None and value < 1:
+            raise ValueError(f"data.{key}: a positive number of {'tokens' if key == 'block_size' else 'sequences'}, "
+                             f"not {value}")
+    if vocab_size is not None:
+        check_vocab_size(vocab_size, "data.vocab_size")
 
 
 def check_stages(sources: dict, stages: list[Stage]) -> None:

@@ -3,18 +3,22 @@
 ``download`` fetches the sets of a manifest: single files (``path``) or zip archives
 (``extract`` maps a folder inside the archive to a folder of the data directory). Every
 file streams into ``<name>.part`` next to its destination, is checked against its
-sha256 and size, and only then is renamed into place; a failure deletes the ``.part``.
-Where the manifest gives no sha256, the digest of the first download is recorded in
-``sha256.lock.json`` in the download cache and checked on every later use.
+sha256 and size (and a zip's members against their CRCs), and only then is renamed into place;
+a failure deletes the ``.part``. Where the manifest gives no sha256, the digest of the first
+download known to be complete (the server's length matched, or the zip tested whole) is recorded
+in ``sha256.lock.json`` in the download cache and checked on every later use; ``refresh``
+fetches the sets again and records their digests anew.
 """
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +46,7 @@ MANIFEST = {
         {"url": _OSF.format("6819fd8d91a6c4b6d4159848"), "name": "babylm-2025-train_10M.zip", "sha256": None,
          "size": None, "extract": {"train_10M": "babylm-corpus/train_10M"}},
     ],
+    # the full sets, with the hidden tasks' folders: wug_past_tense, comps and aoa (cdi_childes.json)
     "eval": [{**_EVALUATION_DATA, "extract": {"full_eval": "babylm-eval"}}],
     "eval-fast": [{**_EVALUATION_DATA, "extract": {"fast_eval": "babylm-eval-fast"}}],
 }
@@ -71,11 +76,24 @@ def _write_lock(cache: Path, lock: dict) -> None:
     os.replace(tmp, cache / LOCK_FILE)
 
 
-def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = None, note: str = "") -> str:
-    """Download ``url`` to ``dest`` atomically with a progress bar; return the sha256 of what was written.
+def check_zip(archive: Path, url: str) -> None:
+    """Raise ``DownloadError`` naming ``url`` unless ``archive`` is a zip whose every member reads back whole."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        bad = error
+    if bad is not None:
+        raise DownloadError(f"{url}: not a valid zip archive ({bad}); the file was deleted, run again to retry")
 
-    A wrong ``sha256`` (its error ends with ``note``) or ``size``, an HTTP error or a truncated
-    body raises ``DownloadError`` naming the URL, and leaves neither ``dest`` nor its ``.part`` behind.
+
+def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = None, note: str = "",
+          archive: bool = False) -> tuple[str, bool]:
+    """Download ``url`` to ``dest`` atomically with a progress bar; return the sha256 of what was written and
+    whether it is known complete (the server said its length, or ``archive``: the zip tested whole).
+
+    A wrong ``sha256`` (its error ends with ``note``) or ``size``, an HTTP error, a truncated body or
+    a broken zip raises ``DownloadError`` naming the URL, and leaves neither ``dest`` nor its ``.part`` behind.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -97,17 +115,19 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
         if sha256 is not None and digest.hexdigest() != sha256:
             raise DownloadError(f"{url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()}; "
                                 f"the file was deleted{note}")
+        if archive:
+            check_zip(part, url)
         os.replace(part, dest)
     except urllib.error.HTTPError as error:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: download failed: {getattr(error, 'reason', error)}") from error
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    return digest.hexdigest()
+    return digest.hexdigest(), total is not None or archive
 
 
 def _verified(path: Path, sha256: str | None, size: int | None) -> bool:
@@ -122,9 +142,11 @@ def _get(entry: dict, dest: Path, base_url: str | None, cache: Path) -> bool:
     if _verified(dest, expected, entry.get("size")):
         return False
     note = "" if entry.get("sha256") else (f" (the expected digest was recorded at the first download in "
-                                           f"{cache / LOCK_FILE}; remove it there if the source changed on purpose)")
-    digest = fetch(rebase(entry["url"], base_url), dest, expected, entry.get("size"), note)
-    if expected is None:  # trust on first use
+                                           f"{cache / LOCK_FILE}; if the source changed on purpose, "
+                                           f"`classit data download --refresh true` fetches it again and records it)")
+    digest, complete = fetch(rebase(entry["url"], base_url), dest, expected, entry.get("size"), note,
+                             archive="extract" in entry)
+    if expected is None and complete:  # trust on first use
         _write_lock(cache, {**_read_lock(cache), entry["url"]: digest})
     return True
 
@@ -139,9 +161,11 @@ def _member_path(name: str, folder: str) -> PurePosixPath | None:
 
 
 def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
-    """Extract the files under ``folder`` (anywhere in the zip) into ``dest``, which appears only when complete."""
-    tmp = dest.with_name(dest.name + ".part")
+    """Extract the files under ``folder`` (anywhere in the zip) into ``dest``, which appears (or is replaced)
+    only when complete."""
+    tmp, old = dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [(info, _member_path(info.filename, folder)) for info in zf.infolist()]
@@ -154,9 +178,13 @@ def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # refreshed: the old folder goes only once the new one is complete
+            os.replace(dest, old)
         os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
     except zipfile.BadZipFile as error:
-        raise DownloadError(f"{url}: {archive} is not a valid zip archive ({error}); delete it and run again") from None
+        raise DownloadError(f"{url}: {archive} is not a valid zip archive ({error}); "
+                            f"`classit data download --refresh true` fetches it again") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -171,13 +199,15 @@ def load_manifest(manifest: dict | str | Path | None = None) -> dict:
 
 
 def download(out: Path, sets: list[str], manifest: dict | str | Path | None = None, base_url: str | None = None,
-             cache: Path | None = None) -> list[Path]:
+             cache: Path | None = None, refresh: bool = False) -> list[Path]:
     """Download ``sets`` of the manifest into the data directory ``out``; return what was written.
 
     An entry is a file ``{"url", "path", "sha256", "size"}`` stored at ``out/path``, or a zip
     ``{"url", "name", "sha256", "size", "extract": {folder in zip: folder under out}}`` kept in
     ``cache`` (default ``cache_dir()/downloads``) as ``name``. Verified files and extracted
-    folders already present are skipped. ``base_url`` replaces the host of every URL (mirrors, tests).
+    folders already present are skipped, unless ``refresh``: then the digests recorded for the sets are
+    dropped, so their files are fetched again and their folders extracted again. ``base_url`` replaces
+    the host of every URL (mirrors, tests).
     """
     manifest = load_manifest(manifest)
     unknown = [name for name in sets if name not in manifest]
@@ -186,25 +216,30 @@ def download(out: Path, sets: list[str], manifest: dict | str | Path | None = No
     out = Path(out).expanduser()
     cache = Path(cache) if cache is not None else cache_dir() / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
+    entries = [entry for name in sets for entry in manifest[name]]
+    if refresh:
+        urls = {entry["url"] for entry in entries}
+        _write_lock(cache, {url: digest for url, digest in _read_lock(cache).items() if url not in urls})
     written = []
-    for entry in (entry for name in sets for entry in manifest[name]):
+    for entry in entries:
         if "path" in entry:
             if _get(entry, out / entry["path"], base_url, cache):
                 written.append(out / entry["path"])
             continue
-        missing = {folder: out / target for folder, target in entry["extract"].items() if not (out / target).is_dir()}
+        missing = {folder: out / target for folder, target in entry["extract"].items()
+                   if refresh or not (out / target).is_dir()}
         if not missing:
             continue
         archive = cache / entry["name"]
         _get(entry, archive, base_url, cache)
         for folder, dest in missing.items():
-            extract(archive, folder, dest, entry["url"])
+            extract(archive, folder, dest, rebase(entry["url"], base_url))
             written.append(dest)
     return written
 
 
 def download_command(out: str | None = None, sets: str = ",".join(DEFAULT_SETS), base_url: str | None = None,
-                     manifest: str | None = None) -> None:
+                     manifest: str | None = None, refresh: bool = False) -> None:
     """Download the official BabyLM 2025 corpus and evaluation data, verified, into a data directory.
 
     Args:
@@ -212,10 +247,11 @@ def download_command(out: str | None = None, sets: str = ",".join(DEFAULT_SETS),
         sets: comma-separated: ``corpus`` (100M words + dev), ``corpus-small`` (10M words), ``eval``, ``eval-fast``.
         base_url: fetch from this host instead of the official one (a mirror).
         manifest: a JSON manifest to use instead of the official sources.
+        refresh: fetch the sets again even where present, and record their digests anew (the source changed).
     """
     target = Path(out or os.environ.get(DATA_ENV) or cache_dir() / "data").expanduser()
     names = [name.strip() for name in sets.split(",") if name.strip()]
-    written = download(target, names, manifest, base_url)
+    written = download(target, names, manifest, base_url, refresh=refresh)
     for path in written:
         print(f"fetched {path}")
     if not written:

@@ -162,6 +162,7 @@ class InstructionFile(InstructionSource):
         if local.is_dir():
             data = load_from_disk(str(local))
         elif local.suffix == ".parquet" and local.is_file():
+            check_parquet(local)
             data = load_dataset("parquet", data_files=str(local), split="train")
         elif local.exists():
             raise ValueError(f"{local}: instruction data must be .jsonl, .parquet or a datasets folder")
@@ -172,11 +173,14 @@ class InstructionFile(InstructionSource):
             yield f"{where} row {i}", record
 
     def build_examples(self, split: str) -> list[Example]:
-        examples, words = [], 0
+        examples, words, records = [], 0, 0
         for where, record in self._records(split):
-            missing = [key for key in ("prompt", "reply") if not isinstance(record.get(key), str)]
-            if missing:
-                raise ValueError(f"{where}: missing field {missing[0]!r} (the CLASS-IT schema: prompt, reply, source)")
+            records += 1
+            for key in ("prompt", "reply"):
+                if record.get(key) is None:
+                    raise ValueError(f"{where}: missing field {key!r} (the CLASS-IT schema: prompt, reply, source)")
+                if not isinstance(record[key], str):
+                    raise ValueError(f"{where}: field {key!r} must be a string, got {type(record[key]).__name__}")
             if self.sources and record.get("source") not in self.sources:
                 continue
             example = Example(record["prompt"], record["reply"], record.get("source") or self.name, record.get("text") or "")
@@ -185,4 +189,22 @@ class InstructionFile(InstructionSource):
                 break
             examples.append(example)
             words += example.words
+        if not examples:
+            local = self.root / self._location(split)
+            where = local if local.exists() else self._location(split)
+            raise ValueError(f"{where}: no instruction examples" + (
+                f" with a source in {self.sources} (data.sources.{self.name}.init_args.sources)" if records else
+                " (it is empty); give examples with prompt, reply and source (`classit data build-it` writes them)"))
         return examples
+
+
+def check_parquet(path: Path) -> None:
+    """Stop in one line naming ``path`` when it is not a Parquet file (another format under the name, or cut short)."""
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        pyarrow.parquet.read_schema(path)
+    except pyarrow.ArrowException as error:
+        raise ValueError(f"{path}: not a Parquet file ({str(error).split('. ')[0]}); give a .parquet file, "
+                         "or the examples as .jsonl") from None

@@ -75,7 +75,28 @@ def bundled_sample(cache: Path) -> Path:
 
 def cache_dir(configured: str | None = None) -> Path:
     """Where tokenizers and tokenized corpora are cached: configured, ``$CLASSIT_CACHE_DIR`` or ~/.cache/classit."""
-    return Path(configured or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "classit").expanduser()
+    path = Path(configured or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "classit").expanduser()
+    if path.exists() and not path.is_dir():
+        key = "data.cache_dir" if configured else CACHE_ENV
+        raise ValueError(f"{key}: {path} is a file, a folder was expected for the cache; set {key} to a folder "
+                         "(it is made if missing)")
+    return path
+
+
+def output_folder(path: str | Path, what: str) -> Path:
+    """``path``, made (with its parents) if missing; a file in the way, or a folder this user cannot write in, stops
+    in one line naming it and ``what`` gave it (an option, a config key)."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"{path} ({what}): a file is in the way, a folder was expected; choose another path") from None
+    except OSError as error:
+        raise ValueError(f"{path} ({what}): cannot make this folder ({error.strerror}); choose one you can "
+                         "write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{path} ({what}): this folder is read-only for you; choose one you can write to")
+    return path
 
 
 def sha256sum(path: Path) -> str:

@@ -14,6 +14,16 @@ from classit.data.store import build_once, fingerprint
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
 SPECIAL_TOKENS = [PAD, BOS, EOS, *CHAT_TOKENS]
+MIN_VOCAB_SIZE = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())  # 6 special tokens + 256 bytes
+
+
+def check_vocab_size(vocab_size: int, key: str) -> None:
+    """Stop, naming the config key or option ``key``, when the BPE to train cannot hold its special tokens and
+    the 256 byte symbols it starts from."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"{key}: {vocab_size} tokens is too few; the byte-level BPE needs at least {MIN_VOCAB_SIZE} "
+                         f"({len(SPECIAL_TOKENS)} special tokens + 256 bytes) before any merge; the configs use "
+                         "8192 to 16384")
 
 
 def train_tokenizer(files: list[Path], vocab_size: int, out: Path) -> PreTrainedTokenizerFast:
@@ -82,5 +92,6 @@ def tokenizer_command(*, corpus: str, out: str, vocab_size: int = 16384, suffix:
         vocab_size: vocabulary size, special tokens included.
         suffix: which files of the folder to read.
     """
+    check_vocab_size(vocab_size, "--vocab_size")
     tok = train_tokenizer(corpus_files(Path(corpus), suffix), vocab_size, Path(out))
     print(f"tokenizer with {len(tok)} tokens written to {out}")

@@ -38,20 +38,34 @@ def _detail(task: str, summary: dict) -> str:
     return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
 
 
+def default_data_dir() -> Path:
+    """The data folder's ``babylm-eval``, or its ``babylm-eval-fast`` where only the fast sets are there (the bundled
+    sample), saying so."""
+    root = store.data_dir()
+    full, fast = root / "babylm-eval", root / "babylm-eval-fast"
+    if full.is_dir() or not fast.is_dir():
+        return full
+    print(f"data: no {full.name} in {root}: scoring the fast sets of {fast}")
+    return fast
+
+
 def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str | None = None, tasks: str | None = None,
              out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
              reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
              aoa_rule: Literal["official", "nospace"] = "official") -> dict:
-    """Score a model on the BabyLM zero-shot tasks as the BabyLM 2025 pipeline's causal backend does
-    (ties count as wrong); write ``OUT/summary.json`` and ``OUT/predictions/TASK.jsonl``. The ``aoa`` task scores a
-    run's milestone checkpoints instead (``OUT/AoA_word/``, see :func:`classit.eval.aoa.score_run`).
+    """Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does.
+
+    Scores as the pipeline's causal backend (ties count as wrong); writes ``OUT/summary.json`` and
+    ``OUT/predictions/TASK.jsonl``. The ``aoa`` task scores a run's milestone checkpoints instead (``OUT/AoA_word/``,
+    see :func:`classit.eval.aoa.score_run`).
 
     Args:
         model: a Hugging Face folder or a classit Lightning checkpoint (``.ckpt``).
         run: a run folder with ``milestones/chck_{N}M`` checkpoints (``lightning_logs/NAME/version_0``): the aoa task.
         data_dir: a folder laid out like BabyLM's ``evaluation_data/full_eval`` (fast-set folder names
-            work too); default ``$CLASSIT_DATA_DIR/babylm-eval``. Tasks without a folder are skipped (if
-            none has one, it stops).
+            work too); default ``$CLASSIT_DATA_DIR/babylm-eval``, or its ``babylm-eval-fast`` where only that is
+            there (the bundled sample's fast BLiMP and EWoK without a data folder). Tasks without a folder are
+            skipped (if none has one, it stops).
         tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, wug_past, comps, reading,
             aoa; default all but aoa with ``--model``, and aoa with ``--run``.
         out: output folder.
@@ -87,7 +101,9 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         raise ValueError("nothing to evaluate: give --model (the zero-shot tasks) or --run (the aoa task)")
     if model_tasks and not model:
         raise ValueError(f"--tasks {','.join(model_tasks)} need --model (a Hugging Face folder or .ckpt)")
-    root = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval"
+    if batch_size < 1:
+        raise ValueError(f"--batch_size: texts per forward pass, at least 1, not {batch_size}")
+    root = Path(data_dir) if data_dir else default_data_dir()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     if run:  # no checkpoints or no word file: stop before scoring anything
@@ -99,9 +115,10 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if model_tasks and not any(folders.values()):
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
-    out_dir = Path(out)
+    out_dir = store.output_folder(out, "--out")
     device = resolve_device(device)
     if model_tasks:
+        print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
         hf_model, tokenizer = load_pretrained(model)
         hf_model.to(device=device, dtype=torch.float32).eval()
         (out_dir / "predictions").mkdir(parents=True, exist_ok=True)

@@ -300,10 +300,10 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
              data_dir: str | None = None, lr: float = 3e-5, batch_size: int | None = None,
              max_epochs: int | None = None, max_length: int = 512, head: Literal["mlp", "linear"] = "mlp",
              selection: Literal["heldout", "valid"] = "heldout", limit_train: int | None = None) -> dict:
-    """Fine-tune a model on (Super)GLUE tasks with several seeds; write ``OUT/summary.json``,
-    ``OUT/runs/TASK_seedSEED.json`` and ``OUT/predictions/TASK_seedSEED.jsonl``.
+    """Fine-tune a model on (Super)GLUE tasks, once per task and seed, and score it.
 
-    Each (task, seed) picks its best epoch on the selection set and is scored on the task's validation
+    Writes ``OUT/summary.json``, ``OUT/runs/TASK_seedSEED.json`` and ``OUT/predictions/TASK_seedSEED.jsonl``. Each
+    (task, seed) picks its best epoch on the selection set and is scored on the task's validation
     file. A (task, seed) already finished in ``out`` with the same settings is not run again.
 
     Args:
@@ -332,18 +332,20 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
+    if not names:
+        raise ValueError(f"--tasks: no task given; choose from {', '.join(TASKS)}")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"--seeds: comma-separated integers (e.g. 42,43,44), not {seeds!r}") from None
+    if not seed_list:
+        raise ValueError("--seeds: no seed given; e.g. --seeds 42, or --seeds 42,43,44 for a mean over three runs")
+    for option, value in (("--batch_size", batch_size), ("--max_epochs", max_epochs)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option}: at least 1, not {value}")
     root = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval" / "glue_filtered"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
-    out_dir = Path(out)
-    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    (out_dir / "predictions").mkdir(exist_ok=True)
-    hf_model, tokenizer = load_pretrained(model)
-    decoder = hf_model.base_model
 
     data, skipped = {}, {}
     for task in names:  # every file is read and checked before any training
@@ -354,6 +356,14 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
             print(f"{task}: skipped ({skipped[task]})")
             continue
         data[task] = (train_file, read_examples(train_file, task), test_file, read_examples(test_file, task))
+    if not data:
+        raise FileNotFoundError(f"nothing to fine-tune: no files in {root} for "
+                                + "; ".join(f"{task} ({why})" for task, why in skipped.items()))
+    out_dir = store.output_folder(out, "--out")
+    (out_dir / "runs").mkdir(exist_ok=True)
+    (out_dir / "predictions").mkdir(exist_ok=True)
+    hf_model, tokenizer = load_pretrained(model)
+    decoder = hf_model.base_model
 
     records = {}
     for task, (train_file, train, test_file, test) in data.items():

@@ -4,10 +4,12 @@ The config is parsed exactly as ``classit fit`` parses it (same overrides), the 
 meta device, and the data is prepared as a fit would (tokenizer and token caches are reused by the
 fit). Where an official split is absent (``train_100M``, ``train_10M``), its sources are measured on
 the 3M-word sample of the data folder and scaled to the split's nominal size: those numbers are
-estimates, and the plan says so.
+estimates, and the plan says so. A source whose files are absent altogether (SwDA not copied yet) leaves
+its stages' length unknown, and with it the LR of their phase and what follows: the plan says which and why.
 """
 
 import argparse
+import itertools
 import json
 import re
 import warnings
@@ -66,8 +68,16 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
     micro, accumulate = datamodule.micro_batches(world)
     limit, max_steps = trainer.limit_train_batches, trainer.max_steps
     hp = model.hparams
+    absent = {name: e["unknown"] for name, e in estimates.items() if "unknown" in e}
     stages, step = [], 0
     for stage in datamodule.stages:
+        entry = {"name": stage.name, "sources": stage.sources, "epochs": stage.epochs, "first_step": step}
+        why = next((absent[n] for n in stage.sources if n in absent), None)
+        if why is not None or (step is None and max_steps > 0):  # unknown, or cut by max_steps at an unknown step
+            stages.append({**entry, "steps": None, "sequences": None, "tokens": None, "words": None,
+                           "unknown": why or "max_steps may end the run before it"})
+            step = None
+            continue
         per_epoch = datamodule.stage_steps(stage, accumulate, limit)
         full = datamodule.stage_steps(stage, accumulate)
         steps = stage.epochs * per_epoch
@@ -75,43 +85,59 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
             steps = max(min(steps, max_steps - step), 0)
         tokens, words, sequences = _epoch_totals(datamodule, stage, per_epoch, full, estimates)
         epochs_done = steps / max(per_epoch, 1)
-        stages.append({"name": stage.name, "sources": stage.sources, "epochs": stage.epochs, "first_step": step,
-                       "steps": steps, "sequences": round(sequences * epochs_done), "tokens": round(tokens * epochs_done),
-                       "words": round(words * epochs_done)})
-        step += steps
+        stages.append({**entry, "steps": steps, "sequences": round(sequences * epochs_done),
+                       "tokens": round(tokens * epochs_done), "words": round(words * epochs_done)})
+        step = step + steps if step is not None else None
     total = step
     schedule = Schedule.build(datamodule.stage_plans(world, limit), Phase(hp.lr, hp.warmup, hp.min_lr_ratio), max_steps)
-    phases = schedule.phases
-    for s in stages:
+    # a phase's LR is known when its length is: none of its stages, nor any before it, is of unknown length
+    phase_of = list(itertools.accumulate(int(i == 0 or s.phase is not None) for i, s in enumerate(datamodule.stages)))
+    first_unknown = next((i for i, s in enumerate(stages) if s["steps"] is None), len(stages))
+    known_phases = len(schedule.phases) if first_unknown == len(stages) else phase_of[first_unknown] - 1
+    phases = [(start, length if k < known_phases else None, p) for k, (start, length, p) in enumerate(schedule.phases)]
+    for i, s in enumerate(stages):
         s["lr_start"], s["lr_end"] = ((schedule.lr(s["first_step"], hp.lr), schedule.lr(s["first_step"] + s["steps"] - 1, hp.lr))
-                                      if s["steps"] else (None, None))
-    val_every = max(1, round(total * datamodule.val_every))
+                                      if s["steps"] and phase_of[i] <= known_phases else (None, None))
+    val_every = max(1, round(total * datamodule.val_every)) if total is not None else None
     every = sorted({n for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and (n := every_n_train_steps(c))})
-    tokens = sum(s["tokens"] for s in stages)
+    tokens = sum(s["tokens"] or 0 for s in stages)  # of the stages of known length
     return {
         "devices": devices, "num_nodes": num_nodes, "parameters": model.num_parameters(), "block_size": datamodule.block_size,
         "global_batch_sequences": datamodule.batch_size, "global_batch_tokens": datamodule.batch_size * datamodule.block_size,
         "micro_batch_size": micro, "accumulate_grad_batches": accumulate,
-        "stages": stages, "total_steps": total, "warmup_steps": round(phases[0][2].warmup * phases[0][1]),
-        "phases": [{"first_step": start, "steps": length, "lr": p.lr if p.lr is not None else hp.lr,
-                    "warmup_steps": round(p.warmup * length), "decay": p.decay, "min_lr_ratio": p.min_lr_ratio,
-                    "reset_optimizer": p.reset_optimizer} for start, length, p in phases],
-        "tokens": tokens, "words": sum(s["words"] for s in stages),
-        "val_every_steps": val_every, "val_points": total // val_every,
+        "stages": stages, "total_steps": total, "warmup_steps": _warmup(*phases[0]),
+        "phases": [{"first_step": start if length is not None else None, "steps": length,
+                    "lr": p.lr if p.lr is not None else hp.lr, "warmup_steps": _warmup(start, length, p),
+                    "decay": p.decay, "min_lr_ratio": p.min_lr_ratio, "reset_optimizer": p.reset_optimizer}
+                   for start, length, p in phases],
+        "tokens": tokens, "words": sum(s["words"] or 0 for s in stages),
+        "val_every_steps": val_every, "val_points": total // val_every if total is not None else None,
         "val_sequences_per_source": datamodule.val_sequences, "val_sources": datamodule.val_sources,
         "checkpoint_every_steps": every[0] if every else None, "flops": float(model.flops_per_token) * tokens,
-        "estimated": {name: e["note"] for name, e in estimates.items()},
+        "estimated": {name: e["note"] for name, e in estimates.items() if "unknown" not in e},
+        "unknown": absent,
     }
 
 
-def _n(x: float) -> str:
+def _warmup(start: int, length: int | None, phase: Phase) -> int | None:
+    return round(phase.warmup * length) if length is not None else None
+
+
+def _n(x: float | None) -> str:
+    if x is None:
+        return "?"
     for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= size:
             return f"{x / size:.2f}{unit}"
     return f"{x:.0f}"
 
 
+def _c(x: int | None) -> str:
+    return "?" if x is None else f"{x:,}"
+
+
 def print_plan(plan: dict, config: str) -> None:
+    """The plan as text; ``?`` where a stage's data is absent (each such source said at the end, with why)."""
     print(f"plan: {config} on {plan['devices']} device(s) × {plan['num_nodes']} node(s)")
     print(f"model: {plan['parameters'] / 1e6:.1f}M parameters, context {plan['block_size']}")
     print(f"global batch: {plan['global_batch_sequences']} sequences × {plan['block_size']} tokens = "
@@ -120,21 +146,25 @@ def print_plan(plan: dict, config: str) -> None:
     print(f"\n{'stage':<16}{'sources':<26}{'epochs':>6}{'steps':>9}{'sequences':>11}{'tokens':>9}{'words':>9}"
           f"   lr start → end")
     for s in plan["stages"]:
-        lrs = f"{s['lr_start']:.2e} → {s['lr_end']:.2e}" if s["steps"] else "-"
-        print(f"{s['name']:<16}{', '.join(s['sources']):<26}{s['epochs']:>6}{s['steps']:>9,}{s['sequences']:>11,}"
+        lrs = "-" if s["steps"] == 0 else "?" if s["lr_start"] is None else f"{s['lr_start']:.2e} → {s['lr_end']:.2e}"
+        print(f"{s['name']:<16}{', '.join(s['sources']):<26}{s['epochs']:>6}{_c(s['steps']):>9}{_c(s['sequences']):>11}"
               f"{_n(s['tokens']):>9}{_n(s['words']):>9}   {lrs}")
-    print(f"\ntotal: {plan['total_steps']:,} optimizer steps, {_n(plan['tokens'])} tokens, {_n(plan['words'])} words, "
-          f"≈{plan['flops']:.2e} FLOPs")
+    known = "" if plan["total_steps"] is not None else " (the stages of known length; the run's length is unknown)"
+    print(f"\ntotal: {_c(plan['total_steps'])} optimizer steps, {_n(plan['tokens'])} tokens, {_n(plan['words'])} "
+          f"words, ≈{plan['flops']:.2e} FLOPs{known}")
     for i, p in enumerate(plan["phases"]):
-        print(f"phase {i}: steps {p['first_step']:,}–{p['first_step'] + p['steps'] - 1:,}, peak LR {p['lr']:.2e}, "
-              f"warm-up {p['warmup_steps']:,} steps, {p['decay']} to ×{p['min_lr_ratio']}"
-              + (", fresh optimizer state" if p["reset_optimizer"] else ""))
-    print(f"validation: every {plan['val_every_steps']:,} steps ({plan['val_points']} times), "
+        steps = (f"steps {p['first_step']:,}–{p['first_step'] + p['steps'] - 1:,}" if p["steps"] is not None
+                 else "steps unknown")
+        print(f"phase {i}: {steps}, peak LR {p['lr']:.2e}, warm-up {_c(p['warmup_steps'])} steps, {p['decay']} to "
+              f"×{p['min_lr_ratio']}" + (", fresh optimizer state" if p["reset_optimizer"] else ""))
+    print(f"validation: every {_c(plan['val_every_steps'])} steps ({_c(plan['val_points'])} times), "
           f"{plan['val_sequences_per_source']} sequences of each of: {', '.join(plan['val_sources']) or 'none'}")
     if plan["checkpoint_every_steps"]:
         print(f"checkpoints: every {plan['checkpoint_every_steps']:,} steps, and last.ckpt at the end")
     for name, note in plan["estimated"].items():
         print(f"estimated: {name}: {note}")
+    for name, why in plan["unknown"].items():
+        print(f"unknown: {name}: {why}")
 
 
 def load(args: list[str]):
@@ -147,11 +177,32 @@ def load(args: list[str]):
         cli = ClassitCLI(args=args + overrides, run=False)
     datamodule = cli.datamodule
     estimates = use_sample_where_absent(datamodule)
-    datamodule.prepare_data()
-    datamodule.setup("plan")
+    for name, why in prepare_present(datamodule).items():
+        estimates[name] = {"scale": 1.0, "unknown": why}
     for name, e in estimates.items():
         datamodule.sizes[name] = round(datamodule.sizes[name] * e["scale"])
     return cli, estimates
+
+
+def prepare_present(datamodule) -> dict[str, str]:
+    """Prepare and set up the data as a fit does, leaving out the sources whose files are absent (their size 0):
+    ``{source: why}``."""
+    datamodule.load_tokenizer()  # the corpus is needed: its absence stops the plan
+    absent = {}
+    for name in datamodule.used:
+        try:
+            datamodule.sources[name].prepare()
+        except FileNotFoundError as error:
+            absent[name] = str(error)
+    used, stages = datamodule.used, datamodule.stages
+    datamodule.used = [name for name in used if name not in absent]
+    datamodule.stages = [stage for stage in stages if not absent.keys() & set(stage.sources)]
+    try:
+        datamodule.setup("plan")
+    finally:
+        datamodule.used, datamodule.stages = used, stages
+    datamodule.sizes.update(dict.fromkeys(absent, 0))
+    return absent
 
 
 def plan_command(argv: list[str]) -> dict:

@@ -1,0 +1,45 @@
+"""Will a training step fit? The model's estimate for one micro-batch against the memory the device has free,
+checked before a fit prepares any data."""
+
+import os
+from pathlib import Path
+
+import torch
+
+GIB = 2 ** 30
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device``: CUDA's free memory, or the host's available memory within this process's cgroup
+    limit; None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    meminfo = Path("/proc/meminfo")
+    lines = meminfo.read_text().splitlines() if meminfo.is_file() else []
+    kib = next((int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), None)
+    free = kib * 1024 if kib is not None else os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit, used = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
+    if limit.is_file() and used.is_file() and limit.read_text().strip().isdigit():
+        free = min(free, int(limit.read_text()) - int(used.read_text()))
+    return free
+
+
+def check_memory(model, data, trainer) -> None:
+    """Stop in one line, naming the keys to lower, when the model's estimate for one micro-batch exceeds the memory
+    free on the device (on CPU the node's processes share the host's). Not on CUDA under a forking strategy, which
+    needs CUDA untouched before it forks."""
+    device, launcher = trainer.strategy.root_device, trainer.strategy.launcher
+    if device.type == "cuda" and launcher is not None and launcher.is_interactive_compatible:
+        return
+    micro, _ = data.micro_batches(trainer.world_size)
+    need = model.training_memory(micro, half=str(trainer.precision).startswith(("16", "bf16")))
+    processes = trainer.num_devices if device.type == "cpu" else 1
+    free = free_memory(device)
+    if free is not None and need * processes > free:
+        each = f" each, for {processes} processes" if processes > 1 else ""
+        raise ValueError(f"data.block_size: micro-batches of {micro} sequences × {data.block_size} tokens need "
+                         f"≈{need / GIB:.1f} GiB to train{each} (weights, optimizer state, activations, logits), "
+                         f"more than the {free / GIB:.1f} GiB free on {device}; lower data.micro_batch_size "
+                         "(gradient accumulation keeps the global batch) or data.block_size")
