@@ -3,13 +3,38 @@
 import itertools
 import json
 import os
+import signal
 import sys
 
 from jsonargparse import CLI
 
+from classit.lightning_state import quiet_logs
 from classit.train.host_memory import keep_freed_memory
 
-LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+LIGHTNING_COMMANDS = {"fit", "validate"}
+COMMANDS = {  # what `classit --help` lists, one line each
+    "fit": "train a model on a config's curriculum: --config CONFIG [--KEY VALUE ...] (LightningCLI)",
+    "validate": "the validation loss of a config's model and data (--ckpt_path CKPT for trained weights)",
+    "plan": "what `classit fit` would do on N devices (steps, LR, tokens, FLOPs), without training",
+    "study": "every fit of a study config, then its evaluations and the report",
+    "tokenizer": "train the byte-level BPE tokenizer on a corpus folder",
+    "export": "a Lightning checkpoint as a Hugging Face folder (model and tokenizer)",
+    "evaluate": "the BabyLM zero-shot tasks (BLiMP, EWoK, ...) on a model; aoa over a run's milestones",
+    "compare": "two results folders (classit or the BabyLM pipeline), task by task and item by item",
+    "finetune": "fine-tune and score a model on (Super)GLUE tasks, over several seeds",
+    "report": "one report (tables, intervals, plots) from the evaluations of several conditions and seeds",
+    "submission": "the BabyLM 2025 submission file from a results tree",
+    "data download": "the official BabyLM corpus and evaluation data, verified, into a data folder",
+    "data build-it": "the CLASS-IT instruction sets (Switchboard, Simple Wikipedia) as JSONL",
+}
+HELP = "\n".join([
+    "usage: classit COMMAND [options]        classit COMMAND --help: the command's options",
+    "",
+    "Train, plan and study BabyLMs; evaluate, fine-tune and report them (README.md: the whole workflow).",
+    "",
+    "commands:",
+    *(f"  {name:<15} {line}" for name, line in COMMANDS.items()),
+])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
     keep_freed_memory()
+    quiet_logs()
     try:
         run(sys.argv[1:] if argv is None else argv, from_command_line=argv is None)
     except user_errors as error:
@@ -28,9 +54,21 @@ def main(argv: list[str] | None = None) -> None:
         while isinstance(inner := error.__cause__ if error.__suppress_context__ else error.__context__, user_errors):
             error = inner
         sys.exit(f"classit: error: {error}")
+    except KeyboardInterrupt:  # ctrl-C outside training (a run's own stop saves and exits on its own)
+        sys.stderr.write("classit: interrupted\n")
+        sys.exit(128 + signal.SIGINT)
 
 
 def run(argv: list[str], from_command_line: bool = False) -> None:
+    if not argv:
+        sys.exit(HELP)
+    if argv[0] in ("-h", "--help"):
+        print(HELP)
+        return
+    if argv[0] in ("test", "predict"):
+        raise ValueError(f"classit {argv[0]}: BabyLM has no {argv[0]} step; `classit validate --config CONFIG "
+                         "--ckpt_path CKPT` gives the validation loss, `classit evaluate --model MODEL` the zero-shot "
+                         "scores")
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from classit.train.fit import ClassitCLI
         ClassitCLI(args=None if from_command_line else argv)
@@ -59,10 +97,9 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
 
     CLI({"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
          "finetune": finetune, "report": report, "submission": submission_command,
-         "data": {"download": download_command, "build-it": build_it}},
-        args=argv,
-        description="classit: fit|validate|test --config CONFIG (LightningCLI), plan --config CONFIG, "
-                    "study --config STUDY, or one of the commands below")
+         "data": {"_help": "Data: download the official sets; build the instruction sets as JSONL.",
+                  "download": download_command, "build-it": build_it}},
+        args=argv, description="classit: `classit --help` lists every command")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,15 @@ class BabyLM(L.LightningModule):
         cfg = self.model.config
         return 6 * self.num_parameters() + 12 * cfg.num_hidden_layers * cfg.hidden_size * self.hparams.block_size
 
+    def training_memory(self, sequences: int, half: bool = False) -> int:
+        """Bytes that training one micro-batch of ``sequences`` × ``block_size`` tokens holds at its peak: float32
+        weights, gradients and AdamW moments, the activations kept for backward (``half``: 16-bit ones) and the
+        logits with their float32 log-probabilities and gradient (within 3% of the measured peak on CPU)."""
+        hp, width = self.hparams, 2 if half else 4
+        mlp = hp.intermediate_size or 4 * hp.n_embd
+        per_token = hp.n_layer * (10 * hp.n_embd + 4 * mlp) * width + hp.vocab_size * (width + 8)
+        return 16 * self.num_parameters() + sequences * hp.block_size * per_token
+
     def load_weights(self, path: str) -> None:
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
         if Path(path).is_dir():
@@ -171,11 +180,14 @@ class BabyLM(L.LightningModule):
         if data is not None and data.tokenizer is not None:
             self.tokenizer = data.tokenizer
             if len(self.tokenizer) != self.hparams.vocab_size:
-                raise ValueError(f"tokenizer {self.tokenizer.name_or_path} has {len(self.tokenizer)} tokens "
-                                 f"but model.vocab_size is {self.hparams.vocab_size}")
+                raise ValueError(f"data.vocab_size: {self.hparams.vocab_size}, but the tokenizer "
+                                 f"{self.tokenizer.name_or_path} has {len(self.tokenizer)} tokens (a small corpus "
+                                 f"has no more merges); set data.vocab_size: {len(self.tokenizer)}")
             if self.init_tokenizer is not None:
                 check_same_tokenizer(self.init_tokenizer, self.tokenizer, f"model.init_from {self.hparams.init_from}")
         self.val_names = list(data.val_sources if data is not None else []) or ["val"]
+        block = torch.zeros(1, self.hparams.block_size, dtype=torch.long)
+        self.example_input_array = ({"input_ids": block, "labels": block},)  # the model summary's FLOPs: one block
 
     def _check_attention(self, stage: str) -> None:
         """Flash attention computes in 16 bits only (``auto`` then takes sdpa); flex attention has no CPU backward."""
@@ -339,12 +351,30 @@ def tokenizer_from_bytes(data: bytes):
         return load_tokenizer(tmp)
 
 
+def check_weights(folder: Path) -> None:
+    """Stop in one line naming the file when a Hugging Face folder holds no weights, or safetensors cut short."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files and not list(folder.glob("pytorch_model*.bin")):
+        raise FileNotFoundError(f"{folder}: no model weights (model.safetensors) in this model folder; export the "
+                                "model again (`classit export`) or copy its weights there")
+    for file in files:
+        try:
+            with safe_open(file, "pt"):
+                pass
+        except SafetensorError as error:
+            raise ValueError(f"{file}: damaged model weights ({str(error).removeprefix('Error while ')}); "
+                             "copy or export the model again") from None
+
+
 def load_pretrained(path: str | Path):
     """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint."""
     path = Path(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
+        check_weights(path)
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")

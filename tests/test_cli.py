@@ -136,3 +136,61 @@ def test_missing_instruction_data_stops_naming_its_key(data_root, tokenizer, tmp
         main(["fit", "--config", str(Path(DEMO).with_name("demo_seq.yaml")), "--data.data_dir", str(data),
               "--data.tokenizer", tokenizer.name_or_path, *override])
     assert str(done.value.code).startswith("classit: error: " + expected.format(data=data)), done.value.code
+
+
+@pytest.mark.parametrize("override, expected", [
+    (["--data.block_size", "1000000"], "data.block_size: micro-batches of 16 sequences × 1000000 tokens need ≈"),
+    (["--data.vocab_size", "10"], "data.vocab_size: 10 tokens is too few; the byte-level BPE needs at least 262"),
+    (["--data.batch_size", "0"], "data.batch_size: a positive number of sequences, not 0"),
+    (["--data.micro_batch_size", "-2"], "data.micro_batch_size: a positive number of sequences, not -2"),
+], ids=["block_size", "vocab_size", "batch_size", "micro_batch_size"])
+def test_sizes_stop_in_one_line_before_any_data_is_prepared(data_root, tmp_path, override, expected):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", DEMO, "--data.cache_dir", str(tmp_path / "cache"),
+              "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *override])
+    message = str(done.value.code)
+    assert message.startswith("classit: error: " + expected) and "\n" not in message, message
+    if "block_size" in expected:  # the estimate against the free memory, and what to lower
+        assert "GiB free on cpu; lower data.micro_batch_size" in message and message.endswith("or data.block_size")
+    assert not (tmp_path / "cache").exists()  # no tokenizer trained, nothing tokenized
+
+
+def test_tokenizer_command_refuses_a_vocabulary_below_its_bytes(data_root, tmp_path):
+    with pytest.raises(SystemExit) as done:
+        main(["tokenizer", "--corpus", str(data_root / "babylm-corpus" / "train_3M"), "--out", str(tmp_path / "tok"),
+              "--vocab_size", "100"])
+    assert str(done.value.code).startswith("classit: error: --vocab_size: 100 tokens is too few; the byte-level BPE "
+                                           "needs at least 262 (6 special tokens + 256 bytes)")
+    assert not (tmp_path / "tok").exists()
+
+
+COMMANDS = ["fit", "validate", "plan", "study", "tokenizer", "export", "evaluate", "compare", "finetune",
+            "report", "submission", "data download", "data build-it"]
+
+
+def test_help_lists_every_command_one_line_each(capsys):
+    main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("usage: classit COMMAND")
+    for command in COMMANDS:
+        assert sum(line.startswith(f"  {command}  ") for line in lines) == 1, command
+    with pytest.raises(SystemExit) as done:
+        main([])  # no command: the same list, and a failure
+    assert done.value.code != 0 and all(f"  {command}  " in done.value.code for command in COMMANDS)
+    with pytest.raises(SystemExit) as done:
+        main(["test", "--config", DEMO])  # Lightning's test loop: BabyLM has none
+    assert str(done.value.code).startswith("classit: error: classit test: BabyLM has no test step; `classit validate")
+
+
+@pytest.mark.parametrize("command, description", [
+    (["data"], "Data: download the official sets; build the instruction sets as JSONL."),
+    (["finetune"], "Fine-tune a model on (Super)GLUE tasks, once per task and seed, and score it."),
+    (["evaluate"], "Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does."),
+])
+def test_subcommand_help_opens_with_a_whole_sentence(capsys, command, description):
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    paragraph = " ".join(text.split("\n\n")[1].split())  # the description, after the usage
+    assert paragraph == description

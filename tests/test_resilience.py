@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -129,13 +130,105 @@ def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tmp_path, 
     assert [step for step, _ in scalars(run)["train/loss"]] == [0, 1, 2, 3, 4, 5]
 
 
-def test_second_ctrl_c_aborts_at_once(tmp_path, data_root, tokenizer):
+def test_second_ctrl_c_exits_at_once_unsaved(tmp_path, data_root, tokenizer):
     data = small_corpus(data_root, tmp_path / "data")
     twice = [{"class_path": SIGNAL_PROBE, "init_args": {"signal_name": "SIGINT", "step": 2, "times": 2}}]
     out, _, code = cli(fit_config(tmp_path, "abort", data, tokenizer, callbacks=twice, accumulate_grad_batches=2))
-    assert code == 1, out[-3000:]
-    assert "KeyboardInterrupt" in out
-    assert not list((tmp_path / "logs").rglob("*.ckpt"))
+    assert code == 130, out[-3000:]
+    assert "classit: second SIGINT: exiting now without a new checkpoint; no checkpoint was saved" in out
+    assert "Traceback" not in out and not list((tmp_path / "logs").rglob("*.ckpt"))
+
+
+class TouchAt(L.Callback):
+    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job)."""
+
+    def __init__(self, step: int, path: str):
+        self.step, self.path = step, path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            Path(self.path).touch()
+
+
+class HangAt(L.Callback):
+    """A step that never ends: sleeps at the start of the first micro-batch after ``step`` optimizer steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            time.sleep(600)
+
+
+def job(config: Path, *args: str) -> subprocess.Popen:
+    """``classit fit`` as a job of its own: a new process group, as a terminal's foreground job or a batch job."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    return subprocess.Popen([sys.executable, "-m", "classit.cli", "fit", "--config", str(config), *args],
+                            cwd=config.parent, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def signal_job_when(process: subprocess.Popen, ready: Path, signum: int) -> tuple[str, int]:
+    """Send ``signum`` to the job's whole process group (its DataLoader workers too) once ``ready`` exists."""
+    deadline = time.monotonic() + 300
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signum)
+    out, _ = process.communicate(timeout=300)
+    return out, process.returncode
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_job_saves_and_the_resumed_run_stays_resumed(tmp_path, data_root, tokenizer, signame):
+    """SLURM, docker stop and a terminal's ctrl-C signal every process of the job, DataLoader workers too."""
+    data = small_corpus(data_root, tmp_path / "data")
+    ready = tmp_path / "ready"
+    touch = [{"class_path": "test_resilience.TouchAt", "init_args": {"step": 3, "path": str(ready)}}]
+    config = lambda **kw: fit_config(tmp_path, "job", data, tokenizer, max_steps=12, **kw)
+    checkpoints = tmp_path / "logs" / "job" / "version_0" / "checkpoints"
+    process = job(config(callbacks=touch), "--ckpt_path", "last", "--data.num_workers", "2")
+    out, code = signal_job_when(process, ready, signal.Signals[signame])
+    assert code == 128 + signal.Signals[signame], out[-3000:]
+    assert f"classit: {signame}: saved {checkpoints / 'last.ckpt'} at step" in out
+    assert "Traceback" not in out and "DataLoader worker" not in out, out[-3000:]
+    stopped = load_checkpoint(checkpoints / "last.ckpt")["global_step"]
+    assert 3 <= stopped < 12
+    if signame == "SIGINT":
+        return
+
+    out, _, code = cli(config(), "--ckpt_path", "last", "--data.num_workers", "2")  # resumed to the end
+    assert code == 0, out[-3000:]
+    assert "not resumable" not in out
+    assert not [p.name for p in checkpoints.iterdir() if p.name.startswith("last-v")]
+    assert load_checkpoint(checkpoints / "last.ckpt")["global_step"] == 12  # the newest state, not the stop's
+    out, _, code = cli(config(), "--ckpt_path", "last")  # a requeued job of a finished run
+    assert code == 0, out[-3000:]
+    assert f"classit: {checkpoints / 'last.ckpt'} is the end of its run (step 12): nothing left to train" in out
+    out, _, code = cli(fit_config(tmp_path, "straight", data, tokenizer, max_steps=12))
+    assert code == 0, out[-3000:]
+    resumed = load_file(checkpoints.parent / "hf" / "model.safetensors")
+    for name, tensor in load_file(tmp_path / "logs" / "straight" / "version_0" / "hf" / "model.safetensors").items():
+        assert torch.equal(resumed[name], tensor), name  # stopped by the job's signal, resumed: the same weights
+
+
+def test_a_step_that_cannot_end_exits_after_the_grace_period(tmp_path, data_root, tokenizer):
+    data = small_corpus(data_root, tmp_path / "data")
+    ready = tmp_path / "ready"
+    probes = [{"class_path": "test_resilience.TouchAt", "init_args": {"step": 2, "path": str(ready)}},
+              {"class_path": "test_resilience.HangAt", "init_args": {"step": 2}}]
+    config = fit_config(tmp_path, "hang", data, tokenizer, callbacks=probes, checkpoint_every=1)
+    resolved = yaml.safe_load(config.read_text())
+    entry = next(c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("CheckpointOnSignal"))
+    entry["init_args"] = {"grace": 2}
+    config.write_text(yaml.safe_dump(resolved))
+    started = time.monotonic()
+    out, code = signal_job_when(job(config), ready, signal.SIGTERM)
+    assert code == 143 and time.monotonic() - started < 120, out[-3000:]
+    last = tmp_path / "logs" / "hang" / "version_0" / "checkpoints" / "last.ckpt"
+    assert f"classit: no step boundary within 2s (CheckpointOnSignal.grace): exiting now without a new checkpoint; " \
+           f"the last checkpoint is {last}" in out
+    assert load_checkpoint(last)["global_step"] == 2  # the periodic save before the step that hung
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,9 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
             batch_size: texts per forward pass.
             max_items: score at most this many items per task, evenly spaced over the set (None: all).
         """
+        if batch_size < 1:
+            raise ValueError(f"MinimalPairEvalCallback's batch_size: texts per forward pass, at least 1, "
+                             f"not {batch_size}")
         self.tasks, self.every_n_steps, self.batch_size, self.max_items = list(tasks), every_n_steps, batch_size, max_items
         self.data_dir = data_dir
         self.items: dict[str, list] = {}
@@ -90,7 +93,8 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
-            rank_zero_info("zero-shot: " + ", ".join(f"{t} {s['macro']:.2f}" for t, s in self.results.items()))
+            rank_zero_info(f"zero-shot accuracy at step {trainer.global_step} (epoch {trainer.current_epoch}): "
+                           + ", ".join(f"{t} {s['macro']:.2f}%" for t, s in self.results.items()))
         return self.results
 
     def _scores(self, trainer: L.Trainer, model, task: str, device: torch.device) -> list[list[float]]:

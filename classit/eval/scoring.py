@@ -9,6 +9,7 @@ each option's remainder from that cache; :func:`score_plain` is the one-forward-
 """
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -65,6 +66,11 @@ def _token_logprobs(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch
     return logits.gather(-1, targets[:, None])[:, 0] - logits.logsumexp(-1)
 
 
+def _cache_name(model) -> str:
+    """transformers' name of the key/value cache, argument and output: ``cache`` (5.x), else ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _fp32(device: torch.device):
     """No ambient autocast: scores are computed in float32."""
     return torch.autocast(device.type, enabled=False) if device.type in ("cuda", "cpu") else contextlib.nullcontext()
@@ -81,7 +87,8 @@ def _score_batch(model, items: list[list[Encoded]], prefix_len: list[int], devic
            if len(o.ids) > n + 1]
     out = base(input_ids=ids, attention_mask=mask, position_ids=torch.arange(ids.size(1), device=device)[None].expand_as(ids),
                use_cache=bool(rem))
-    hidden, cache = out.last_hidden_state, out.past_key_values
+    cache_name = _cache_name(base)
+    hidden, cache = out.last_hidden_state, out.get(cache_name)
 
     # Prefix tokens 1..n-1 inside some option's span, scored once per item; position n-1 predicts each option's token n.
     rows, positions, targets, tails = [], [], [], []
@@ -113,7 +120,7 @@ def _score_batch(model, items: list[list[Encoded]], prefix_len: list[int], devic
         source = torch.tensor([b for b, _ in rem], device=device)
         cache.reorder_cache(source)
         starts = torch.tensor([prefix_len[b] for b, _ in rem], device=device)
-        out = base(input_ids=r_ids, attention_mask=torch.cat([mask[source], r_mask], 1), past_key_values=cache,
+        out = base(input_ids=r_ids, attention_mask=torch.cat([mask[source], r_mask], 1), **{cache_name: cache},
                    position_ids=starts[:, None] + torch.arange(r_ids.size(1), device=device)[None], use_cache=True)
         rows, positions, targets = [], [], []
         for r, (b, k) in enumerate(rem):

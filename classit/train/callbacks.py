@@ -2,6 +2,7 @@
 fit, stage ends, word milestones), the run's checkpoints (end of fit, stage ends) and the BabyLM word budget.
 (Signals and the non-finite guard have modules of their own in this package.)"""
 
+import json
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -9,11 +10,17 @@ from typing import Literal
 import lightning as L
 import torch
 from lightning.fabric.utilities.throughput import get_available_flops
-from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import (
+    ModelCheckpoint,
+    RichProgressBar,
+    ThroughputMonitor,
+)
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from classit.data.curriculum import CurriculumDataModule
 from classit.lightning_state import save_last_unless_saved, set_peak_flops
+
+MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
 
 # Dense peak FLOP/s from NVIDIA's datasheets, for GPUs that Lightning's table misses or gives at sparse rates: the H200
 # SXM computes as an H100 SXM (and is named plainly 'NVIDIA H200', which that table does not find).
@@ -117,13 +124,26 @@ class HFExport(L.Callback):
         self.export(trainer, pl_module)
 
 
+class RunProgressBar(RichProgressBar):
+    """Lightning's progress bar counting the run's optimizer steps (every epoch and stage), not the epoch's batches."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        schedule = getattr(self.trainer.lightning_module, "schedule", None)
+        return schedule.total_steps if schedule is not None else super().total_train_batches
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.global_step - 1)  # shows global_step
+
+
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint whose ``last.ckpt`` is always the state at the end of fit (Lightning writes it
-    at the end only when no checkpoint was saved before), and which keeps ``stage{i}_{name}.ckpt`` at the end of
+    """Lightning's ModelCheckpoint whose ``last.ckpt`` is always the newest state of the run, whoever wrote it (the
+    periodic save, a signal's, the end of fit: Lightning writes it at the end only when no checkpoint was saved
+    before, and a resumed run's would be ``last-v1.ckpt``), and which keeps ``stage{i}_{name}.ckpt`` at the end of
     every curriculum stage: a run resumes or exports from its end or from any stage's end."""
 
-    def __init__(self, save_last: bool = True, **kwargs):
-        super().__init__(save_last=save_last, **kwargs)
+    def __init__(self, save_last: bool = True, enable_version_counter: bool = False, **kwargs):
+        super().__init__(save_last=save_last, enable_version_counter=enable_version_counter, **kwargs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -164,8 +184,9 @@ class MilestoneEvaluator(L.Callback):
 
 class MilestoneExport(_WordsSeenCallback):
     """Hugging Face exports ``<log_dir>/milestones/chck_{N}M`` when the words seen (``train/words_seen``) pass each
-    milestone: the intermediate checkpoints the BabyLM challenge evaluates. ``evaluate`` also runs the run's
-    :class:`MilestoneEvaluator` callbacks on each one."""
+    milestone: the intermediate checkpoints the BabyLM challenge evaluates, each with ``milestone.json`` (words,
+    words seen, step, curriculum stage index). ``evaluate`` also runs the run's :class:`MilestoneEvaluator`
+    callbacks on each one."""
 
     def __init__(self, milestones: list[int] | None = None, evaluate: bool = False):
         """
@@ -189,6 +210,10 @@ class MilestoneExport(_WordsSeenCallback):
         out = Path(trainer.log_dir or trainer.default_root_dir) / "milestones" / f"chck_{passed[-1] / 1e6:g}M"
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
+            datamodule = trainer.datamodule
+            stage = datamodule.stage_index(trainer.current_epoch) if isinstance(datamodule, CurriculumDataModule) else None
+            (out / MILESTONE_FILE).write_text(json.dumps({"words": passed[-1], "words_seen": words,
+                                                          "step": trainer.global_step, "stage": stage}))
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
         if self.evaluate:
             for callback in trainer.callbacks:

@@ -1,16 +1,23 @@
-"""``classit fit|validate|test``: LightningCLI over the model and the curriculum, ``--ckpt_path last``, verified
+"""``classit fit|validate``: LightningCLI over the model and the curriculum, ``--ckpt_path last``, verified
 checkpoints; the resolved fit config (``plan`` and ``study`` read it) and ``classit export``."""
 
+import sys
 from pathlib import Path
 
+import lightning as L
 import yaml
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
-from classit.checkpoint_io import DigestCheckpointIO
+from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.data.curriculum import CurriculumDataModule
+from classit.data.store import output_folder
+from classit.jsonl import read_yaml
 from classit.model import BabyLM, load_pretrained
+from classit.train.callbacks import RunProgressBar
+from classit.train.memory import check_memory
 
 
 class ClassitCLI(LightningCLI):
@@ -22,6 +29,15 @@ class ClassitCLI(LightningCLI):
         self.parse_only = parse_only
         super().__init__(BabyLM, CurriculumDataModule, args=args, run=run, save_config_kwargs={"overwrite": True},
                          trainer_defaults={"max_epochs": -1}, **kwargs)  # the curriculum sets the epochs
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, first stopping in one line on a ``--config`` file that is not valid YAML (its file and line), then
+        on a ``ckpt_path`` that is not a checkpoint (before Lightning unpickles it to read its hyperparameters)."""
+        check_config_files(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path"):
+            check_checkpoint_file(self.config[subcommand].ckpt_path)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.block_size", "model.block_size")
@@ -36,13 +52,37 @@ class ClassitCLI(LightningCLI):
         """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`)."""
         if self.parse_only:
             return
+        if self.subcommand:  # a run, not `classit plan`
+            check_log_folder(self.config[self.subcommand])
         super().instantiate_classes()
         self.model.connect(self.datamodule.run_data)
+
+    def before_fit(self) -> None:
+        check_memory(self.model, self.datamodule, self.trainer)  # before the data is prepared
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         install_checkpoint_io(trainer)
+        self.training_started = TrainingStarted()
+        trainer.callbacks.append(self.training_started)
+        bars = [i for i, c in enumerate(trainer.callbacks) if type(c) is RichProgressBar]  # Lightning's default
+        if bars:
+            trainer.callbacks[bars[0]] = RunProgressBar()
         return trainer
+
+    def after_fit(self) -> None:
+        if self.config.fit.ckpt_path and not self.training_started.started:
+            rank_zero_info(f"classit: {self.config.fit.ckpt_path} is the end of its run (step "
+                           f"{self.trainer.global_step}): nothing left to train")
+
+
+class TrainingStarted(L.Callback):
+    """Whether fit trained at all: a finished run that is resumed does not."""
+
+    started = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = True
 
 
 def resolve_last_checkpoint(config) -> None:
@@ -73,6 +113,23 @@ def resolve_last_checkpoint(config) -> None:
     rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
 
 
+def check_config_files(args: list[str]) -> None:
+    """Each ``--config`` file of ``args`` read as YAML: a syntax error stops naming the file and line."""
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    paths += [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    for path in paths:
+        if Path(path).is_file():
+            read_yaml(path)
+
+
+def check_log_folder(config) -> None:
+    """The logger's ``save_dir`` (where the run's logs and checkpoints go) made, or one line if it cannot be."""
+    for logger in config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]:
+        save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None)
+        if save_dir is not None:
+            output_folder(save_dir, "trainer.logger's save_dir")
+
+
 def install_checkpoint_io(trainer) -> None:
     """Checkpoints written atomically with a content digest and checked on load (unless the config names its
     own CheckpointIO plugin)."""
@@ -87,6 +144,7 @@ def export(*, ckpt: str, out: str) -> None:
         ckpt: the ``.ckpt`` file.
         out: folder to write.
     """
+    output_folder(out, "--out")
     model, tok = load_pretrained(ckpt)
     model.save_pretrained(out)
     tok.save_pretrained(out)
