@@ -8,6 +8,7 @@ import sys
 
 from jsonargparse import CLI
 
+from classit.jsonl import check_config_files
 from classit.lightning_state import quiet_logs
 from classit.train.host_memory import keep_freed_memory
 
@@ -95,6 +96,7 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.study.report import report
     from classit.train.fit import export
 
+    check_config_files(argv)
     CLI({"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
          "finetune": finetune, "report": report, "submission": submission_command,
          "data": {"_help": "Data: download the official sets; build the instruction sets as JSONL.",

@@ -66,6 +66,15 @@ def read_yaml(path: Path):
         raise ValueError(f"{path}: not a YAML file (not UTF-8 text: byte {e.start})") from None
 
 
+def check_config_files(args: list[str]) -> None:
+    """Each ``--config`` file of command-line ``args`` read as YAML: a syntax error stops naming the file and line."""
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    paths += [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    for path in paths:
+        if Path(path).is_file():
+            read_yaml(path)
+
+
 def read_csv(path: Path, **options):
     """A CSV file as a pandas DataFrame (``options`` go to ``pandas.read_csv``); a file that is not CSV text (another
     format under the name, a broken row) stops naming the file."""

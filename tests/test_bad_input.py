@@ -97,6 +97,10 @@ def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path):
                 f"from line {number + 1}); fix the file there")
     assert error_line(["fit", "--config", str(bad)]) == expected
     assert error_line(["study", "--config", str(bad)]) == expected
+    assert error_line(["plan", "--config", str(bad)]) == expected
+    options = tmp_path / "evaluate.yaml"
+    options.write_text("tasks: blimp\nbatch_size: [8\nout: x\n")
+    assert error_line(["evaluate", "--config", str(options)]).startswith(f"{options}:3: not valid YAML")
 
 
 def test_a_file_that_is_no_checkpoint_stops_fit_before_it_is_unpickled(tmp_path):

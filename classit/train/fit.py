@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
-from classit.jsonl import read_yaml
+from classit.jsonl import check_config_files
 from classit.model import BabyLM, load_pretrained
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
@@ -111,15 +111,6 @@ def resolve_last_checkpoint(config) -> None:
     args.version = found.name if isinstance(args.version, str) else int(found.name.removeprefix("version_"))
     config.ckpt_path = str(found / "checkpoints" / "last.ckpt")
     rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
-
-
-def check_config_files(args: list[str]) -> None:
-    """Each ``--config`` file of ``args`` read as YAML: a syntax error stops naming the file and line."""
-    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    paths += [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
-    for path in paths:
-        if Path(path).is_file():
-            read_yaml(path)
 
 
 def check_log_folder(config) -> None:
