@@ -137,9 +137,14 @@ def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> 
     return {"spr": gain("self_paced_reading_time", base), "rt": rt}
 
 
-def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path):
+def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsys):
     out = tmp_path / "all_full_preds_and_fast_scores_causal.json"
     main([*tree["args"], "--out", str(out)])
+    printed = capsys.readouterr().out.splitlines()  # the leaderboard's rules (calculate_results_from_pred.py)
+    glue = [100 * sum(r["label"] == 0 for r in rows) / len(rows)  # every GLUE prediction here is label 0
+            for rows in (_lines(real / "babylm-eval" / "glue_filtered" / f"{t}.valid.jsonl") for t in GLUE)]
+    for label, value in (("BLIMP", 0.0), ("EWOK", 0.0), ("GLUE", sum(glue) / len(glue)), ("AoA", 0.0)):
+        assert f"  {label:<16} {value:.2f}" in printed, (label, printed)
     got = json.loads(out.read_text())
     assert list(got) == KEYS
     causal = tree["results"] / "m" / "main" / "zero_shot" / "causal"

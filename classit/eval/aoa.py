@@ -114,6 +114,13 @@ def milestones(run_dir: Path) -> list[tuple[str, int, Path]]:
     return sorted(found, key=lambda m: m[1])
 
 
+def default_cdi(data: Path) -> Path:
+    """The children's CDI table of a data folder: ``aoa/cdi_human.csv``, else ``aoa/cdi_human_reconstructed.csv``."""
+    official = data / "aoa" / "cdi_human.csv"
+    reconstructed = data / "aoa" / "cdi_human_reconstructed.csv"
+    return reconstructed if not official.is_file() and reconstructed.is_file() else official
+
+
 def _stamp(folder: Path, words_digest: str, rule: str) -> dict:
     """What a scored checkpoint depends on: its files (name, size, mtime), the word file's digest, the rule."""
     files = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.is_file()]
@@ -315,10 +322,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     data = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval"
     words_file = data / "aoa" / "cdi_childes.json"
     words = load_words(words_file)
-    if cdi_human is None:
-        cdi_human = next((p for p in (data / "aoa" / "cdi_human.csv", data / "aoa" / "cdi_human_reconstructed.csv")
-                          if p.is_file()), data / "aoa" / "cdi_human.csv")
-    cdi_human = Path(cdi_human)
+    cdi_human = Path(cdi_human) if cdi_human else default_cdi(data)
     if not cdi_human.is_file():
         raise FileNotFoundError(f"{cdi_human}: no such CDI table (--cdi_human; BabyLM's aoa/cdi_human.csv)")
     cdi = read_csv(cdi_human)  # a file that is no CSV stops here, before any checkpoint is scored

@@ -20,7 +20,14 @@ from typing import Literal
 
 from scipy.stats import spearmanr
 
-from classit.eval.aoa import AOA_SIZE, COLLATOR_REVISIONS, milestones
+from classit.eval.aoa import (
+    AOA_SIZE,
+    COLLATOR_REVISIONS,
+    RECONSTRUCTED_NOTE,
+    curve_fitness,
+    default_cdi,
+    milestones,
+)
 from classit.eval.pipeline import write_minimal_pairs, write_reading
 from classit.eval.reading import EYE_TRACKING, PREDICTORS, relative_gain
 from classit.jsonl import read_csv, read_json, read_jsonl
@@ -143,9 +150,25 @@ def _targets(field: str):
 
 def _entity_tracking(results: dict, folder: Path) -> dict:
     targets = defaultdict(list)
-    for r in read_jsonl(folder / "regular.jsonl"):
-        targets[f"regular_{r['numops']}_ops"].append(r["options"][0])
+    for path in sorted(folder.glob("*.jsonl")):
+        for r in read_jsonl(path):
+            targets[f"{path.stem}_{r['numops']}_ops"].append(r["options"][0])
     return {key: _accuracy(block["predictions"], targets[key]) for key, block in results.items()}
+
+
+COMPS_FILES = {"base": "comps_base", "wugs_dist_before": "comps_wugs_dist-before",
+               "wugs_dist_in_between": "comps_wugs_dist-in-between", "wugs": "comps_wugs"}
+
+
+def _comps(results: dict, folder: Path) -> dict:
+    return {key: _accuracy(block["predictions"], [f"{r['prefix_acceptable']} {r['property_phrase']}" for r in
+                                                  read_jsonl(folder / f"{COMPS_FILES[key]}.jsonl")])
+            for key, block in results.items()}
+
+
+def _glue(results: dict, folder: Path) -> dict:
+    return {task: _accuracy(block["predictions"], [r["label"] for r in read_jsonl(folder / f"{task}.valid.jsonl")])
+            for task, block in results.items()}
 
 
 def _wug(results: dict, folder: Path) -> dict:
@@ -169,6 +192,39 @@ def _reading(results: dict, folder: Path) -> dict:
 SCORERS = {"blimp": _targets("sentence_good"), "blimp_supplement": _targets("sentence_good"),
            "ewok": _targets("Target1"), "entity_tracking": _entity_tracking, "wug_adj": _wug, "wug_past": _wug,
            "reading": _reading}
+
+
+LEADERBOARD = {  # key: (what calculate_results_from_pred.py prints, scorer, folder of the full sets)
+    "blimp": ("BLIMP", _targets("sentence_good"), "blimp_filtered"),
+    "blimp_supplement": ("SUPPLEMENT", _targets("sentence_good"), "supplement_filtered"),
+    "ewok": ("EWOK", _targets("Target1"), "ewok_filtered"),
+    "entity_tracking": ("ENTITY TRACKING", _entity_tracking, "entity_tracking"),
+    "wug_adj": ("WUG ADJ", _wug, "wug_adj_nominalization"),
+    "wug_past": ("WUG PAST", _wug, "wug_past_tense"),
+    "comps": ("COMPS", _comps, "comps"),
+    "reading": ("READING", _reading, "reading"),
+    "glue": ("GLUE", _glue, "glue_filtered"),
+}
+
+
+def leaderboard(submission: dict, full: Path, cdi_human: Path | None = None) -> dict[str, float | str]:
+    """The full-set scores the pipeline's ``calculate_results_from_pred.py`` computes from the submission file:
+    the mean over subsets of accuracy (%), Spearman's rho x100 for WUG, the reading gains (%), GLUE's mean
+    accuracy (%) and the AoA curve fitness r; a task whose data is absent gets the reason instead."""
+    scores = {}
+    for key, (label, scorer, folder) in LEADERBOARD.items():
+        if not (full / folder).is_dir():
+            scores[label] = f"no data in {full / folder}"
+            continue
+        values = scorer(submission[key], full / folder)
+        if key == "reading":
+            scores["READING (SPR)"], scores["READING (ET)"] = values["spr"] * 100, values["rt"] * 100
+        else:
+            scores[label] = sum(v * 100 for v in values.values()) / len(values)
+    cdi_human = cdi_human or default_cdi(full)
+    scores["AoA"] = (curve_fitness(submission["aoa"]["results"], read_csv(cdi_human))["curve_fitness"]
+                     if cdi_human.is_file() else f"no CDI table {cdi_human}")
+    return scores
 
 
 def _data_roots(fast_data: str | None, data_dir: str | None) -> tuple[Path, Path]:
@@ -254,8 +310,8 @@ def score_milestones(run: str | Path, results: str | Path, model: str, fast_data
 
 def submission_command(*, results: str, model: str, out: str | None = None,
                        track: Literal["strict", "strict-small"] = "strict", run: str | None = None,
-                       fast_data: str | None = None, data_dir: str | None = None, batch_size: int = 64,
-                       device: str = "auto") -> str:
+                       fast_data: str | None = None, data_dir: str | None = None, cdi_human: str | None = None,
+                       batch_size: int = 64, device: str = "auto") -> str:
     """Write the BabyLM 2025 submission file from a results tree in the official pipeline's layout.
 
     The tree is what ``classit report --babylm`` writes; the file is built as the pipeline's ``collate_preds.py
@@ -270,6 +326,8 @@ def submission_command(*, results: str, model: str, out: str | None = None,
         fast_data: the fast sets (``blimp_fast``, ...); default ``$CLASSIT_DATA_DIR/babylm-eval-fast``.
         data_dir: the full sets, read for WUG and reading when ``fast_data`` lacks them; default
             ``$CLASSIT_DATA_DIR/babylm-eval``.
+        cdi_human: the children's CDI table for the AoA score; default ``DATA_DIR/aoa/cdi_human.csv``, else
+            ``aoa/cdi_human_reconstructed.csv`` (not the official ages).
         batch_size: texts per forward pass (``--run``).
         device: ``auto``, ``cpu``, ``cuda``... (``--run``).
     """
@@ -281,4 +339,11 @@ def submission_command(*, results: str, model: str, out: str | None = None,
     with path.open("w") as f:
         json.dump(submission, f)
     print(f"submission: {path} ({track} track, {len(COLLATOR_REVISIONS[track])} milestones)")
+    print("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
+    full = _data_roots(fast_data, data_dir)[1]
+    cdi = Path(cdi_human) if cdi_human else default_cdi(full)
+    for label, score in leaderboard(submission, full, cdi).items():
+        print(f"  {label:<16} {score:.2f}" if isinstance(score, float) else f"  {label:<16} – ({score})")
+    if "reconstructed" in cdi.name:
+        print(f"  AoA: {RECONSTRUCTED_NOTE}")
     return str(path)
