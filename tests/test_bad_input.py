@@ -131,7 +131,7 @@ def test_a_broken_model_folder_is_named_by_every_command_that_loads_it(broken_mo
     evaluation = data_root / "babylm-eval"
     assert error_line(["evaluate", "--model", str(folder), "--tasks", "blimp", "--data_dir", str(evaluation),
                        "--out", str(tmp_path / "eval")]) == expected
-    assert error_line(["finetune", "--model", str(folder), "--tasks", "rte", "--data_dir",
+    assert error_line(["finetune", "--model", str(folder), "--tasks", "wsc", "--data_dir",
                        str(evaluation / "glue_filtered"), "--out", str(tmp_path / "ft")]) == expected
     assert error_line(["fit", "--config", str(DEMO), "--model.init_from", str(folder),
                        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]) == expected
@@ -171,9 +171,9 @@ def test_data_files_in_another_format_are_named(tiny_model_dir, data_root, tmp_p
     assert message.startswith(f"{reading}: not a CSV file (not UTF-8 text: byte ")
     glue = tmp_path / "glue"
     glue.mkdir()
-    shutil.copy(data_root / "babylm-eval" / "glue_filtered" / "rte.valid.jsonl", glue)
-    train = (data_root / "babylm-eval" / "glue_filtered" / "rte.train.jsonl").read_bytes()
-    (glue / "rte.train.jsonl").write_bytes(gzip.compress(train))  # compressed, under the plain name
-    message = error_line(["finetune", "--model", str(tiny_model_dir), "--tasks", "rte", "--data_dir", str(glue),
+    shutil.copy(data_root / "babylm-eval" / "glue_filtered" / "wsc.valid.jsonl", glue)
+    train = (data_root / "babylm-eval" / "glue_filtered" / "wsc.train.jsonl").read_bytes()
+    (glue / "wsc.train.jsonl").write_bytes(gzip.compress(train))  # compressed, under the plain name
+    message = error_line(["finetune", "--model", str(tiny_model_dir), "--tasks", "wsc", "--data_dir", str(glue),
                           "--out", str(tmp_path / "ft")])
-    assert message == f"{glue}/rte.train.jsonl:1: not a JSON Lines file (not UTF-8 text)"
+    assert message == f"{glue}/wsc.train.jsonl:1: not a JSON Lines file (not UTF-8 text)"

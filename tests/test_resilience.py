@@ -140,7 +140,8 @@ def test_second_ctrl_c_exits_at_once_unsaved(tmp_path, data_root, tokenizer):
 
 
 class TouchAt(L.Callback):
-    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job)."""
+    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then slows
+    each batch down, so that the signal comes long before the run's end."""
 
     def __init__(self, step: int, path: str):
         self.step, self.path = step, path
@@ -148,6 +149,7 @@ class TouchAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step >= self.step:
             Path(self.path).touch()
+            time.sleep(0.5)
 
 
 class HangAt(L.Callback):
