@@ -9,8 +9,7 @@ import sys
 from jsonargparse import CLI
 
 from classit.jsonl import check_config_files
-from classit.lightning_state import quiet_logs
-from classit.train.host_memory import keep_freed_memory
+from classit.quiet import quiet_logs
 
 LIGHTNING_COMMANDS = {"fit", "validate"}
 COMMANDS = {  # what `classit --help` lists, one line each
@@ -40,14 +39,24 @@ HELP = "\n".join([
 
 def main(argv: list[str] | None = None) -> None:
     """Run a command; bad input (a file, a config value, a download) stops with its one-line message
-    (``CLASSIT_TRACEBACK=1`` shows the traceback too)."""
+    (``CLASSIT_TRACEBACK=1`` shows the traceback too); ctrl-C while loading or outside training stops in one line
+    (a run's own stop saves its checkpoint and exits by itself)."""
+    quiet_logs()
+    try:
+        _run_reporting_errors(sys.argv[1:] if argv is None else argv, from_command_line=argv is None)
+    except KeyboardInterrupt:
+        sys.stderr.write("classit: interrupted\n")
+        sys.exit(128 + signal.SIGINT)
+
+
+def _run_reporting_errors(argv: list[str], from_command_line: bool) -> None:
     from classit.data.download import DownloadError
+    from classit.train.host_memory import keep_freed_memory
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
     keep_freed_memory()
-    quiet_logs()
     try:
-        run(sys.argv[1:] if argv is None else argv, from_command_line=argv is None)
+        run(argv, from_command_line)
     except user_errors as error:
         if os.environ.get("CLASSIT_TRACEBACK"):
             raise
@@ -55,9 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         while isinstance(inner := error.__cause__ if error.__suppress_context__ else error.__context__, user_errors):
             error = inner
         sys.exit(f"classit: error: {error}")
-    except KeyboardInterrupt:  # ctrl-C outside training (a run's own stop saves and exits on its own)
-        sys.stderr.write("classit: interrupted\n")
-        sys.exit(128 + signal.SIGINT)
 
 
 def run(argv: list[str], from_command_line: bool = False) -> None:

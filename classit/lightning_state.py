@@ -1,9 +1,6 @@
 """Lightning's private state that classit reads or sets, each where no public API exists, named here once
 (``tests/test_lightning_state.py`` fails when a Lightning release changes any of them)."""
 
-import logging
-import warnings
-
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 
 PROGRESS_FIELDS = ("ready", "started", "processed", "completed")
@@ -59,23 +56,3 @@ def set_peak_flops(monitor: ThroughputMonitor, peak: float) -> None:
     for throughput in monitor._throughputs.values():
         throughput.available_flops = peak
 
-
-LIGHTNING_NOISE = ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:")  # adverts and device lines
-
-
-class _Quiet(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(LIGHTNING_NOISE)
-
-
-QUIET = _Quiet()
-
-
-def quiet_logs() -> None:
-    """No Lightning adverts or device lines, no deprecation warning Lightning raises in its own calls (LeafSpec),
-    no transformers progress bar for writing one model file."""
-    from transformers.utils import logging as transformers_logging
-
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(QUIET)
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    transformers_logging.disable_progress_bar()
