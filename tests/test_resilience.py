@@ -404,3 +404,14 @@ def test_two_nodes_on_localhost_finish_together_on_disjoint_rows(tmp_path, data_
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == 4
     assert len(ranks[0]["rows"]) == len(ranks[1]["rows"]) == 8  # each node half of 4 global batches of 4
     assert not {tuple(r) for r in ranks[0]["rows"]} & {tuple(r) for r in ranks[1]["rows"]}
+
+
+def test_ctrl_c_while_classit_loads_stops_in_one_line(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "classit.cli", "fit", "--config", str(DEMO),
+                                "--trainer.logger.init_args.save_dir", str(tmp_path)], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    time.sleep(1.5)  # importing the libraries, long before training
+    os.killpg(process.pid, signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and out.strip().splitlines()[-1] == "classit: interrupted", out[-2000:]
+    assert "Traceback" not in out
