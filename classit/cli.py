@@ -8,7 +8,7 @@ import sys
 
 from jsonargparse import CLI
 
-from classit.jsonl import check_config_files
+from classit.files import check_config_files
 from classit.quiet import quiet_logs
 
 LIGHTNING_COMMANDS = {"fit", "validate"}

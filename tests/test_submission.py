@@ -16,7 +16,7 @@ import statsmodels.formula.api as smf
 
 from classit.cli import main
 from classit.eval import submission
-from classit.jsonl import read_json
+from classit.files import read_json
 
 pytestmark = pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
 

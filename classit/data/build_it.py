@@ -6,7 +6,7 @@ from pathlib import Path
 from classit.data import store
 from classit.data.lectures import LMLectureGenerator, TemplateLectureGenerator, read_articles
 from classit.data.switchboard import switchboard_examples
-from classit.jsonl import write_jsonl
+from classit.files import write_jsonl
 
 
 def build_it(out: str | None = None, data_dir: str | None = None, swda: str | None = "swda/train",

@@ -19,7 +19,7 @@ from classit.data.chat import IGNORE_INDEX, collate_fn, encode_examples, pack_ex
 from classit.data.corpus import count_words
 from classit.data.source import Source
 from classit.data.store import build_once
-from classit.jsonl import iter_jsonl
+from classit.files import iter_jsonl
 
 
 @dataclass

@@ -27,7 +27,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit.eval.scoring import Encoded, resolve_device, score_items
-from classit.jsonl import read_csv
+from classit.files import read_csv
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)

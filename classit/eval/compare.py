@@ -14,7 +14,7 @@ from pathlib import Path
 
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
 from classit.eval.zero_shot import RHO, load_items
-from classit.jsonl import read_json, read_jsonl
+from classit.files import read_json, read_jsonl
 
 LISTED = 10  # disagreeing items printed per task
 REPORT_DECIMALS = 2  # the pipeline's reports print two decimals

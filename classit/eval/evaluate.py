@@ -13,7 +13,7 @@ from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
 from classit.eval.scoring import resolve_device
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
-from classit.jsonl import write_jsonl
+from classit.files import write_jsonl
 
 TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps", "reading")
 

@@ -29,7 +29,7 @@ from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
 from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
-from classit.jsonl import write_jsonl
+from classit.files import write_jsonl
 from classit.schedule import warmup_decay
 
 WINDOW = 50  # training batches whose examples are sorted by length together

@@ -13,7 +13,7 @@ An example's text is its input fields joined by :data:`SEPARATOR`, the short or 
 from dataclasses import dataclass
 from pathlib import Path
 
-from classit.jsonl import iter_jsonl
+from classit.files import iter_jsonl
 
 SEPARATOR = "\n"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classit.eval.zero_shot import FOLDERS, GROUPS, RHO, load_items
-from classit.jsonl import read_json, read_jsonl
+from classit.files import read_json, read_jsonl
 
 DATASETS = {name: task for task, names in FOLDERS.items() for name in names}  # a dataset folder's task
 TASK_FOLDER = {"blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",

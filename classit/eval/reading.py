@@ -7,7 +7,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 
 from classit.eval.scoring import Encoded, score_items
-from classit.jsonl import read_csv
+from classit.files import read_csv
 
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
 MEASURES = EYE_TRACKING + ["self_paced_reading_time", "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]

@@ -30,7 +30,7 @@ from classit.eval.aoa import (
 )
 from classit.eval.pipeline import write_minimal_pairs, write_reading
 from classit.eval.reading import EYE_TRACKING, PREDICTORS, relative_gain
-from classit.jsonl import read_csv, read_json, read_jsonl
+from classit.files import read_csv, read_json, read_jsonl
 
 BLIMP = {
     "adjunct_island": 928, "anaphor_gender_agreement": 971, "anaphor_number_agreement": 931,

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 from classit.eval.scoring import Encoded, encode, score_items
-from classit.jsonl import iter_jsonl
+from classit.files import iter_jsonl
 
 # Task → folder names in a BabyLM evaluation_data folder (full set first, then the fast set).
 FOLDERS = {

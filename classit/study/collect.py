@@ -12,7 +12,7 @@ import yaml
 
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.zero_shot import RHO
-from classit.jsonl import read_json
+from classit.files import read_json
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
-from classit.jsonl import check_config_files
+from classit.files import check_config_files
 from classit.model import BabyLM, load_pretrained
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
