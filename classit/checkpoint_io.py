@@ -1,7 +1,6 @@
 """Checkpoints written atomically with a digest of their contents, and checked when read."""
 
 import hashlib
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from classit.files import atomic_path
 
 DIGEST_KEY = "classit_digest"
 
@@ -46,24 +47,10 @@ def content_digest(checkpoint: Any) -> str:
 
 
 def atomic_save(checkpoint: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``: a write that fails
-    half-way (a full disk) leaves the previous file as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a crash
-    finally:
-        os.close(folder)
+    """``torch.save`` to ``path`` atomically: a write that fails half-way (a full disk) leaves the previous file as
+    it was."""
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def _reason(error: Exception) -> str:

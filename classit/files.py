@@ -1,10 +1,61 @@
-"""The files a user hands classit (JSON, JSON Lines, YAML, CSV): every reader stops on a malformed file in one line
-naming the file (and line, where there is one)."""
+"""The files classit reads and writes (JSON, JSON Lines, YAML, CSV): every reader stops on a malformed file in one line
+naming the file (and line, where there is one); every writer writes atomically, through :func:`atomic_path`."""
 
+import contextlib
+import csv
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (``.NAME.tmpPID``) for the block to write a file or a folder into. When the
+    block ends without error it is synced to disk and renamed over ``path`` in one step, so a reader sees the old
+    file or the new one, never half of one; otherwise it is removed and ``path`` stays as it was. A folder cannot
+    replace a folder that is already there: that rename raises ``OSError``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield temporary
+        _sync(temporary)
+        os.replace(temporary, path)
+        _sync(path.parent)  # the rename itself survives a crash
+    finally:
+        remove(temporary)
+
+
+def _sync(path: Path) -> None:
+    """``fsync`` a file, or a folder and everything in it."""
+    for entry in [*path.rglob("*"), path] if path.is_dir() else [path]:
+        descriptor = os.open(entry, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: Path) -> None:
+    """``text`` as the UTF-8 file ``path``, written atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json(value, path: Path, *, indent: int | None = None, sort_keys: bool = False, end: str = "") -> None:
+    """``value`` as one JSON document (``json.dumps`` with ``indent`` and ``sort_keys``, then ``end``)."""
+    write_text(json.dumps(value, indent=indent, sort_keys=sort_keys) + end, path)
 
 
 def read_json(path: Path):
@@ -43,9 +94,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def write_jsonl(records: Iterable[dict], path: Path) -> None:
     """One JSON object a line (UTF-8 kept as is), the folder made if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
@@ -88,3 +137,9 @@ def read_csv(path: Path, **options):
         reason = str(e).strip().removeprefix("Error tokenizing data. C error: ")
         line = re.search(r"in line (\d+)", reason)
         raise ValueError(f"{path}{':' + line[1] if line else ''}: not a readable CSV file ({reason})") from None
+
+
+def write_csv(rows: Iterable[list], path: Path) -> None:
+    """Rows (the header first) as a CSV file, as ``csv.writer`` writes them."""
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
+        csv.writer(f).writerows(rows)

@@ -82,7 +82,7 @@ def file_entry(data_root: Path, rel: str, prefix: str = "data", known: bool = Tr
 
 
 def leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.endswith(".part")]
+    return [p for p in root.rglob("*") if ".tmp" in p.name]  # files.atomic_path's temporaries
 
 
 def test_files_are_downloaded_verified_and_cached(server, data_root, tmp_path):

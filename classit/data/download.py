@@ -2,9 +2,9 @@
 
 ``download`` fetches the sets of a manifest: single files (``path``) or zip archives
 (``extract`` maps a folder inside the archive to a folder of the data directory). Every
-file streams into ``<name>.part`` next to its destination, is checked against its
+file streams into a temporary file next to its destination (``files.atomic_path``), is checked against its
 sha256 and size (and a zip's members against their CRCs), and only then is renamed into place;
-a failure deletes the ``.part``. Where the manifest gives no sha256, the digest of the first
+a failure deletes the temporary file. Where the manifest gives no sha256, the digest of the first
 download known to be complete (the server's length matched, or the zip tested whole) is recorded
 in ``sha256.lock.json`` in the download cache and checked on every later use; ``refresh``
 fetches the sets again and records their digests anew.
@@ -12,7 +12,6 @@ fetches the sets again and records their digests anew.
 
 import hashlib
 import http.client
-import json
 import os
 import shutil
 import urllib.error
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tqdm import tqdm
 
 from classit.data.store import CHUNK, DATA_ENV, cache_dir, sha256sum
+from classit.files import atomic_path, read_json, write_json
 
 TIMEOUT = 60
 LOCK_FILE = "sha256.lock.json"
@@ -67,13 +67,11 @@ def rebase(url: str, base_url: str | None) -> str:
 
 def _read_lock(cache: Path) -> dict:
     path = cache / LOCK_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
 def _write_lock(cache: Path, lock: dict) -> None:
-    tmp = cache / (LOCK_FILE + ".part")
-    tmp.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, cache / LOCK_FILE)
+    write_json(lock, cache / LOCK_FILE, indent=1, sort_keys=True, end="\n")
 
 
 def check_zip(archive: Path, url: str) -> None:
@@ -93,40 +91,33 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
     whether it is known complete (the server said its length, or ``archive``: the zip tested whole).
 
     A wrong ``sha256`` (its error ends with ``note``) or ``size``, an HTTP error, a truncated body or
-    a broken zip raises ``DownloadError`` naming the URL, and leaves neither ``dest`` nor its ``.part`` behind.
+    a broken zip raises ``DownloadError`` naming the URL, and leaves neither ``dest`` nor its temporary file behind.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     digest, received = hashlib.sha256(), 0
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(part, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length is not None else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        if total is not None and received != total:
-            raise DownloadError(f"{url}: connection closed after {received} of {total} bytes; run again to retry")
-        if size is not None and received != size:
-            raise DownloadError(f"{url}: got {received} bytes, expected {size}; the file was deleted")
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise DownloadError(f"{url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()}; "
-                                f"the file was deleted{note}")
-        if archive:
-            check_zip(part, url)
-        os.replace(part, dest)
+        with atomic_path(dest) as part:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(part, "wb") as out:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length is not None else None
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name) as bar:
+                    while chunk := response.read(CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+            if total is not None and received != total:
+                raise DownloadError(f"{url}: connection closed after {received} of {total} bytes; run again to retry")
+            if size is not None and received != size:
+                raise DownloadError(f"{url}: got {received} bytes, expected {size}; the file was deleted")
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise DownloadError(f"{url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()}; "
+                                    f"the file was deleted{note}")
+            if archive:
+                check_zip(part, url)
     except urllib.error.HTTPError as error:
-        part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: download failed: {getattr(error, 'reason', error)}") from error
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     return digest.hexdigest(), total is not None or archive
 
 
@@ -163,11 +154,10 @@ def _member_path(name: str, folder: str) -> PurePosixPath | None:
 def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
     """Extract the files under ``folder`` (anywhere in the zip) into ``dest``, which appears (or is replaced)
     only when complete."""
-    tmp, old = dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
+    old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with atomic_path(dest) as tmp, zipfile.ZipFile(archive) as zf:
             members = [(info, _member_path(info.filename, folder)) for info in zf.infolist()]
             members = [(info, rel) for info, rel in members if rel is not None]
             if not members:
@@ -177,16 +167,12 @@ def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():  # refreshed: the old folder goes only once the new one is complete
-            os.replace(dest, old)
-        os.replace(tmp, dest)
+            if dest.exists():  # refreshed: the old folder goes only once the new one is complete
+                os.replace(dest, old)
         shutil.rmtree(old, ignore_errors=True)
     except zipfile.BadZipFile as error:
         raise DownloadError(f"{url}: {archive} is not a valid zip archive ({error}); "
                             f"`classit data download --refresh true` fetches it again") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_manifest(manifest: dict | str | Path | None = None) -> dict:
@@ -195,7 +181,7 @@ def load_manifest(manifest: dict | str | Path | None = None) -> dict:
         return MANIFEST
     if isinstance(manifest, dict):
         return manifest
-    return json.loads(Path(manifest).read_text())
+    return read_json(manifest)
 
 
 def download(out: Path, sets: list[str], manifest: dict | str | Path | None = None, base_url: str | None = None,

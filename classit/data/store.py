@@ -6,12 +6,12 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
 import tarfile
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Callable
+
+from classit.files import atomic_path, remove
 
 DATA_ENV = "CLASSIT_DATA_DIR"
 CACHE_ENV = "CLASSIT_CACHE_DIR"
@@ -43,17 +43,12 @@ def unpack_sample(cache: Path) -> Path:
         dest = cache / f"sample-{sha256sum(archive)[:12]}"
         if dest.is_dir():
             return dest
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=cache))
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-            os.rename(tmp, dest)
+            with atomic_path(dest) as temporary, tarfile.open(archive) as tar:
+                tar.extractall(temporary, filter="data")
         except OSError:
-            if not dest.is_dir():  # another process (a DDP rank) that renamed first is fine
+            if not dest.is_dir():  # else another process (a DDP rank) renamed its copy first
                 raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -136,18 +131,7 @@ def build_once(path: Path, build: Callable[[Path], object]) -> Path:
         if path.exists():
             return path
         for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a builder that crashed
-            _remove(stale)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            build(tmp)
-            os.replace(tmp, path)
-        finally:
-            _remove(tmp)
+            remove(stale)
+        with atomic_path(path) as temporary:
+            build(temporary)
     return path
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)

@@ -1,8 +1,6 @@
 """Train and load the byte-level BPE tokenizer (BOS first, EOS/PAD and chat tokens reserved)."""
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -10,6 +8,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from classit.data.corpus import corpus_files, iter_text_chunks
 from classit.data.store import build_once, fingerprint
+from classit.files import atomic_path
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
@@ -50,12 +49,12 @@ def train_tokenizer(files: list[Path], vocab_size: int, out: Path) -> PreTrained
         tokenizer_object=bpe, bos_token=BOS, eos_token=EOS, pad_token=PAD,
         additional_special_tokens=CHAT_TOKENS, model_max_length=1_000_000,
     )
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tokenizer.save_pretrained(tmp)
     try:
-        os.replace(tmp, out)
-    except OSError:  # another process saved it first
-        shutil.rmtree(tmp)
+        with atomic_path(out) as temporary:
+            tokenizer.save_pretrained(temporary)
+    except OSError:
+        if not out.is_dir():  # else another process saved it first
+            raise
     return load_tokenizer(out)
 
 
