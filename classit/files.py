@@ -92,10 +92,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
-def write_jsonl(records: Iterable[dict], path: Path) -> None:
-    """One JSON object a line (UTF-8 kept as is), the folder made if needed."""
+def write_jsonl(records: Iterable[dict], path: Path, *, ensure_ascii: bool = False) -> None:
+    """One JSON object a line (UTF-8 kept as is, unless ``ensure_ascii``), the folder made if needed."""
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        f.writelines(json.dumps(record, ensure_ascii=ensure_ascii) + "\n" for record in records)
 
 
 def read_yaml(path: Path):

@@ -1,6 +1,7 @@
 """`classit finetune`: task files in both formats, last-token pooling, a real short fine-tuning run through
 the CLI, held-out selection, metrics, the summary, resuming a sweep, and bad input."""
 
+import dataclasses
 import json
 import math
 import random
@@ -13,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from classit.cli import main
-from classit.eval.finetune import SequenceClassifier, collate, encode, scores
+from classit.eval.finetune import FinetuneSettings, SequenceClassifier, collate, encode, scores
 from classit.eval.glue import SEPARATOR, TASKS, read_examples
 
 WORDS = "the a cat dog bird sat ran saw on under big small old new house tree road car".split()
@@ -126,6 +127,15 @@ def test_last_token_pooling_ignores_padding_on_either_side(tiny_model_dir, token
             left_ids[i, width - len(r):], left_mask[i, width - len(r):] = torch.tensor(r), 1
         torch.testing.assert_close(model(left_ids, left_mask), alone, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+
+
+def test_settings_name_what_differs_from_a_records_settings():
+    settings = FinetuneSettings(model="m", train_file="t", test_file="v", lr=3e-5, batch_size=32, max_epochs=10,
+                                max_length=512, head="mlp", selection="heldout", limit_train=None)
+    kept = json.loads(json.dumps(dataclasses.asdict(settings)))  # as a run's record keeps them
+    assert settings.differences(kept) == []
+    assert settings.differences({**kept, "batch_size": 16}) == ["batch_size: 16 there, 32 now"]
+    assert settings.differences({**kept, "old": 1}) == ["old: 1 there, None now"]
 
 
 def test_long_texts_keep_bos_and_their_end(tokenizer):

@@ -135,6 +135,27 @@ def test_a_stage_that_is_not_there_is_named(tmp_path):
         plan_fits(load_study(tmp_path / "s.yaml"))
 
 
+def test_the_study_config_is_read_into_its_settings(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"config": str(CONFIGS / "demo.yaml")},
+                                                                    "b": {"of": "a", "stage": "pretrain"}},
+                                                     "evaluate": {"finetune": {"tasks": ["rte"]}}}))
+    study = load_study(tmp_path / "s.yaml")
+    assert (list(study.conditions), study.seeds, study.zero_shot, study.finetune) == (["a", "b"], [42], None,
+                                                                                       {"tasks": ["rte"]})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"config": str(CONFIGS / "demo.yaml")}},
+                                                     "evaluate": {"zero_shots": {"tasks": ["ewok"]}}}))
+    with pytest.raises(ValueError, match=r"s\.yaml: evaluate: unknown zero_shots; known: zero_shot, finetune"):
+        load_study(tmp_path / "s.yaml")
+
+
+def test_a_conditions_bad_override_stops_naming_it(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {
+        "config": str(CONFIGS / "demo.yaml"), "overrides": ["--data.batch_sise", "3"]}}}))
+    with pytest.raises(ValueError, match=r"demo\.yaml --data\.batch_sise 3 .*: not a valid fit config: "
+                                         r"unrecognized arguments: --data\.batch_sise 3"):
+        plan_fits(load_study(tmp_path / "s.yaml"))
+
+
 def without(path: Path, callback: str, out: Path) -> Path:
     """The fit config at ``path`` without its ``callback``, written to ``out``."""
     config = yaml.safe_load(path.read_text())

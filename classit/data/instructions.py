@@ -6,7 +6,6 @@ source, text. The concrete sources build them: :mod:`classit.data.switchboard` (
 :mod:`classit.data.lectures` (Simple Wikipedia); ``classit data build-it`` writes them as JSONL.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +18,7 @@ from classit.data.chat import IGNORE_INDEX, collate_fn, encode_examples, pack_ex
 from classit.data.corpus import count_words
 from classit.data.source import Source
 from classit.data.store import build_once
-from classit.files import iter_jsonl
+from classit.files import iter_jsonl, read_json, write_json
 
 
 @dataclass
@@ -87,14 +86,13 @@ class InstructionSource(Source):
                 rows = self.encode(examples)
                 columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else ["input_ids"])}
                 Dataset.from_dict(columns).save_to_disk(str(tmp))
-                (tmp / "classit.json").write_text(json.dumps({"examples": len(examples), "rows": len(rows),
-                                                              "words": sum(r["words"] for r in rows),
-                                                              "tokens": sum(len(r["input_ids"]) for r in rows)}))
+                write_json({"examples": len(examples), "rows": len(rows), "words": sum(r["words"] for r in rows),
+                            "tokens": sum(len(r["input_ids"]) for r in rows)}, tmp / "classit.json")
             build_once(self._entry(split), build)
 
     def stats(self, split: str = "train") -> dict:
         """``examples``, ``rows``, ``words`` and ``tokens`` of the prepared split."""
-        return json.loads((self._entry(split) / "classit.json").read_text())
+        return read_json(self._entry(split) / "classit.json")
 
     def _rows(self, split: str) -> Dataset | None:
         return load_from_disk(str(self._entry(split))) if self.has_split(split) else None

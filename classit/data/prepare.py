@@ -5,7 +5,6 @@ another, in the smallest unsigned integer type that holds the vocabulary) and ``
 Entries are keyed by content (``fingerprint``), not by path, so a copied corpus hits the cache.
 """
 
-import json
 import multiprocessing
 import os
 from collections import deque
@@ -16,6 +15,7 @@ import numpy as np
 
 from classit.data.corpus import count_words, iter_segments
 from classit.data.store import build_once, fingerprint
+from classit.files import read_json, write_json
 
 FORMAT_VERSION = 1
 BATCH_CHARS = 1 << 20  # tokenization: characters of text per task sent to a worker
@@ -93,13 +93,13 @@ def tokenize_corpus(files: list[Path], tokenizer, out: Path, num_proc: int = os.
             tokens, words = tokens + len(ids), words + batch_words
     meta = {"format": FORMAT_VERSION, "tokens": tokens, "words": words, "dtype": dtype.name,
             "files": [f.name for f in files], "fingerprint": key}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(meta, out / "meta.json", indent=1, end="\n")
     return meta
 
 
 def read_meta(path: Path) -> dict:
     """The metadata of a prepared corpus folder."""
-    return json.loads((Path(path) / "meta.json").read_text())
+    return read_json(Path(path) / "meta.json")
 
 
 def load_tokens(path: Path) -> np.memmap:

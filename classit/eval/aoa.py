@@ -11,9 +11,7 @@ The official chance level is log2(300,000), in bits, against surprisals in nats;
 ln(300,000).
 """
 
-import csv
 import hashlib
-import json
 import re
 import time
 import warnings
@@ -27,7 +25,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit.eval.scoring import Encoded, resolve_device, score_items
-from classit.files import read_csv
+from classit.files import read_csv, read_json, write_csv, write_json
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)
@@ -56,7 +54,7 @@ def load_words(path: Path) -> list[tuple[str, list[str]]]:
     (words of one character left out)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CDI word file (BabyLM's full_eval/aoa/cdi_childes.json)")
-    data = json.loads(path.read_text())
+    data = read_json(path)
     return [(word, [c["context"] for c in entries]) for word, entries in data.items() if len(word) > 1]
 
 
@@ -335,30 +333,25 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     records, scored = [], []
     for name, words_seen, path in checkpoints:
         cached, stamp = folder / "checkpoints" / f"{name}.json", _stamp(path, digest, rule)
-        kept = json.loads(cached.read_text()) if cached.is_file() else None
+        kept = read_json(cached) if cached.is_file() else None
         if kept is None or kept["stamp"] != stamp:
             began = time.perf_counter()
             results = score_checkpoint(path, name, words_seen, words, rule, batch_size, device)
             kept = {"stamp": stamp, "results": results}
-            tmp = cached.with_suffix(".tmp")
-            tmp.write_text(json.dumps(kept))
-            tmp.replace(cached)
+            write_json(kept, cached)
             scored.append(name)
             print(f"aoa {name}: {len(kept['results'])} contexts scored in {time.perf_counter() - began:.1f}s")
         records += kept["results"]
     names = [c[0] for c in checkpoints]
     metadata = {"model_name": str(run_dir), "use_bos_only": False, "total_steps": len(names),
                 "completed_steps": len(names)}
-    (folder / "surprisal.json").write_text(json.dumps({"metadata": metadata, "results": records}, indent=2))
+    write_json({"metadata": metadata, "results": records}, folder / "surprisal.json", indent=2)
 
     official, corrected = curve_fitness(records, cdi, OFFICIAL_CHANCE), curve_fitness(records, cdi, CORRECTED_CHANCE)
-    with open(folder / "words.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["word", "model_aoa_words", "child_aoa_months", "fit", "model_aoa_words_corrected",
-                         "fit_corrected"])
-        for o, c in zip(official["table"], corrected["table"]):
-            writer.writerow([o["word"], _words_seen(o["model_aoa_log10"]), o["child_aoa_months"], o["fit"],
-                             _words_seen(c["model_aoa_log10"]), c["fit"]])
+    write_csv([["word", "model_aoa_words", "child_aoa_months", "fit", "model_aoa_words_corrected", "fit_corrected"],
+               *([o["word"], _words_seen(o["model_aoa_log10"]), o["child_aoa_months"], o["fit"],
+                  _words_seen(c["model_aoa_log10"]), c["fit"]] for o, c in zip(official["table"], corrected["table"]))],
+              folder / "words.csv")
     title = f"r = {official['curve_fitness']:.3f} over {official['n_words']} words"
     title += " (reconstructed CDI)" if note else ""
     plot_curves(records, official["table"], folder / "curves.png")
@@ -375,7 +368,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
         "official_collator": collator_check(names, len(records) // len(names)), "folder": str(folder),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    (folder / "aoa_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(summary, folder / "aoa_summary.json", indent=2)
     ci = official["ci95"]
     print(f"aoa: r = {official['curve_fitness']:.4f} over {official['n_words']} words"
           + (f" (95% CI {ci[0]:.3f}..{ci[1]:.3f})" if ci else "") + f"; corrected (nats) r = "

@@ -10,12 +10,12 @@ and are padded to their longest text only.
 """
 
 import copy
-import json
 import math
 import random
 import statistics
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -29,12 +29,34 @@ from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
 from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
-from classit.files import write_jsonl
+from classit.files import read_json, write_json, write_jsonl
 from classit.schedule import warmup_decay
 
 WINDOW = 50  # training batches whose examples are sorted by length together
 HELDOUT_SHARE = 0.1
 SCORE_METRIC = {"mrpc": "f1", "qqp": "f1"}  # BabyLM's GLUE score: F1 for these, accuracy for the rest
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """What a fine-tuning run's result depends on. A run's record keeps them, so a finished run is reused only
+    under the same settings."""
+    model: str
+    train_file: str
+    test_file: str
+    lr: float
+    batch_size: int
+    max_epochs: int
+    max_length: int
+    head: Literal["mlp", "linear"]
+    selection: Literal["heldout", "valid"]
+    limit_train: int | None
+
+    def differences(self, kept: dict) -> list[str]:
+        """``key: value there, value now`` for each setting that differs from ``kept`` (a record's settings)."""
+        now = asdict(self)
+        return [f"{key}: {kept.get(key)!r} there, {now.get(key)!r} now" for key in {**now, **kept}
+                if kept.get(key) != now.get(key)]
 
 
 def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -203,28 +225,28 @@ def scores(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> dict[
 
 
 def run_one(decoder: nn.Module, tokenizer, task: str, seed: int, train: list[dict], test: list[dict],
-            settings: dict, work_dir: Path) -> tuple[dict, list[dict]]:
+            settings: FinetuneSettings, work_dir: Path) -> tuple[dict, list[dict]]:
     """Fine-tune a copy of ``decoder`` on one task with one seed; the record and the test predictions."""
     spec = TASKS[task]
     L.seed_everything(seed, verbose=False)
-    if settings["limit_train"]:
-        train = train[:settings["limit_train"]]
-    if settings["selection"] == "heldout":
+    if settings.limit_train:
+        train = train[:settings.limit_train]
+    if settings.selection == "heldout":
         train_idx, select_idx = split_heldout(len(train), seed)
         train, select = [train[i] for i in train_idx], [train[i] for i in select_idx]
     else:
         select = test
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = {name: encode(tokenizer, [e["text"] for e in rows], settings["max_length"])
+    encoded = {name: encode(tokenizer, [e["text"] for e in rows], settings.max_length)
                for name, rows in (("train", train), ("select", select), ("test", test))}
     labels = {name: [e["label"] for e in rows] for name, rows in (("train", train), ("select", select), ("test", test))}
-    batch_size = settings["batch_size"]
-    module = SequenceClassifier(copy.deepcopy(decoder).train(), spec.num_labels, settings["head"], settings["lr"])
+    batch_size = settings.batch_size
+    module = SequenceClassifier(copy.deepcopy(decoder).train(), spec.num_labels, settings.head, settings.lr)
     gpu = torch.cuda.is_available()
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         best = ModelCheckpoint(dirpath=tmp, monitor=f"select/{spec.select_on}", mode="max", save_top_k=1,
                                save_weights_only=True, filename="best")
-        trainer = L.Trainer(max_epochs=settings["max_epochs"], accelerator="auto", devices=1,
+        trainer = L.Trainer(max_epochs=settings.max_epochs, accelerator="auto", devices=1,
                             precision="bf16-mixed" if gpu else "32-true", logger=False, num_sanity_val_steps=0,
                             callbacks=[best, TaskProgressBar(f"{task} seed {seed}")], enable_model_summary=False)
         trainer.fit(module, loader(encoded["train"], labels["train"], pad_id, batch_size, shuffle=True, seed=seed),
@@ -238,7 +260,7 @@ def run_one(decoder: nn.Module, tokenizer, task: str, seed: int, train: list[dic
     best_epoch = max(history, key=lambda h: h[spec.select_on])["epoch"]  # the first of equal values, as the checkpoint
     record = {"task": task, "seed": seed, **scores(logits, torch.tensor(labels["test"]), spec.num_labels),
               "best_epoch": best_epoch + 1, "selection_history": history,
-              "examples": {"train": len(train), "select": len(select), "test": len(test)}, "settings": settings}
+              "examples": {"train": len(train), "select": len(select), "test": len(test)}, "settings": asdict(settings)}
     probs = logits.softmax(-1)
     predictions = [{"id": f"{task}_{i}", "idx": e["idx"], "label": e["label"], "pred": int(probs[i].argmax()),
                     "probs": [round(p, 6) for p in probs[i].tolist()]} for i, e in enumerate(test)]
@@ -284,14 +306,13 @@ def _table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _load_done(path: Path, settings: dict) -> dict | None:
+def _load_done(path: Path, settings: FinetuneSettings) -> dict | None:
     """A finished run's record, if it was made with these settings; another run's settings stop the sweep."""
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
-    if record["settings"] != settings:
-        changed = [f"{k}: {record['settings'].get(k)!r} there, {v!r} now" for k, v in settings.items()
-                   if record["settings"].get(k) != v]
+    record = read_json(path)
+    changed = settings.differences(record["settings"])
+    if changed:
         raise ValueError(f"{path}: made with other settings ({'; '.join(changed)}); use another --out or delete it")
     return record
 
@@ -367,10 +388,10 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
 
     records = {}
     for task, (train_file, train, test_file, test) in data.items():
-        settings = {"model": str(Path(model).resolve()), "train_file": str(train_file), "test_file": str(test_file),
-                    "lr": lr, "batch_size": batch_size or TASKS[task].batch_size,
-                    "max_epochs": max_epochs or TASKS[task].epochs, "max_length": max_length, "head": head,
-                    "selection": selection, "limit_train": limit_train}
+        settings = FinetuneSettings(model=str(Path(model).resolve()), train_file=str(train_file),
+                                    test_file=str(test_file), lr=lr, batch_size=batch_size or TASKS[task].batch_size,
+                                    max_epochs=max_epochs or TASKS[task].epochs, max_length=max_length, head=head,
+                                    selection=selection, limit_train=limit_train)
         records[task] = []
         for seed in seed_list:
             record_path = out_dir / "runs" / f"{task}_seed{seed}.json"
@@ -380,9 +401,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
                 record, predictions = run_one(decoder, tokenizer, task, seed, train, test, settings, out_dir)
                 record["seconds"] = round(time.perf_counter() - start, 2)
                 write_jsonl(predictions, out_dir / "predictions" / f"{task}_seed{seed}.jsonl")
-                tmp = record_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(record, indent=2))
-                tmp.replace(record_path)  # written last: a run is finished once its record exists
+                write_json(record, record_path, indent=2)  # written last: a run is finished once its record exists
             else:
                 print(f"{task} seed {seed}: finished earlier ({record_path})")
             print(f"{task} seed {seed}: accuracy {record['accuracy']:.2f}  f1 {record['f1']:.2f}  "
@@ -390,7 +409,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
             records[task].append(record)
 
     summary = summarize(records, skipped, selection)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(summary, out_dir / "summary.json", indent=2)
     print(f"\nselection: {'held-out tenth of each training file' if selection == 'heldout' else 'validation file'}; "
           "test: validation file")
     print(_table(summary))

@@ -14,7 +14,6 @@ it wrong. Fine-tuning predictions are those of the first fine-tuning seed (the p
 reports print two decimals.
 """
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classit.eval.zero_shot import FOLDERS, GROUPS, RHO, load_items
-from classit.files import read_json, read_jsonl
+from classit.files import read_json, read_jsonl, write_json, write_jsonl
 
 DATASETS = {name: task for task, names in FOLDERS.items() for name in names}  # a dataset folder's task
 TASK_FOLDER = {"blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
@@ -170,7 +169,7 @@ def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) ->
         text = _report(sections, average, "ACCURACY")
     out = causal / TASK_FOLDER[task] / Path(summary["folder"]).name
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps({uid: {"predictions": p} for uid, p in predictions.items()}))
+    write_json({uid: {"predictions": p} for uid, p in predictions.items()}, out / "predictions.json")
     (out / "best_temperature_report.txt").write_text(text)
 
 
@@ -180,12 +179,12 @@ def write_reading(folder: Path, summary: dict, causal: Path) -> None:
     records = read_jsonl(folder / "predictions" / "reading.jsonl")
     out.mkdir(parents=True, exist_ok=True)
     nan = float("nan")
-    (out / "predictions.json").write_text(json.dumps({"reading": {"predictions": [
+    write_json({"reading": {"predictions": [
         {"id": r["row"], "pred": r["surprisal"], "prev_pred": nan if r["prev_surprisal"] is None else r["prev_surprisal"]}
-        for r in records]}}))
-    (out / "prediction.jsonl").write_text("".join(json.dumps(
-        {"Index": r["row"], "Sentence": r["item"], "Word": r["word"], "Logprob": r["surprisal"],
-         "Prev_Logprob": nan if r["prev_surprisal"] is None else r["prev_surprisal"]}) + "\n" for r in records))
+        for r in records]}}, out / "predictions.json")
+    write_jsonl(({"Index": r["row"], "Sentence": r["item"], "Word": r["word"], "Logprob": r["surprisal"],
+                  "Prev_Logprob": nan if r["prev_surprisal"] is None else r["prev_surprisal"]} for r in records),
+                out / "prediction.jsonl", ensure_ascii=True)
     (out / "report.txt").write_text(f"EYE TRACKING SCORE: {summary['eye_tracking']:.2f}\n"
                                     f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n")
 
@@ -199,7 +198,7 @@ def write_finetune(folder: Path, summary: dict, out: Path) -> None:
         records = read_jsonl(folder / "predictions" / f"{task}_seed{seed}.jsonl")
         folder = out / task
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "predictions.json").write_text(json.dumps(
-            {task: {"predictions": [{"id": r["id"], "pred": r["pred"]} for r in records]}}))
+        write_json({task: {"predictions": [{"id": r["id"], "pred": r["pred"]} for r in records]}},
+                   folder / "predictions.json")
         (folder / "results.txt").write_text("\n".join(f"{m}: {s[m]['per_seed'][0]}" for m in ("accuracy", "f1", "mcc"))
                                             + f"\nseed: {seed}\n")

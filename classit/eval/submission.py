@@ -13,7 +13,6 @@ The file holds the full-set predictions as they are (``blimp``, ``blimp_suppleme
 Every file is checked against the collator's sizes; unlike it, a task split in subsets must have all of them.
 """
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -30,7 +29,7 @@ from classit.eval.aoa import (
 )
 from classit.eval.pipeline import write_minimal_pairs, write_reading
 from classit.eval.reading import EYE_TRACKING, PREDICTORS, relative_gain
-from classit.files import read_csv, read_json, read_jsonl
+from classit.files import read_csv, read_json, read_jsonl, write_json
 
 BLIMP = {
     "adjunct_island": 928, "anaphor_gender_agreement": 971, "anaphor_number_agreement": 931,
@@ -335,9 +334,7 @@ def submission_command(*, results: str, model: str, out: str | None = None,
         score_milestones(run, results, model, fast_data, data_dir, batch_size, device)
     submission = collate(results, model, track, fast_data, data_dir)
     path = Path(out) if out else Path(results) / model / SUBMISSION
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        json.dump(submission, f)
+    write_json(submission, path)
     print(f"submission: {path} ({track} track, {len(COLLATOR_REVISIONS[track])} milestones)")
     print("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
     full = _data_roots(fast_data, data_dir)[1]

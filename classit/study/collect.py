@@ -8,11 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.zero_shot import RHO
-from classit.files import read_json
+from classit.files import read_json, read_yaml
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none
@@ -148,7 +146,7 @@ def run_curves(result: Result) -> dict[str, list[tuple[int, float]]]:
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
     found = {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
-    config = yaml.safe_load((log_dir / "config.yaml").read_text()) if (log_dir / "config.yaml").is_file() else {}
+    config = read_yaml(log_dir / "config.yaml") if (log_dir / "config.yaml").is_file() else {}
     stages = [s["name"] for s in config.get("data", {}).get("stages") or []]
     end = math.inf  # when the next stage began, by wall time: a step's metrics and the evaluation after it share a step
     if result.stage in stages:

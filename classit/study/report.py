@@ -4,11 +4,11 @@ conditions and seeds into ``results.csv`` (long format), ``report.md`` and a sel
 tests, figures, the models' replies)."""
 
 import base64
-import csv
 import html
 import statistics
 from pathlib import Path
 
+from classit.files import write_csv
 from classit.study import plots
 from classit.study.collect import find_results, long_rows, run_curves, task_scores
 from classit.study.differences import differences
@@ -146,10 +146,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(row for r in results for row in long_rows(r))
+    write_csv([COLUMNS, *(row for r in results for row in long_rows(r))], out_dir / "results.csv")
 
     scores = {}
     for r in results:

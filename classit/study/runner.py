@@ -17,10 +17,6 @@ Layout of ``OUT``::
     report/                               classit report of everything under eval/
 """
 
-import contextlib
-import importlib
-import io
-import json
 import shlex
 import subprocess
 import sys
@@ -30,7 +26,7 @@ from pathlib import Path
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
-from classit.files import read_json, read_yaml
+from classit.files import read_json, read_yaml, write_json
 from classit.study.report import report
 from classit.train.callbacks import MILESTONE_FILE, HFExport, RunCheckpoint, stage_name
 from classit.train.fit import resolved_fit_config
@@ -51,6 +47,17 @@ class Condition:
     stage: str | None = None
 
 
+@dataclass(frozen=True)
+class StudySettings:
+    """A study config: its conditions by name, the fit seeds, and the options of the zero-shot and fine-tuning
+    evaluations (None: not run)."""
+    path: Path
+    conditions: dict[str, Condition]
+    seeds: list[int]
+    zero_shot: dict | None = None
+    finetune: dict | None = None
+
+
 @dataclass
 class Fit:
     """One fit to run: a condition's config for one seed, maybe branching from another fit's stage checkpoint."""
@@ -64,7 +71,7 @@ class Fit:
         return f"{self.condition.name}_seed{self.seed}"
 
 
-def load_study(path: str | Path) -> dict:
+def load_study(path: str | Path) -> StudySettings:
     """The study config, checked: ``conditions`` (each ``config`` or ``of`` + ``stage``), ``seeds``, ``evaluate``."""
     path = Path(path)
     study = read_yaml(path)
@@ -83,19 +90,12 @@ def load_study(path: str | Path) -> dict:
         elif condition.of not in study["conditions"] or not condition.stage:
             raise ValueError(f"{path}: conditions.{name}: of must name another condition, and stage one of its stages")
         conditions[name] = condition
-    return {"conditions": conditions, "seeds": list(study.get("seeds") or [42]),
-            "evaluate": study.get("evaluate") or {}, "path": path}
-
-
-def resolved_config(config: str, overrides: list[str]) -> dict:
-    """The fit config with its overrides as ``classit fit`` resolves it; a bad one stops naming both."""
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            return resolved_fit_config(["--config", config, *overrides])
-    except SystemExit as done:  # jsonargparse's usage error
-        raise ValueError(f"{config} with {shlex.join(overrides)}: not a valid fit config: "
-                         f"{done.code if isinstance(done.code, str) else err.getvalue().strip()}") from None
+    evaluate = study.get("evaluate") or {}
+    unknown = sorted(set(evaluate) - {"zero_shot", "finetune"})
+    if unknown:
+        raise ValueError(f"{path}: evaluate: unknown {', '.join(unknown)}; known: zero_shot, finetune")
+    return StudySettings(path=path, conditions=conditions, seeds=list(study.get("seeds") or [42]),
+                         zero_shot=evaluate.get("zero_shot"), finetune=evaluate.get("finetune"))
 
 def _weights_settings(config: dict, sources: set[str]) -> dict:
     kept = {k: v for k, v in config.items() if k not in ("trainer", "data", "ckpt_path")}
@@ -122,15 +122,15 @@ def shared_stages(a: dict, b: dict) -> int:
     return 0
 
 
-def plan_fits(study: dict) -> list[Fit]:
+def plan_fits(study: StudySettings) -> list[Fit]:
     """Every fit of the study in order, each branching from the earlier fit it shares most stages with."""
     fits = []
-    for seed in study["seeds"]:
-        for condition in study["conditions"].values():
+    for seed in study.seeds:
+        for condition in study.conditions.values():
             if not condition.config:
                 continue
             overrides = [*condition.overrides, "--seed_everything", str(seed), "--data.seed", str(seed)]
-            fit = Fit(condition, seed, resolved_config(condition.config, overrides))
+            fit = Fit(condition, seed, resolved_fit_config(["--config", condition.config, *overrides]))
             # a fit branches from another's end-of-stage checkpoint, which RunCheckpoint writes
             sources = [f for f in fits if f.seed == seed and callback_args(f, RunCheckpoint) is not None]
             best = max(((other, shared_stages(other.resolved, fit.resolved)) for other in sources),
@@ -194,15 +194,16 @@ def finished(fit: Fit, out: Path) -> bool:
 
 
 def callback_args(fit: Fit, kind: type) -> dict | None:
-    """The ``init_args`` of the fit's first callback of class ``kind`` (or a subclass); None if it has none."""
+    """The ``init_args`` of the fit's first callback of class ``kind`` (its class path ``classit.train.NAME``, as
+    the configs name it, or its module's); None if it has none."""
+    names = {f"classit.train.{kind.__name__}", f"{kind.__module__}.{kind.__qualname__}"}
     for callback in fit.resolved["trainer"].get("callbacks") or []:
-        module, _, name = callback["class_path"].rpartition(".")
-        if issubclass(getattr(importlib.import_module(module), name), kind):
+        if callback["class_path"] in names:
             return callback.get("init_args") or {}
     return None
 
 
-def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str, Path]:
+def model_folder(study: StudySettings, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str, Path]:
     """``(Hugging Face folder, stage, log folder)`` of a condition's model for a seed: a fit's final export, or the
     stage export of the run that trained that stage (a fit that branched took its first stages from another run).
     A fit without :class:`HFExport` has no such folder: that stops here, naming it."""
@@ -214,13 +215,13 @@ def model_folder(study: dict, fits: list[Fit], condition: Condition, seed: int, 
     elif condition.stage in stages:
         index = stages.index(condition.stage)
     else:
-        raise ValueError(f"{study['path']}: conditions.{condition.name}.stage: '{condition.stage}' is not a stage of "
+        raise ValueError(f"{study.path}: conditions.{condition.name}.stage: '{condition.stage}' is not a stage of "
                          f"{condition.of} ({', '.join(stages)})")
     while fit.branch and index < fit.branch[1]:
         fit = fit.branch[0]
     export = callback_args(fit, HFExport)
     if export is None:
-        raise ValueError(f"{study['path']}: conditions.{condition.name}: evaluating it needs the Hugging Face export "
+        raise ValueError(f"{study.path}: conditions.{condition.name}: evaluating it needs the Hugging Face export "
                          f"of fit {fit.name}, and {fit.condition.config} has no classit.train.HFExport callback "
                          f"(add it to trainer.callbacks)")
     hf = log_dir(fit, out) / export.get("folder", "hf")
@@ -332,14 +333,14 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
     spec, out_dir = load_study(config), Path(out)
     fits = plan_fits(spec)
     # every model to evaluate, found before any fit runs: a fit that cannot export one stops the study here
-    models = [(c, s, *model_folder(spec, fits, c, s, out_dir)) for s in spec["seeds"]
-              for c in spec["conditions"].values()] if any(spec["evaluate"].values()) else []
+    models = [(c, s, *model_folder(spec, fits, c, s, out_dir)) for s in spec.seeds
+              for c in spec.conditions.values()] if spec.zero_shot or spec.finetune else []
     if emit_jobs:
         for path in emit(fits, out_dir, emit_jobs):
             print(f"wrote {path}")
         return
     todo = [f for f in fits if not finished(f, out_dir)]
-    print(f"study {spec['path']}: {len(fits)} fits ({len(todo)} to run), {len(models)} models to evaluate")
+    print(f"study {spec.path}: {len(fits)} fits ({len(todo)} to run), {len(models)} models to evaluate")
     for i, fit in enumerate(fits, 1):
         stages = " → ".join(s["name"] for s in fit.resolved["data"]["stages"])
         shared = f", starting from {fit.branch[0].name} after {fit.branch[1]} shared stage(s)" if fit.branch else ""
@@ -363,20 +364,19 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
     report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
 
 
-def evaluate_models(spec: dict, models: list[tuple], out: Path, fits: list[Fit]) -> None:
+def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: list[Fit]) -> None:
     """Zero-shot and fine-tuning evaluations of every ``(condition, seed, model, stage, log folder)``; finished ones
     are skipped. The zero-shot task ``aoa`` scores the milestone exports along the condition's training."""
-    zero_shot, tuning = spec["evaluate"].get("zero_shot"), spec["evaluate"].get("finetune")
     for i, (condition, seed, model, stage, logs) in enumerate(models, 1):
         folder = out / "eval" / condition.name / f"seed{seed}"
         meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model), "log_dir": str(logs)}
         print(f"[evaluate {i}/{len(models)}] {condition.name} seed {seed} ({model})")
-        for kind, options, command in (("zero_shot", zero_shot, evaluate), ("finetune", tuning, finetune)):
+        for kind, options, command in (("zero_shot", spec.zero_shot, evaluate), ("finetune", spec.finetune, finetune)):
             target = folder / kind
             if not options or _evaluated(target, options):
                 continue
             target.mkdir(parents=True, exist_ok=True)
-            (target / "meta.json").write_text(json.dumps(meta, indent=1))
+            write_json(meta, target / "meta.json", indent=1)
             options = {k: _listed(v) for k, v in options.items()}
             if kind == "zero_shot" and "aoa" in options.get("tasks", "").split(","):
                 options["run"] = str(link_milestones(condition_milestones(fits, condition, seed, out), folder))
@@ -389,7 +389,7 @@ def _evaluated(target: Path, options: dict) -> bool:
     """Whether the summary there already has every task asked for (fine-tuning: every seed too)."""
     if not (target / "summary.json").is_file():
         return False
-    summary = json.loads((target / "summary.json").read_text())
+    summary = read_json(target / "summary.json")
     seeds = options.get("seeds")
     return all(task in summary and (not seeds or "skipped" in summary[task]
                                     or len(summary[task].get("accuracy", {}).get("per_seed", [])) == len(seeds))

@@ -2,7 +2,6 @@
 fit, stage ends, word milestones), the run's checkpoints (end of fit, stage ends) and the BabyLM word budget.
 (Signals and the non-finite guard have modules of their own in this package.)"""
 
-import json
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from classit.data.curriculum import CurriculumDataModule
+from classit.files import write_json
 from classit.lightning_state import save_last_unless_saved, set_peak_flops
 
 MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
@@ -212,8 +212,8 @@ class MilestoneExport(_WordsSeenCallback):
             pl_module.save_pretrained(out)
             datamodule = trainer.datamodule
             stage = datamodule.stage_index(trainer.current_epoch) if isinstance(datamodule, CurriculumDataModule) else None
-            (out / MILESTONE_FILE).write_text(json.dumps({"words": passed[-1], "words_seen": words,
-                                                          "step": trainer.global_step, "stage": stage}))
+            write_json({"words": passed[-1], "words_seen": words, "step": trainer.global_step, "stage": stage},
+                       out / MILESTONE_FILE)
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
         if self.evaluate:
             for callback in trainer.callbacks:

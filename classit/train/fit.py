@@ -1,7 +1,9 @@
 """``classit fit|validate``: LightningCLI over the model and the curriculum, ``--ckpt_path last``, verified
 checkpoints; the resolved fit config (``plan`` and ``study`` read it) and ``classit export``."""
 
+import shlex
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 
 import lightning as L
@@ -144,6 +146,10 @@ def export(*, ckpt: str, out: str) -> None:
 
 def resolved_fit_config(args: list[str]) -> dict:
     """The fit config of ``classit fit ARGS`` (``--config`` and overrides) with every default filled in, as
-    ``--print_config`` shows it; nothing is built."""
-    cli = ClassitCLI(args=args, run=False, parse_only=True)
+    ``--print_config`` shows it; nothing is built. A usage error (an unknown key, a wrong type) is a ValueError
+    naming the arguments."""
+    try:
+        cli = ClassitCLI(args=args, run=False, parse_only=True, parser_kwargs={"exit_on_error": False})
+    except ArgumentError as error:
+        raise ValueError(f"{shlex.join(args)}: not a valid fit config: {error}") from None
     return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
