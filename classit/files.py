@@ -47,15 +47,10 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_text(text: str, path: Path) -> None:
-    """``text`` as the UTF-8 file ``path``, written atomically."""
-    with atomic_path(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-
-
 def write_json(value, path: Path, *, indent: int | None = None, sort_keys: bool = False, end: str = "") -> None:
     """``value`` as one JSON document (``json.dumps`` with ``indent`` and ``sort_keys``, then ``end``)."""
-    write_text(json.dumps(value, indent=indent, sort_keys=sort_keys) + end, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=indent, sort_keys=sort_keys) + end, encoding="utf-8")
 
 
 def read_json(path: Path):

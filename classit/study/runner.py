@@ -97,6 +97,7 @@ def load_study(path: str | Path) -> StudySettings:
     return StudySettings(path=path, conditions=conditions, seeds=list(study.get("seeds") or [42]),
                          zero_shot=evaluate.get("zero_shot"), finetune=evaluate.get("finetune"))
 
+
 def _weights_settings(config: dict, sources: set[str]) -> dict:
     kept = {k: v for k, v in config.items() if k not in ("trainer", "data", "ckpt_path")}
     for part, ignored in NOT_WEIGHTS.items():
@@ -203,7 +204,8 @@ def callback_args(fit: Fit, kind: type) -> dict | None:
     return None
 
 
-def model_folder(study: StudySettings, fits: list[Fit], condition: Condition, seed: int, out: Path) -> tuple[Path, str, Path]:
+def model_folder(study: StudySettings, fits: list[Fit], condition: Condition, seed: int,
+                 out: Path) -> tuple[Path, str, Path]:
     """``(Hugging Face folder, stage, log folder)`` of a condition's model for a seed: a fit's final export, or the
     stage export of the run that trained that stage (a fit that branched took its first stages from another run).
     A fit without :class:`HFExport` has no such folder: that stops here, naming it."""
