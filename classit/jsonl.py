@@ -1,4 +1,4 @@
-"""The files a user hands classit (JSON, JSON Lines, YAML, CSV): every reader stops on a malformed file in one line
+"""The files a user hands classit (JSON, JSON Lines, CSV): every reader stops on a malformed file in one line
 naming the file (and line, where there is one)."""
 
 import json
@@ -47,32 +47,6 @@ def write_jsonl(records: Iterable[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-
-
-def read_yaml(path: Path):
-    """One YAML document; a syntax error stops naming the file and the line (jsonargparse names neither)."""
-    import yaml
-
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        context = ""
-        if getattr(e, "context", None) and getattr(e, "context_mark", None):
-            context = f" ({e.context} from line {e.context_mark.line + 1})"
-        raise ValueError(f"{where}: not valid YAML: {problem}{context}; fix the file there") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a YAML file (not UTF-8 text: byte {e.start})") from None
-
-
-def check_config_files(args: list[str]) -> None:
-    """Each ``--config`` file of command-line ``args`` read as YAML: a syntax error stops naming the file and line."""
-    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    paths += [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
-    for path in paths:
-        if Path(path).is_file():
-            read_yaml(path)
 
 
 def read_csv(path: Path, **options):

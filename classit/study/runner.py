@@ -30,7 +30,8 @@ from pathlib import Path
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
-from classit.jsonl import read_json, read_yaml
+from classit.config_files import read_yaml
+from classit.jsonl import read_json
 from classit.study.report import report
 from classit.train.callbacks import MILESTONE_FILE, HFExport, RunCheckpoint, stage_name
 from classit.train.fit import resolved_fit_config
