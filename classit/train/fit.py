@@ -36,12 +36,12 @@ class ClassitCLI(LightningCLI):
         in one line naming the file, as does a ``ckpt_path`` that is not a checkpoint (before Lightning unpickles it
         to read its hyperparameters)."""
         args = sys.argv[1:] if args is None else args
-        for one in (parser, *self._subcommand_parsers.values()):
+        for one in (parser, *getattr(self, "_subcommand_parsers", {}).values()):
             one.exit_on_error = False
         try:
             self.config = parser.parse_args(expand_config_args(args))
         except ArgumentError as error:
-            keys = [a.dest for a in self._subcommand_parsers.get(args[0] if args else None, parser)._actions]
+            keys = [a.dest for a in getattr(self, "_subcommand_parsers", {}).get(args[0] if args else None, parser)._actions]
             raise config_error(str(error), args, keys) from None
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
