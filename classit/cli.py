@@ -1,14 +1,15 @@
 """The ``classit`` command: each subcommand handed to the module that does it; bad input stops in one line."""
 
+import inspect
 import itertools
 import json
 import os
 import signal
 import sys
 
-from jsonargparse import CLI
+from jsonargparse import CLI, ArgumentError
 
-from classit.files import check_config_files
+from classit.config_files import config_error, expand_config_args
 from classit.quiet import quiet_logs
 
 LIGHTNING_COMMANDS = {"fit", "validate"}
@@ -102,12 +103,17 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.study.report import report
     from classit.train.fit import export
 
-    check_config_files(argv)
-    CLI({"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
-         "finetune": finetune, "report": report, "submission": submission_command,
-         "data": {"_help": "Data: download the official sets; build the instruction sets as JSONL.",
-                  "download": download_command, "build-it": build_it}},
-        args=argv, description="classit: `classit --help` lists every command")
+    commands = {"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
+                "finetune": finetune, "report": report, "submission": submission_command,
+                "data": {"_help": "Data: download the official sets; build the instruction sets as JSONL.",
+                         "download": download_command, "build-it": build_it}}
+    try:
+        CLI(commands, args=expand_config_args(argv), exit_on_error=False,
+            description="classit: `classit --help` lists every command")
+    except ArgumentError as error:
+        command = commands.get(argv[0]) if argv else None
+        command = command.get(argv[1]) if isinstance(command, dict) and len(argv) > 1 else command
+        raise config_error(str(error), argv, list(inspect.signature(command).parameters) if callable(command) else []) from None
 
 
 if __name__ == "__main__":

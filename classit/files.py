@@ -92,7 +92,6 @@ def write_jsonl(records: Iterable[dict], path: Path, *, ensure_ascii: bool = Fal
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(record, ensure_ascii=ensure_ascii) + "\n" for record in records)
 
-
 def read_yaml(path: Path):
     """One YAML document; a syntax error stops naming the file and the line (jsonargparse names neither)."""
     import yaml
@@ -108,15 +107,6 @@ def read_yaml(path: Path):
         raise ValueError(f"{where}: not valid YAML: {problem}{context}; fix the file there") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not a YAML file (not UTF-8 text: byte {e.start})") from None
-
-
-def check_config_files(args: list[str]) -> None:
-    """Each ``--config`` file of command-line ``args`` read as YAML: a syntax error stops naming the file and line."""
-    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    paths += [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
-    for path in paths:
-        if Path(path).is_file():
-            read_yaml(path)
 
 
 def read_csv(path: Path, **options):

@@ -9,14 +9,15 @@ from pathlib import Path
 import lightning as L
 import yaml
 from lightning.pytorch.callbacks import RichProgressBar
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
+from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
-from classit.files import check_config_files
 from classit.model import BabyLM, load_pretrained
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
@@ -33,10 +34,17 @@ class ClassitCLI(LightningCLI):
                          trainer_defaults={"max_epochs": -1}, **kwargs)  # the curriculum sets the epochs
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, first stopping in one line on a ``--config`` file that is not valid YAML (its file and line), then
-        on a ``ckpt_path`` that is not a checkpoint (before Lightning unpickles it to read its hyperparameters)."""
-        check_config_files(sys.argv[1:] if args is None else args)
-        super().parse_arguments(parser, args)
+        """Parse the ``--config`` files (each after the configs it builds on) and overrides; a problem with one stops
+        in one line naming the file, as does a ``ckpt_path`` that is not a checkpoint (before Lightning unpickles it
+        to read its hyperparameters)."""
+        args = sys.argv[1:] if args is None else args
+        for one in (parser, *getattr(self, "_subcommand_parsers", {}).values()):
+            one.exit_on_error = False
+        try:
+            self.config = parser.parse_args(expand_config_args(args))
+        except ArgumentError as error:
+            keys = [a.dest for a in getattr(self, "_subcommand_parsers", {}).get(args[0] if args else None, parser)._actions]
+            raise config_error(str(error), args, keys) from None
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
             check_checkpoint_file(self.config[subcommand].ckpt_path)
