@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
+from classit import layout
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
@@ -103,13 +104,13 @@ def resolve_last_checkpoint(config) -> None:
     else:
         numbers = [n for p in root.glob("version_*") if (n := p.name.removeprefix("version_")).isdigit()]
         folders = [root / f"version_{n}" for n in sorted(numbers, key=int, reverse=True)]
-    found = next((f for f in folders if (f / "checkpoints" / "last.ckpt").is_file()), None)
+    found = next((f for f in folders if layout.last_checkpoint(f).is_file()), None)
     if found is None:
         rank_zero_info(f"classit: --ckpt_path last: no run in {root} has checkpoints/last.ckpt; starting fresh")
         config.ckpt_path = None
         return
     args.version = found.name if isinstance(args.version, str) else int(found.name.removeprefix("version_"))
-    config.ckpt_path = str(found / "checkpoints" / "last.ckpt")
+    config.ckpt_path = str(layout.last_checkpoint(found))
     rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
 
 
