@@ -21,7 +21,7 @@ The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``baby
 
 import re
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 Track = Literal["strict-small", "strict"]
 
@@ -101,15 +101,13 @@ def babylm_milestones(track: Track = "strict") -> list[int]:
 
 # The revisions the official collator (collate_preds.py) expects of each track: the milestones' names.
 COLLATOR_REVISIONS = {track: [milestone_name(w) for w in babylm_milestones(track)]
-                      for track in ("strict-small", "strict")}
+                      for track in get_args(Track)}
 
 # --- a results tree in the BabyLM pipeline's layout ---
 
 FINAL_REVISION = "main"  # the revision of the final model
-SUBMISSION = "all_full_preds_and_fast_scores_causal.json"
-
-
 CAUSAL = Path("zero_shot", "causal")  # the zero-shot results of a revision
+SUBMISSION = "all_full_preds_and_fast_scores_causal.json"  # the submission file of a model
 
 
 def causal_dir(revision: Path) -> Path:
