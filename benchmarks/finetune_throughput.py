@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
+from classit import layout
 from classit.data import store
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--quick", action="store_true", help="512 examples: about a minute on a CPU")
     args = parser.parse_args()
-    root = store.data_dir(args.data_dir) if args.data_dir else store.data_dir() / "babylm-eval" / "glue_filtered"
+    root = store.data_dir(args.data_dir) if args.data_dir else layout.full_eval_dir(store.data_dir()) / "glue_filtered"
     path = find_file(root, args.task, "train")
     if path is None:
         raise SystemExit(f"no {args.task} training file in {root}")

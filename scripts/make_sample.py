@@ -17,10 +17,11 @@ import tarfile
 from pathlib import Path
 
 from classit.data.corpus import TITLE, count_words
+from classit.layout import FAST_EVAL
 
 CORPUS = {"babylm-corpus/train_3M": ".train", "babylm-corpus/dev": ".dev"}
 DOMAINS = ("gutenberg", "simple_wiki")
-EVAL_SETS = ("babylm-eval-fast/blimp_fast", "babylm-eval-fast/ewok_fast")
+EVAL_SETS = (f"{FAST_EVAL}/blimp_fast", f"{FAST_EVAL}/ewok_fast")
 SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?][\"'’”)\]]*(?=\s)")
 README = """\
 # classit's bundled data sample

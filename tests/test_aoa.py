@@ -15,7 +15,6 @@ from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit.eval.aoa import (
-    COLLATOR_REVISIONS,
     CORRECTED_CHANCE,
     OFFICIAL_CHANCE,
     collator_check,
@@ -25,6 +24,7 @@ from classit.eval.aoa import (
     score_run,
     surprisals,
 )
+from classit.layout import COLLATOR_REVISIONS
 from classit.model import load_pretrained
 
 pytestmark = pytest.mark.full_data("BabyLM's AoA files (babylm-eval/aoa: cdi_childes.json and the CDI table)")

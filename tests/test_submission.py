@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
+from classit import layout
 from classit.cli import main
 from classit.eval import submission
 from classit.files import read_json
@@ -244,7 +245,7 @@ def test_size_tables_are_the_real_sets_and_the_collators(real):
     assert submission.GLUE == {t: len(_lines(full / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
     for key, data in (("blimp", "blimp_fast"), ("blimp_supplement", "supplement_fast"), ("ewok", "ewok_fast")):
         assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {submission.ZERO_SHOT[key][4]}
-    assert submission.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
+    assert layout.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
 
 
 def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_model_dir, real, tmp_path):

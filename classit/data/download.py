@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from classit.data.store import CHUNK, DATA_ENV, cache_dir, sha256sum
 from classit.files import atomic_path, read_json, write_json
+from classit.layout import FAST_EVAL, FULL_EVAL
 
 TIMEOUT = 60
 LOCK_FILE = "sha256.lock.json"
@@ -47,8 +48,8 @@ MANIFEST = {
          "size": None, "extract": {"train_10M": "babylm-corpus/train_10M"}},
     ],
     # the full sets, with the hidden tasks' folders: wug_past_tense, comps and aoa (cdi_childes.json)
-    "eval": [{**_EVALUATION_DATA, "extract": {"full_eval": "babylm-eval"}}],
-    "eval-fast": [{**_EVALUATION_DATA, "extract": {"fast_eval": "babylm-eval-fast"}}],
+    "eval": [{**_EVALUATION_DATA, "extract": {"full_eval": FULL_EVAL}}],
+    "eval-fast": [{**_EVALUATION_DATA, "extract": {"fast_eval": FAST_EVAL}}],
 }
 DEFAULT_SETS = ["corpus", "eval", "eval-fast"]
 

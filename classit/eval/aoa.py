@@ -24,6 +24,7 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
+from classit import layout
 from classit.eval.scoring import Encoded, resolve_device, score_items
 from classit.files import read_csv, read_json, write_csv, write_json
 
@@ -39,14 +40,7 @@ RECONSTRUCTED_NOTE = ("child AoA from cdi_human_reconstructed.csv, rebuilt from 
 AGES = [str(age) for age in range(16, 31)]
 BOOTSTRAP, SEED = 1000, 0
 TOKENS_PER_TEXT = 32  # padded tokens a forward holds, per text of batch_size (CDI contexts: median 25 tokens)
-CHECKPOINT = re.compile(r"chck_(\d+(?:\.\d+)?)M")
-# The checkpoint lists of the official collator (collate_preds.py), each with AOA_SIZE = 8005 records.
-COLLATOR_REVISIONS = {
-    "strict-small": [f"chck_{i}M" for i in range(1, 10)] + [f"chck_{i * 10}M" for i in range(1, 11)],
-    "strict": [f"chck_{i}M" for i in range(1, 10)] + [f"chck_{i * 10}M" for i in range(1, 10)]
-              + [f"chck_{i * 100}M" for i in range(1, 11)],
-}
-AOA_SIZE = 8005
+AOA_SIZE = 8005  # records of each checkpoint the official collator (collate_preds.py) expects
 
 
 def load_words(path: Path) -> list[tuple[str, list[str]]]:
@@ -102,14 +96,14 @@ def surprisals(model, tokenizer, contexts: list[tuple[str, str]], rule: Rule = "
     return values
 
 
-def milestones(run_dir: Path) -> list[tuple[str, int, Path]]:
-    """``(name, words, folder)`` of each ``RUN_DIR/milestones/chck_{N}M``, by words seen."""
-    found = [(p.name, round(float(m.group(1)) * 1e6), p) for p in sorted((run_dir / "milestones").glob("chck_*M"))
-             if p.is_dir() and (m := CHECKPOINT.fullmatch(p.name))]
+def milestones(run_dir: Path) -> list[layout.Milestone]:
+    """The run's milestone exports by words seen (:func:`classit.layout.milestones`); none stops in one line."""
+    found = layout.milestones(run_dir)
     if not found:
-        raise FileNotFoundError(f"{run_dir / 'milestones'}: no chck_{{N}}M checkpoint folders (MilestoneExport writes "
-                                f"them during fit); --run takes a run folder such as lightning_logs/NAME/version_0")
-    return sorted(found, key=lambda m: m[1])
+        raise FileNotFoundError(f"{layout.milestone_dir(run_dir)}: no chck_{{N}}M checkpoint folders "
+                                f"(MilestoneExport writes them during fit); --run takes a run folder such as "
+                                f"lightning_logs/NAME/version_0")
+    return found
 
 
 def default_cdi(data: Path) -> Path:
@@ -243,10 +237,11 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, resamples: int = BOOTSTRAP, seed:
 
 def collator_check(names: list[str], per_checkpoint: int) -> str:
     """Whether the official ``collate_preds.py`` would accept these checkpoints (its ``_check_size_aoa``)."""
-    track = next((t for t, revs in COLLATOR_REVISIONS.items() if set(revs) == set(names)), None)
+    track = next((t for t, revs in layout.COLLATOR_REVISIONS.items() if set(revs) == set(names)), None)
     if track is None:
-        return (f"not accepted: collate_preds.py expects the checkpoints {COLLATOR_REVISIONS['strict-small'][0]} … "
-                f"chck_100M (strict-small, 19) or … chck_1000M (strict, 28); this run has {len(names)}")
+        small, strict = layout.COLLATOR_REVISIONS["strict-small"], layout.COLLATOR_REVISIONS["strict"]
+        return (f"not accepted: collate_preds.py expects the checkpoints {small[0]} … {small[-1]} (strict-small, "
+                f"{len(small)}) or … {strict[-1]} (strict, {len(strict)}); this run has {len(names)}")
     if per_checkpoint != AOA_SIZE:
         return f"not accepted: {per_checkpoint} records a checkpoint, collate_preds.py expects AOA_SIZE = {AOA_SIZE}"
     return f"accepted ({track} track)"
@@ -317,7 +312,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     start = time.perf_counter()
     run_dir = Path(run_dir)
     checkpoints = milestones(run_dir)
-    data = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval"
+    data = Path(data_dir) if data_dir else layout.full_eval_dir(store.data_dir())
     words_file = data / "aoa" / "cdi_childes.json"
     words = load_words(words_file)
     cdi_human = Path(cdi_human) if cdi_human else default_cdi(data)
@@ -325,7 +320,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
         raise FileNotFoundError(f"{cdi_human}: no such CDI table (--cdi_human; BabyLM's aoa/cdi_human.csv)")
     cdi = read_csv(cdi_human)  # a file that is no CSV stops here, before any checkpoint is scored
     note = RECONSTRUCTED_NOTE if "reconstructed" in cdi_human.name else None
-    folder = Path(out) / ("AoA_word" if rule == "official" else f"AoA_word_{rule}")
+    folder = layout.aoa_dir(out, rule)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
 
@@ -345,7 +340,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     names = [c[0] for c in checkpoints]
     metadata = {"model_name": str(run_dir), "use_bos_only": False, "total_steps": len(names),
                 "completed_steps": len(names)}
-    write_json({"metadata": metadata, "results": records}, folder / "surprisal.json", indent=2)
+    write_json({"metadata": metadata, "results": records}, layout.surprisal_file(folder), indent=2)
 
     official, corrected = curve_fitness(records, cdi, OFFICIAL_CHANCE), curve_fitness(records, cdi, CORRECTED_CHANCE)
     write_csv([["word", "model_aoa_words", "child_aoa_months", "fit", "model_aoa_words_corrected", "fit_corrected"],

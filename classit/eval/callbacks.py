@@ -7,6 +7,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from classit import layout
 from classit.data.store import data_dir
 from classit.eval.scoring import score_items
 from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
@@ -47,7 +48,7 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         if self.items:
             return
         run_data = getattr(trainer.datamodule, "data_dir", None)  # the run's data folder (data.data_dir)
-        root = Path(self.data_dir) if self.data_dir else Path(run_data or data_dir()) / "babylm-eval-fast"
+        root = Path(self.data_dir) if self.data_dir else layout.fast_eval_dir(run_data or data_dir())
         for task in self.tasks:
             folder = find_folder(root, task)
             if folder is None:

@@ -12,6 +12,7 @@ each checkpoint's surprisal of each word in each context (``AoA_word/surprisal.j
 from collections import defaultdict
 from pathlib import Path
 
+from classit import layout
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
 from classit.eval.zero_shot import RHO, load_items
 from classit.files import read_json, read_jsonl
@@ -41,7 +42,7 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
         result = TaskResult({}, data_folder=s.get("folder"))
         if task == "aoa":
             result.numbers = {"average": s["curve_fitness"], "corrected": s["corrected"]["curve_fitness"]}
-            result.items = aoa_items(Path(s["folder"]) / "surprisal.json")
+            result.items = aoa_items(layout.surprisal_file(s["folder"]))
         elif task == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}

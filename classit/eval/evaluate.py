@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from classit import layout
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
@@ -41,7 +42,7 @@ def default_data_dir() -> Path:
     """The data folder's ``babylm-eval``, or its ``babylm-eval-fast`` where only the fast sets are there (the bundled
     sample), saying so."""
     root = store.data_dir()
-    full, fast = root / "babylm-eval", root / "babylm-eval-fast"
+    full, fast = layout.full_eval_dir(root), layout.fast_eval_dir(root)
     if full.is_dir() or not fast.is_dir():
         return full
     print(f"data: no {full.name} in {root}: scoring the fast sets of {fast}")

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
+from classit import layout
 from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.files import read_json, write_json, write_jsonl
@@ -364,7 +365,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     for option, value in (("--batch_size", batch_size), ("--max_epochs", max_epochs)):
         if value is not None and value < 1:
             raise ValueError(f"{option}: at least 1, not {value}")
-    root = Path(data_dir) if data_dir else store.data_dir() / "babylm-eval" / "glue_filtered"
+    root = Path(data_dir) if data_dir else layout.full_eval_dir(store.data_dir()) / "glue_filtered"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
 

@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classit import layout
 from classit.eval.zero_shot import FOLDERS, GROUPS, RHO, load_items
 from classit.files import read_json, read_jsonl, write_json, write_jsonl
 
@@ -101,8 +102,9 @@ def read_pipeline(causal: Path) -> dict[str, TaskResult]:
         tasks[task] = result
     if (causal / "reading" / "report.txt").is_file():
         tasks["reading"] = _read_reading_report(causal / "reading")
-    if (causal / "AoA_word" / "surprisal.json").is_file():
-        tasks["aoa"] = TaskResult({}, pipeline=True, items=aoa_items(causal / "AoA_word" / "surprisal.json"))
+    aoa = layout.surprisal_file(layout.aoa_dir(causal))
+    if aoa.is_file():
+        tasks["aoa"] = TaskResult({}, pipeline=True, items=aoa_items(aoa))
     return tasks
 
 
@@ -113,9 +115,9 @@ def aoa_items(path: Path) -> dict[tuple[str, int], float]:
 
 def causal_folder(folder: Path) -> Path | None:
     """The ``zero_shot/causal`` folder of a pipeline results tree given at any level down to it."""
-    if folder.name == "causal" and folder.parent.name == "zero_shot":
+    if folder.parts[-2:] == layout.CAUSAL.parts:
         return folder
-    found = [p for pattern in ("zero_shot/causal", "*/zero_shot/causal", "*/*/zero_shot/causal")
+    found = [p for pattern in (f"{layout.CAUSAL}", f"*/{layout.CAUSAL}", f"*/*/{layout.CAUSAL}")
              for p in sorted(folder.glob(pattern)) if p.is_dir()]
     if len(found) > 1:
         raise ValueError(f"{folder}: several results trees ({', '.join(str(p) for p in found)}); name one of them")

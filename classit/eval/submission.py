@@ -19,9 +19,9 @@ from typing import Literal
 
 from scipy.stats import spearmanr
 
+from classit import layout
 from classit.eval.aoa import (
     AOA_SIZE,
-    COLLATOR_REVISIONS,
     RECONSTRUCTED_NOTE,
     curve_fitness,
     default_cdi,
@@ -87,7 +87,6 @@ ZERO_SHOT = {
     "reading": ("reading", "reading", 1726, "reading", 1726),
 }
 FAST = {key: spec for key, spec in ZERO_SHOT.items() if spec[3]}
-SUBMISSION = "all_full_preds_and_fast_scores_causal.json"
 
 
 def _amount(expected: dict | int) -> str:
@@ -230,7 +229,8 @@ def _data_roots(fast_data: str | None, data_dir: str | None) -> tuple[Path, Path
     from classit.data import store
 
     root = None if fast_data and data_dir else store.data_dir()
-    return Path(fast_data) if fast_data else root / "babylm-eval-fast", Path(data_dir) if data_dir else root / "babylm-eval"
+    return (Path(fast_data) if fast_data else layout.fast_eval_dir(root),
+            Path(data_dir) if data_dir else layout.full_eval_dir(root))
 
 
 def data_folder(name: str, fast: Path, full: Path) -> Path:
@@ -245,7 +245,7 @@ def fast_scores(model_dir: Path, revisions: list[str], fast: Path, full: Path, h
     """``fast_eval_results``: per fast task, the scores of each revision's fast predictions, in revision order."""
     scores = {key: [] for key in FAST}
     for revision in revisions:
-        causal = model_dir / revision / "zero_shot" / "causal"
+        causal = layout.causal_dir(model_dir / revision)
         for key, (_, _, _, folder, sizes) in FAST.items():
             results = load_checked(causal / folder / "predictions.json", f"{key} (fast, {revision})", sizes, hint)
             scores[key].append(SCORERS[key](results, data_folder(Path(folder).name, fast, full)))
@@ -256,20 +256,20 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
             data_dir: str | None = None) -> dict:
     """The submission's contents, in the collator's key order, every file checked first."""
     model_dir = Path(results) / model
-    main, revisions = model_dir / "main", COLLATOR_REVISIONS[track]
-    causal = main / "zero_shot" / "causal"
+    main, revisions = model_dir / layout.FINAL_REVISION, layout.COLLATOR_REVISIONS[track]
+    causal = layout.causal_dir(main)
     report = f"`classit report EVAL/{model} --out REPORT --babylm {results}`"
     submission = {}
     for key, (task, folder, sizes, _, _) in ZERO_SHOT.items():
         hint = f"`classit evaluate --model MODEL --tasks {task} --out EVAL/{model}/zero_shot`, then {report}"
         submission[key] = load_checked(causal / folder / "predictions.json", key, sizes, hint)
-    aoa = causal / "AoA_word" / "surprisal.json"
+    aoa = layout.surprisal_file(layout.aoa_dir(causal))
     submission["aoa"] = load_aoa(aoa, revisions, f"`classit evaluate --run RUN --tasks aoa --out {causal}` over a "
                                                  f"run with the {track} milestones")
     submission["glue"] = {}
     for task, size in GLUE.items():
         hint = f"`classit finetune --model MODEL --tasks {task} --out EVAL/{model}/finetune`, then {report}"
-        submission["glue"] |= load_checked(main / "finetune" / task / "predictions.json", task, size, hint)
+        submission["glue"] |= load_checked(layout.finetune_dir(main) / task / "predictions.json", task, size, hint)
     fast, full = _data_roots(fast_data, data_dir)
     hint = f"`classit submission --run RUN --results {results} --model {model}` (the fast sets of each milestone)"
     submission["fast_eval_results"] = fast_scores(model_dir, revisions, fast, full, hint)
@@ -290,7 +290,7 @@ def score_milestones(run: str | Path, results: str | Path, model: str, fast_data
         roots[data_folder(Path(folder).name, fast, full).parent].append(task)
     scored = []
     for revision, _, path in milestones(Path(run)):
-        causal = Path(results) / model / revision / "zero_shot" / "causal"
+        causal = layout.causal_dir(Path(results) / model / revision)
         if all((causal / spec[3] / "predictions.json").is_file() for spec in FAST.values()):
             print(f"{revision}: fast predictions already in {causal}, kept")
             continue
@@ -333,9 +333,9 @@ def submission_command(*, results: str, model: str, out: str | None = None,
     if run:
         score_milestones(run, results, model, fast_data, data_dir, batch_size, device)
     submission = collate(results, model, track, fast_data, data_dir)
-    path = Path(out) if out else Path(results) / model / SUBMISSION
+    path = Path(out) if out else Path(results) / model / layout.SUBMISSION
     write_json(submission, path)
-    print(f"submission: {path} ({track} track, {len(COLLATOR_REVISIONS[track])} milestones)")
+    print(f"submission: {path} ({track} track, {len(layout.COLLATOR_REVISIONS[track])} milestones)")
     print("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
     full = _data_roots(fast_data, data_dir)[1]
     cdi = Path(cdi_human) if cdi_human else default_cdi(full)

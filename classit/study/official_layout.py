@@ -18,6 +18,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from classit import layout
 from classit.eval.pipeline import write_finetune, write_minimal_pairs, write_reading
 from classit.study.collect import FINAL, Result
 
@@ -30,20 +31,20 @@ def write_babylm(results: list[Result], out: str | Path) -> list[Path]:
     written = []
     for r in results:
         model = r.condition if len(seeds[r.condition]) == 1 else f"{r.condition}_seed{r.seed}"
-        root = Path(out) / model / ("main" if r.stage == FINAL else r.stage)
+        root = Path(out) / model / (layout.FINAL_REVISION if r.stage == FINAL else r.stage)
         if r.kind == "finetune":
-            write_finetune(r.folder, r.summary, root / "finetune")
+            write_finetune(r.folder, r.summary, layout.finetune_dir(root))
         else:
             for task, s in r.summary.items():
                 if "skipped" in s:
                     continue
                 if task == "reading":
-                    write_reading(r.folder, r.summary, root / "zero_shot" / "causal")
+                    write_reading(r.folder, r.summary, layout.causal_dir(root))
                 elif task == "aoa":
-                    (root / "zero_shot" / "causal" / "AoA_word").mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(s["folder"]) / "surprisal.json",
-                                    root / "zero_shot" / "causal" / "AoA_word" / "surprisal.json")
+                    aoa = layout.aoa_dir(layout.causal_dir(root))
+                    aoa.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(layout.surprisal_file(s["folder"]), layout.surprisal_file(aoa))
                 else:
-                    write_minimal_pairs(r.folder, r.summary, task, root / "zero_shot" / "causal")
+                    write_minimal_pairs(r.folder, r.summary, task, layout.causal_dir(root))
         written.append(root)
     return sorted(set(written))

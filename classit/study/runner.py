@@ -23,12 +23,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classit import layout
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
 from classit.files import read_json, read_yaml, write_json
 from classit.study.report import report
-from classit.train.callbacks import MILESTONE_FILE, HFExport, RunCheckpoint, stage_name
+from classit.train.callbacks import HFExport, RunCheckpoint
 from classit.train.fit import resolved_fit_config
 from classit.train.plan import load, make_plan
 
@@ -154,14 +155,14 @@ def log_dir(fit: Fit, out: Path) -> Path:
 
 
 def last_checkpoint(fit: Fit, out: Path) -> Path:
-    return log_dir(fit, out) / "checkpoints" / "last.ckpt"
+    return layout.last_checkpoint(log_dir(fit, out))
 
 
 def branch_checkpoint(fit: Fit, out: Path) -> Path:
     """The end-of-stage checkpoint of the fit this one branches from."""
     source, k = fit.branch
     stage = source.resolved["data"]["stages"][k - 1]["name"]
-    return log_dir(source, out) / "checkpoints" / f"{stage_name(k - 1, stage)}.ckpt"
+    return layout.stage_checkpoint(layout.checkpoint_dir(log_dir(source, out)), k - 1, stage)
 
 
 def fit_command(fit: Fit, out: Path) -> list[str]:
@@ -226,9 +227,9 @@ def model_folder(study: StudySettings, fits: list[Fit], condition: Condition, se
         raise ValueError(f"{study.path}: conditions.{condition.name}: evaluating it needs the Hugging Face export "
                          f"of fit {fit.name}, and {fit.condition.config} has no classit.train.HFExport callback "
                          f"(add it to trainer.callbacks)")
-    hf = log_dir(fit, out) / export.get("folder", "hf")
+    hf = log_dir(fit, out) / export.get("folder", layout.HF)
     last = len(fit.resolved["data"]["stages"]) - 1
-    return ((hf if index == last else hf / stage_name(index, stages[index])),
+    return ((hf if index == last else layout.stage_export(hf, index, stages[index])),
             stages[index] if condition.stage else "final", log_dir(fit, out))
 
 
@@ -243,13 +244,13 @@ def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: 
     while True:
         first = fit.branch[1] if fit.branch else 0
         whole = first == 0 and last == len(fit.resolved["data"]["stages"]) - 1
-        for path in sorted((log_dir(fit, out) / "milestones").glob("chck_*M")):
+        for _, _, path in layout.milestones(log_dir(fit, out)):
             if whole:
                 found.append(path)
-            elif not (path / MILESTONE_FILE).is_file():
-                raise ValueError(f"{path}: no {MILESTONE_FILE}, so its curriculum stage is unknown (written before "
-                                 f"classit recorded it); the AoA of conditions.{condition.name} needs it")
-            elif first <= read_json(path / MILESTONE_FILE)["stage"] <= last:
+            elif not (path / layout.MILESTONE_FILE).is_file():
+                raise ValueError(f"{path}: no {layout.MILESTONE_FILE}, so its curriculum stage is unknown (written "
+                                 f"before classit recorded it); the AoA of conditions.{condition.name} needs it")
+            elif first <= read_json(path / layout.MILESTONE_FILE)["stage"] <= last:
                 found.append(path)
         if not fit.branch:
             return found
@@ -258,7 +259,7 @@ def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: 
 
 def link_milestones(paths: list[Path], folder: Path) -> Path:
     """``folder/milestones/<name>`` links to ``paths`` (only those): the run folder that ``evaluate --run`` reads."""
-    links = folder / "milestones"
+    links = layout.milestone_dir(folder)
     links.mkdir(parents=True, exist_ok=True)
     for old in links.iterdir():
         if old.name not in {p.name for p in paths}:

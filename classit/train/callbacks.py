@@ -16,11 +16,10 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from classit import layout
 from classit.data.curriculum import CurriculumDataModule
 from classit.files import write_json
 from classit.lightning_state import save_last_unless_saved, set_peak_flops
-
-MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
 
 # Dense peak FLOP/s from NVIDIA's datasheets, for GPUs that Lightning's table misses or gives at sparse rates: the H200
 # SXM computes as an H100 SXM (and is named plainly 'NVIDIA H200', which that table does not find).
@@ -84,11 +83,6 @@ class TokenThroughputMonitor(ThroughputMonitor):
             set_peak_flops(self, peak)
 
 
-def stage_name(index: int, name: str) -> str:
-    """The file name (without suffix) of a stage's export and checkpoint: ``stage{index}_{name}``."""
-    return f"stage{index}_{name}"
-
-
 def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:
     """``(index, name)`` of the curriculum stage whose last epoch just ended, else None."""
     datamodule = trainer.datamodule
@@ -105,12 +99,14 @@ class HFExport(L.Callback):
     ``<log_dir>/hf/stage{i}_{name}`` when each curriculum stage but the last ends (the last one is ``hf``), so one
     sequential run gives the pre-trained baseline, the model after each instruction stage, and the final model."""
 
-    def __init__(self, folder: str = "hf"):
+    def __init__(self, folder: str = layout.HF):
         self.folder = folder
 
-    def export(self, trainer: L.Trainer, pl_module: L.LightningModule, name: str = "") -> None:
+    def export(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: tuple[int, str] | None = None) -> None:
+        """The export of the end of ``stage`` (index, name), or of the run's end."""
         # ``trainer.log_dir`` broadcasts from rank 0, so every rank must ask for it
-        out = Path(trainer.log_dir or trainer.default_root_dir) / self.folder / name
+        hf = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
+        out = layout.stage_export(hf, *stage) if stage else hf
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
             rank_zero_info(f"Hugging Face export: {out}")
@@ -118,7 +114,7 @@ class HFExport(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         ended = stage_ended(trainer)
         if ended and trainer.current_epoch + 1 < trainer.datamodule.total_epochs:
-            self.export(trainer, pl_module, stage_name(*ended))
+            self.export(trainer, pl_module, ended)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.export(trainer, pl_module)
@@ -149,16 +145,11 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         ended = stage_ended(trainer)
         if ended and self.dirpath:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{stage_name(*ended)}.ckpt", weights_only=False)
+            trainer.save_checkpoint(layout.stage_checkpoint(self.dirpath, *ended), weights_only=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last:
             save_last_unless_saved(self, trainer)
-
-
-def babylm_milestones() -> list[int]:
-    """The BabyLM 2025 checkpoints, in words: every 1M to 10M, every 10M to 100M, every 100M to 1B."""
-    return [n * 10 ** 6 for n in range(1, 10)] + [n * 10 ** 7 for n in range(1, 10)] + [n * 10 ** 8 for n in range(1, 11)]
 
 
 class _WordsSeenCallback(L.Callback):
@@ -194,7 +185,7 @@ class MilestoneExport(_WordsSeenCallback):
             milestones: words, increasing; default the BabyLM 2025 list (1M, 2M, … 10M, 20M, … 100M, 200M, … 1B).
             evaluate: run the run's MilestoneEvaluator callbacks (its zero-shot scoring) at each milestone too.
         """
-        self.milestones = list(milestones) if milestones is not None else babylm_milestones()
+        self.milestones = list(milestones) if milestones is not None else layout.babylm_milestones()
         if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])) or min(self.milestones, default=1) <= 0:
             raise ValueError(f"MilestoneExport.milestones: positive word counts in increasing order, not {self.milestones}")
         self.evaluate = evaluate
@@ -207,13 +198,13 @@ class MilestoneExport(_WordsSeenCallback):
         if not passed:
             return
         self.milestones = self.milestones[len(passed):]
-        out = Path(trainer.log_dir or trainer.default_root_dir) / "milestones" / f"chck_{passed[-1] / 1e6:g}M"
+        out = layout.milestone_export(Path(trainer.log_dir or trainer.default_root_dir), passed[-1])
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
             datamodule = trainer.datamodule
             stage = datamodule.stage_index(trainer.current_epoch) if isinstance(datamodule, CurriculumDataModule) else None
             write_json({"words": passed[-1], "words_seen": words, "step": trainer.global_step, "stage": stage},
-                       out / MILESTONE_FILE)
+                       out / layout.MILESTONE_FILE)
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
         if self.evaluate:
             for callback in trainer.callbacks:

@@ -3,17 +3,17 @@ checkpoints; the resolved fit config (``plan`` and ``study`` read it) and ``clas
 
 import shlex
 import sys
-from argparse import ArgumentError
 from pathlib import Path
 
 import lightning as L
 import yaml
-from lightning.pytorch.callbacks import RichProgressBar
 from jsonargparse import ArgumentError
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
+from classit import layout
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
@@ -113,13 +113,13 @@ def resolve_last_checkpoint(config) -> None:
     else:
         numbers = [n for p in root.glob("version_*") if (n := p.name.removeprefix("version_")).isdigit()]
         folders = [root / f"version_{n}" for n in sorted(numbers, key=int, reverse=True)]
-    found = next((f for f in folders if (f / "checkpoints" / "last.ckpt").is_file()), None)
+    found = next((f for f in folders if layout.last_checkpoint(f).is_file()), None)
     if found is None:
         rank_zero_info(f"classit: --ckpt_path last: no run in {root} has checkpoints/last.ckpt; starting fresh")
         config.ckpt_path = None
         return
     args.version = found.name if isinstance(args.version, str) else int(found.name.removeprefix("version_"))
-    config.ckpt_path = str(found / "checkpoints" / "last.ckpt")
+    config.ckpt_path = str(layout.last_checkpoint(found))
     rank_zero_info(f"classit: --ckpt_path last: resuming {config.ckpt_path}")
 
 

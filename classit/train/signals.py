@@ -12,6 +12,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
+from classit import layout
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -115,7 +117,7 @@ class CheckpointOnSignal(L.Callback):
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint) and callback.dirpath:
             return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-        return Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        return layout.last_checkpoint(Path(trainer.log_dir or trainer.default_root_dir))
 
     def _restore(self) -> None:
         if self._pipe is not None:

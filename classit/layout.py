@@ -1,0 +1,146 @@
+"""The names of a run folder, of a results tree and of the evaluation data, written once: every other module asks here.
+
+A run folder (``lightning_logs/NAME/version_N``)::
+
+    checkpoints/last.ckpt                  the newest state of the run (``--ckpt_path last`` resumes it)
+    checkpoints/stage{i}_{name}.ckpt       the end of each curriculum stage
+    hf/                                    the final model, a Hugging Face folder
+    hf/stage{i}_{name}/                    the model at the end of each curriculum stage but the last
+    milestones/chck_{N}M/                  the model after N million words: BabyLM's intermediate checkpoints
+    milestones/chck_{N}M/milestone.json    when it was written (words, words seen, step, curriculum stage)
+
+A results tree in the BabyLM 2025 pipeline's layout, as its ``collate_preds.py`` reads it::
+
+    <model>/<revision>/zero_shot/causal/<task>/<dataset>/predictions.json
+    <model>/main/zero_shot/causal/AoA_word/surprisal.json
+    <model>/<revision>/finetune/<task>/predictions.json
+    <model>/all_full_preds_and_fast_scores_causal.json      the submission file
+
+The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets).
+"""
+
+import re
+from pathlib import Path
+from typing import Literal, NamedTuple, get_args
+
+Track = Literal["strict-small", "strict"]
+
+# --- a run folder ---
+
+HF = "hf"  # the Hugging Face export folder of a run
+MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
+_MILESTONE = re.compile(r"chck_(\d+(?:\.\d+)?)M")
+
+
+def checkpoint_dir(run: Path) -> Path:
+    """The run's Lightning checkpoints (ModelCheckpoint's default folder)."""
+    return Path(run) / "checkpoints"
+
+
+def last_checkpoint(run: Path) -> Path:
+    """The run's newest state: ``checkpoints/last.ckpt``."""
+    return checkpoint_dir(run) / "last.ckpt"
+
+
+def stage_name(index: int, name: str) -> str:
+    """The file name (without suffix) of a stage's export and checkpoint: ``stage{index}_{name}``."""
+    return f"stage{index}_{name}"
+
+
+def stage_checkpoint(checkpoints: Path, index: int, name: str) -> Path:
+    """The checkpoint at the end of stage ``index`` in a checkpoint folder: ``stage{index}_{name}.ckpt``."""
+    return Path(checkpoints) / f"{stage_name(index, name)}.ckpt"
+
+
+def stage_export(hf: Path, index: int, name: str) -> Path:
+    """The Hugging Face export at the end of stage ``index`` inside the run's export folder ``hf``."""
+    return Path(hf) / stage_name(index, name)
+
+
+def milestone_dir(run: Path) -> Path:
+    """The run's milestone exports: ``milestones``."""
+    return Path(run) / "milestones"
+
+
+def milestone_name(words: int) -> str:
+    """A milestone's folder name: ``chck_{N}M`` with N the words in millions (``chck_1M``, ``chck_0.05M``)."""
+    return f"chck_{words / 1e6:g}M"
+
+
+def milestone_export(run: Path, words: int) -> Path:
+    """The run's export at ``words`` words: ``milestones/chck_{N}M``."""
+    return milestone_dir(run) / milestone_name(words)
+
+
+def milestone_words(name: str) -> int | None:
+    """The words of a ``chck_{N}M`` name (``chck_10M`` → 10_000_000); None for any other name."""
+    match = _MILESTONE.fullmatch(name)
+    return round(float(match.group(1)) * 1e6) if match else None
+
+
+class Milestone(NamedTuple):
+    """A milestone export of a run: its name, words and folder."""
+    name: str
+    words: int
+    folder: Path
+
+
+def milestones(run: Path) -> list[Milestone]:
+    """Every ``milestones/chck_{N}M`` folder of a run, by words seen (none: an empty list)."""
+    found = [Milestone(p.name, words, p) for p in sorted(milestone_dir(run).glob("chck_*M"))
+             if p.is_dir() and (words := milestone_words(p.name)) is not None]
+    return sorted(found, key=lambda m: m.words)
+
+
+def babylm_milestones(track: Track = "strict") -> list[int]:
+    """The BabyLM 2025 checkpoints in words: every 1M to 10M, every 10M to 100M, and (strict) every 100M to 1B."""
+    words = ([n * 10 ** 6 for n in range(1, 10)] + [n * 10 ** 7 for n in range(1, 10)]
+             + [n * 10 ** 8 for n in range(1, 11)])
+    return words if track == "strict" else [w for w in words if w <= 10 ** 8]
+
+
+# The revisions the official collator (collate_preds.py) expects of each track: the milestones' names.
+COLLATOR_REVISIONS = {track: [milestone_name(w) for w in babylm_milestones(track)]
+                      for track in get_args(Track)}
+
+# --- a results tree in the BabyLM pipeline's layout ---
+
+FINAL_REVISION = "main"  # the revision of the final model
+CAUSAL = Path("zero_shot", "causal")  # the zero-shot results of a revision
+SUBMISSION = "all_full_preds_and_fast_scores_causal.json"  # the submission file of a model
+
+
+def causal_dir(revision: Path) -> Path:
+    """The zero-shot results of a ``<model>/<revision>`` folder: ``zero_shot/causal``."""
+    return Path(revision) / CAUSAL
+
+
+def finetune_dir(revision: Path) -> Path:
+    """The fine-tuning results of a ``<model>/<revision>`` folder: ``finetune``."""
+    return Path(revision) / "finetune"
+
+
+def aoa_dir(parent: Path, rule: str = "official") -> Path:
+    """The AoA results below ``parent``: ``AoA_word``, or ``AoA_word_{rule}`` for a rule other than the official."""
+    return Path(parent) / ("AoA_word" if rule == "official" else f"AoA_word_{rule}")
+
+
+def surprisal_file(aoa: Path) -> Path:
+    """The official AoA file of an AoA folder: ``surprisal.json``."""
+    return Path(aoa) / "surprisal.json"
+
+
+# --- the evaluation data of a data folder ---
+
+FULL_EVAL = "babylm-eval"
+FAST_EVAL = "babylm-eval-fast"
+
+
+def full_eval_dir(data: Path) -> Path:
+    """The full evaluation sets of a data folder: ``babylm-eval``."""
+    return Path(data) / FULL_EVAL
+
+
+def fast_eval_dir(data: Path) -> Path:
+    """The fast evaluation sets of a data folder: ``babylm-eval-fast``."""
+    return Path(data) / FAST_EVAL
