@@ -11,21 +11,20 @@ import yaml
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import aoa_data, babylm_file, sample_sentences, scalars, small_corpus, small_eval_fast
-from test_curriculum import demo_data
-from test_resilience import fit_config
+from helpers import CONFIGS, TINY_MODEL, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+pytestmark = pytest.mark.slow
 
 
 def tiny(data: Path, tokenizer: str) -> list[str]:
-    """Overrides that make the demo curricula a few seconds long."""
+    """Overrides that make the demo curricula a few seconds long (the tiny run's model, as a condition's
+    overrides)."""
     return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
             f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
             "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
-            "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64"]
+            *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]
 
 
 def small_milestones(config: Path, out: Path) -> str:
@@ -144,8 +143,8 @@ def without(path: Path, callback: str, out: Path) -> Path:
     return out
 
 
-def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(data_root, tokenizer, tmp_path, capsys):
-    fit = fit_config(tmp_path, "plain", small_corpus(data_root, tmp_path / "data"), tokenizer)
+def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(tiny_runs, tmp_path, capsys):
+    fit = tiny_runs.config("plain")
     study = {"conditions": {"plain": {"config": str(without(fit, "HFExport", fit))}},
              "evaluate": {"zero_shot": {"tasks": ["ewok"]}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
