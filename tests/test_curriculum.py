@@ -137,6 +137,7 @@ def test_resume_mid_stage_gives_the_batches_of_an_uninterrupted_run(tokenizer, t
     assert rest == whole[stop:]
 
 
+@pytest.mark.slow
 def test_resume_from_epoch_end_checkpoints_gives_the_rest_of_the_run(tokenizer, tmp_path):
     whole = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "whole")
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True)
@@ -166,6 +167,7 @@ def global_batches(tokenizer, path, micro, **trainer_args) -> dict:
     return {step: sorted(ids) for step, ids in recorder.steps.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("micro_before, micro_after", [(1, 2), (2, 1)])
 def test_resume_with_another_accumulation_goes_on_at_the_same_global_batch(tokenizer, tmp_path, micro_before,
                                                                           micro_after):

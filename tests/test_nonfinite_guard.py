@@ -41,6 +41,7 @@ def test_non_finite_loss_step_is_skipped(tiny_runs):
     assert all(torch.isfinite(t).all() for t in final.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["stop", "skip"])
 def test_non_finite_loss_is_caught_when_the_grad_scaler_steps_the_optimizer(tiny_runs, action):
     """16-mixed: Lightning runs the closure itself, then ``scaler.step(optimizer)`` without one."""

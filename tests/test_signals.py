@@ -14,13 +14,12 @@ from safetensors.torch import load_file
 from classit.checkpoint_io import load_checkpoint
 from helpers import DEMO, classit, fit, scalars
 
-pytestmark = pytest.mark.slow
-
 
 def signal_at(name: str, step: int, times: int = 1) -> list[dict]:
     return [{"class_path": "probes.SignalAt", "init_args": {"signal_name": name, "step": step, "times": times}}]
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tiny_runs):
     straight = fit(tiny_runs.config("straight", accumulate_grad_batches=2), wait=False)
     chain = lambda **kw: tiny_runs.config("chain", accumulate_grad_batches=2, **kw)
@@ -53,6 +52,7 @@ def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tiny_runs)
     assert [step for step, _ in scalars(run)["train/loss"]] == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_exits_at_once_unsaved(tiny_runs):
     out, code = fit(tiny_runs.config("abort", callbacks=signal_at("SIGINT", 2, times=2), accumulate_grad_batches=2))
     assert code == 130, out[-3000:]
@@ -70,6 +70,7 @@ def signal_job_when(process, ready: Path, signum: int) -> tuple[str, int]:
     return out, process.returncode
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_signal_to_the_whole_job_saves_and_the_resumed_run_stays_resumed(tiny_runs, signame):
     """SLURM, docker stop and a terminal's ctrl-C signal every process of the job, DataLoader workers too."""
@@ -102,6 +103,7 @@ def test_a_signal_to_the_whole_job_saves_and_the_resumed_run_stays_resumed(tiny_
         assert torch.equal(resumed[name], tensor), name  # stopped by the job's signal, resumed: the same weights
 
 
+@pytest.mark.slow
 def test_a_step_that_cannot_end_exits_after_the_grace_period(tiny_runs):
     ready = tiny_runs.tmp / "ready"
     probes = [{"class_path": "probes.TouchAt", "init_args": {"step": 2, "path": str(ready)}},

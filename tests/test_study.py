@@ -13,8 +13,6 @@ from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
 from helpers import CONFIGS, TINY_MODEL, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast
 
-pytestmark = pytest.mark.slow
-
 
 def tiny(data: Path, tokenizer: str) -> list[str]:
     """Overrides that make the demo curricula a few seconds long (the tiny run's model, as a condition's
@@ -57,6 +55,7 @@ def study_dir(data_root, tokenizer, tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study_dir, tokenizer):
     runs = study_dir / "out" / "runs"
     merged = scalars(runs / "merged_seed42" / "version_0")
@@ -71,6 +70,7 @@ def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study
         assert torch.equal(branched[name], value), name
 
 
+@pytest.mark.slow
 def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(study_dir, capsys):
     out = study_dir / "out"
     for condition in ("baseline", "sequential", "merged"):
@@ -85,6 +85,7 @@ def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(s
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+@pytest.mark.slow
 def test_a_stage_conditions_training_curves_end_with_its_stage(study_dir):
     out = study_dir / "out"
     results = {r.condition: r for r in find_results([str(out / "eval")]) if r.kind == "zero_shot"}
@@ -96,6 +97,7 @@ def test_a_stage_conditions_training_curves_end_with_its_stage(study_dir):
     assert max(step for step, _ in sequential["train/loss"]) > steps  # the same run's log, whole
 
 
+@pytest.mark.slow
 def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
     main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(study_dir / "jobs_out"), "--emit", "slurm"])
     jobs = study_dir / "jobs_out" / "jobs"
@@ -143,6 +145,7 @@ def without(path: Path, callback: str, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(tiny_runs, tmp_path, capsys):
     fit = tiny_runs.config("plain")
     study = {"conditions": {"plain": {"config": str(without(fit, "HFExport", fit))}},
@@ -170,6 +173,7 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
     assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints
 
 
+@pytest.mark.slow
 def test_each_condition_scores_the_milestones_of_its_own_training_and_the_report_shows_its_aoa(study_dir):
     out, runs = study_dir / "out", study_dir / "out" / "runs"
 
