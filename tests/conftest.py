@@ -1,11 +1,12 @@
 """Shared fixtures: the data folder (the real one, or the bundled sample completed for the tests), a real tokenizer
-trained on it, a tiny HF model folder; the ``full_data`` marker for tests that need the real data folder."""
+trained on it, a tiny HF model folder, tiny fit configs; the ``full_data`` marker for tests that need the real data
+folder, the ``slow`` marker for those that the quick loop (``pytest -m "not slow"``) leaves out."""
 
 import os
 from pathlib import Path
 
 import pytest
-from helpers import complete_sample
+from helpers import TinyRuns, complete_sample, small_corpus
 
 from classit.data.corpus import corpus_files
 from classit.data.store import DATA_ENV, unpack_sample
@@ -78,3 +79,10 @@ def tiny_model_dir(tokenizer, tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def tiny_runs(tmp_path, data_root, tokenizer) -> TinyRuns:
+    """Tiny fit configs in this test's folder, over a small corpus (``tmp_path/data``: two BabyLM dev files) and the
+    session tokenizer: ``tiny_runs.config(name, **changes)``, their logs in ``tiny_runs.run_dir(name)``."""
+    return TinyRuns(tmp_path, small_corpus(data_root, tmp_path / "data"), tokenizer.name_or_path)

@@ -1,5 +1,6 @@
-"""Helpers shared by the end-to-end tests, and the small sets in the official formats that complete the bundled
-sample where the real data folder is absent (see ``complete_sample`` and the ``data_root`` fixture)."""
+"""Helpers shared by the tests: the one tiny run (``tiny_fit_config``, run by ``classit`` in a subprocess or by
+``main``), small data folders, the one JSONL writer, and the small sets in the official formats that complete the
+bundled sample where the real data folder is absent (see ``complete_sample`` and the ``data_root`` fixture)."""
 
 import csv
 import json
@@ -7,9 +8,77 @@ import math
 import os
 import random
 import re
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).parent.parent
+CONFIGS = ROOT / "configs"
+DEMO = CONFIGS / "demo.yaml"
+TINY_MODEL = {"n_layer": 1, "n_embd": 32, "n_head": 2, "intermediate_size": 64}
+
+
+def tiny_fit_config(tmp: Path, name: str, data: Path, tokenizer: str | None, *, callbacks=(), checkpoint_every=100,
+                    guard="stop", model=None, data_args=None, **trainer) -> Path:
+    """The demo config, tiny: a 1-layer model over ``data`` (the small corpus: ``train``/``dev``), the given
+    tokenizer folder, 6 steps of 4 sequences of 32 tokens, no validation or zero-shot scoring; logs under
+    ``tmp/logs/NAME``. ``model``, ``data_args`` and ``trainer`` (``accumulate_grad_batches`` gives the micro-batch)
+    change it; ``callbacks`` are added to the demo's. Written to a new file in ``tmp``."""
+    config = yaml.safe_load(DEMO.read_text())
+    entry = {c["class_path"].rsplit(".", 1)[-1]: c for c in config["trainer"]["callbacks"]}
+    entry["RunCheckpoint"]["init_args"]["every_n_train_steps"] = checkpoint_every
+    entry["NonFiniteGuard"]["init_args"] = {"action": guard}
+    accumulate = trainer.pop("accumulate_grad_batches", 1)  # derived from the global batch: 4 = accumulate × micro
+    config["trainer"].update({"max_steps": 6, "log_every_n_steps": 1, "limit_val_batches": 0, **trainer})
+    config["trainer"]["logger"]["init_args"].update(save_dir=str(tmp / "logs"), name=name)
+    kept = [c for c in config["trainer"]["callbacks"] if "MinimalPairEval" not in c["class_path"]]
+    config["trainer"]["callbacks"] = kept + list(callbacks)
+    config["model"].update({**TINY_MODEL, "warmup": 0.3, **(model or {})})
+    config["data"].update(data_dir=str(data), tokenizer=tokenizer, block_size=32, batch_size=4,
+                          micro_batch_size=4 // accumulate, num_workers=0)
+    config["data"]["sources"]["pretrain"]["init_args"] = {"train_dir": "train", "val_dir": "dev", "num_proc": 1}
+    config["data"].update(data_args or {})
+    path = tmp / f"{name}-{len(list(tmp.glob('*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass(frozen=True)
+class TinyRuns:
+    """Tiny fit configs (``tiny_fit_config``) in ``tmp`` over the small corpus ``data``, with ``tokenizer``; the
+    ``tiny_runs`` fixture gives one for each test."""
+    tmp: Path
+    data: Path
+    tokenizer: str
+
+    def config(self, name: str, **changes) -> Path:
+        return tiny_fit_config(self.tmp, name, self.data, self.tokenizer, **changes)
+
+    def run_dir(self, name: str, version: int = 0) -> Path:
+        return self.tmp / "logs" / name / f"version_{version}"
+
+
+def classit(*args: str, cwd: Path, env: dict | None = None, wait=True, job=False):
+    """``python -m classit.cli ARGS`` in a real subprocess that can load the tests' probes (``probes.py``), its
+    stdout and stderr together; ``job``: in a process group of its own, as a terminal's foreground job or a batch
+    job. Waited for: (output, return code); else the running process."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    process = subprocess.Popen([sys.executable, "-m", "classit.cli", *args], cwd=cwd,
+                               env={**os.environ, "PYTHONPATH": path, **(env or {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=job)
+    if not wait:
+        return process
+    out, _ = process.communicate(timeout=600)
+    return out, process.returncode
+
+
+def fit(config: Path, *args: str, **kwargs):
+    """``classit fit --config CONFIG ARGS`` in a real subprocess (see ``classit``), in the config's folder."""
+    return classit("fit", "--config", str(config), *args, cwd=config.parent, **kwargs)
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -36,6 +105,20 @@ def small_corpus(data_root: Path, root: Path) -> Path:
         for name in ("childes", "switchboard"):
             source = babylm_file(data_root, f"dev/{name}.dev")
             (root / split / f"{source.stem}{suffix}").symlink_to(source)
+    return root
+
+
+def demo_data(data_root: Path, root: Path) -> Path:
+    """A small data folder: two BabyLM dev files as corpus, 20 SwDA conversations, 60 Simple Wikipedia articles."""
+    small_corpus(data_root, root)
+    for split, n in (("train", 20), ("val", 3)):
+        (root / "swda" / split).mkdir(parents=True)
+        for f in sorted((data_root / "swda" / split).glob("*.txt"))[:n]:
+            (root / "swda" / split / f.name).symlink_to(f)
+    text = (data_root / "babylm-corpus/train_3M/simple_wiki.train").read_text(encoding="utf-8")
+    cut = [i for i in range(len(text)) if text.startswith("= = = ", i)][121]  # a title's opening marker
+    (root / "simple_wiki.train").write_text(text[:cut], encoding="utf-8")
+    (root / "simple_wiki.dev").symlink_to(data_root / "babylm-corpus/dev/simple_wiki.dev")
     return root
 
 
@@ -93,9 +176,20 @@ def complete_sample(root: Path) -> Path:
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """``records`` as JSON Lines at ``path`` (its folder made if missing): the one JSONL writer of the tests."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def instruction_records(data_root: Path, n: int = 60) -> list[dict]:
+    """The first ``n`` SwDA training examples as instruction records, their source alternately "switchboard" and
+    "other" (to filter on)."""
+    from classit.data.switchboard import switchboard_examples
+
+    examples = switchboard_examples(data_root / "swda/train")[:n]
+    return [{"prompt": x.prompt, "reply": x.reply, "source": ["switchboard", "other"][i % 2]}
+            for i, x in enumerate(examples)]
 
 
 def sample_sentences(root: Path) -> list[str]:

@@ -2,7 +2,6 @@
 config key, and what is wrong."""
 
 import gzip
-import json
 import os
 import shutil
 from pathlib import Path
@@ -10,11 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from classit.cli import main
+from helpers import DEMO, tiny_fit_config, write_jsonl
 
-DEMO = Path(__file__).parent.parent / "configs" / "demo.yaml"
 GOOD = {"prompt": "How are you today?", "reply": "I am fine, thank you.", "source": "switchboard"}
 
 
@@ -28,16 +26,9 @@ def error_line(argv: list[str]) -> str:
 
 
 def fit_config(tmp_path: Path, tokenizer, sources: dict, stages: list[dict]) -> str:
-    """The demo config with a tiny model, ``sources`` and ``stages`` over the data folder ``tmp_path``."""
-    config = yaml.safe_load(DEMO.read_text())
-    config["trainer"].update(callbacks=[], max_steps=2, limit_val_batches=0)
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
-    config["model"].update(n_layer=1, n_embd=32, n_head=2, intermediate_size=64)
-    config["data"].update(data_dir=str(tmp_path), tokenizer=tokenizer, batch_size=2, block_size=64, num_workers=0,
-                          sources=sources, stages=stages)
-    path = tmp_path / "fit.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    """The tiny run with ``sources`` and ``stages`` over the data folder ``tmp_path``."""
+    data = {"batch_size": 2, "micro_batch_size": 2, "block_size": 64, "sources": sources, "stages": stages}
+    return str(tiny_fit_config(tmp_path, "fit", tmp_path, tokenizer, max_steps=2, data_args=data))
 
 
 def instruction_config(tmp_path: Path, tokenizer, file: str) -> str:
@@ -55,15 +46,10 @@ def read_only(tmp_path) -> Path:
     return folder
 
 
-def write_examples(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
-
-
 @pytest.mark.parametrize("name, write, expected", [
     ("it.jsonl", lambda p: p.write_text(""), "{path}: no instruction examples (it is empty); give examples with "
                                                "prompt, reply and source (`classit data build-it` writes them)"),
-    ("it.jsonl", lambda p: write_examples(p, [GOOD, {**GOOD, "prompt": 7}]),
+    ("it.jsonl", lambda p: write_jsonl(p, [GOOD, {**GOOD, "prompt": 7}]),
      "{path}:2: field 'prompt' must be a string, got int"),
     ("it.parquet", lambda p: p.write_text("prompt,reply\nhi,there\n"),
      "{path}: not a Parquet file (Parquet magic bytes not found in footer); give a .parquet file, or the examples "
@@ -77,7 +63,7 @@ def test_a_bad_instruction_file_stops_naming_it(tmp_path, tokenizer, name, write
 
 def test_a_corpus_source_in_no_stage_is_named_with_the_stages(tmp_path, data_root, tokenizer):
     (tmp_path / "babylm-corpus").symlink_to(data_root / "babylm-corpus")
-    write_examples(tmp_path / "it.jsonl", [GOOD] * 4)
+    write_jsonl(tmp_path / "it.jsonl", [GOOD] * 4)
     sources = {"pretrain": {"class_path": "classit.data.babylm.BabyLMCorpus",
                             "init_args": {"train_dir": "babylm-corpus/train_3M"}},
                "it": {"class_path": "classit.data.instructions.InstructionFile", "init_args": {"path": "it.jsonl"}}}
@@ -177,3 +163,24 @@ def test_data_files_in_another_format_are_named(tiny_model_dir, data_root, tmp_p
     message = error_line(["finetune", "--model", str(tiny_model_dir), "--tasks", "wsc", "--data_dir", str(glue),
                           "--out", str(tmp_path / "ft")])
     assert message == f"{glue}/wsc.train.jsonl:1: not a JSON Lines file (not UTF-8 text)"
+
+
+def test_non_utf8_corpus_file_is_named_with_its_line(tiny_runs):
+    bad = tiny_runs.data / "train" / "broken.train"
+    bad.write_bytes(b"a fine first line\nthen \xff\xfe a bad byte\n")
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(tiny_runs.config("utf8"))])
+    assert str(done.value.code) == (f"classit: error: {bad}:2: not UTF-8 text (byte 0xff at offset 23); "
+                                    "re-encode the file as UTF-8")
+
+
+def test_malformed_evaluation_line_is_named_with_its_line(tmp_path, data_root, tiny_model_dir):
+    folder = tmp_path / "eval" / "blimp_filtered"
+    folder.mkdir(parents=True)
+    lines = (data_root / "babylm-eval-fast" / "blimp_fast" / "adjunct_island.jsonl").read_text().splitlines()[:3]
+    (folder / "adjunct_island.jsonl").write_text("\n".join([lines[0], lines[1][:-5], lines[2]]) + "\n")
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(tmp_path / "eval"), "--tasks", "blimp",
+              "--out", str(tmp_path / "out")])
+    message = str(done.value.code)
+    assert message.startswith(f"classit: error: {folder / 'adjunct_island.jsonl'}:2: malformed JSON line (")

@@ -8,6 +8,7 @@ import pytest
 
 from classit.cli import main
 from classit.eval.compare import compare
+from helpers import write_jsonl
 
 N = 4  # BLiMP items: 0 agree, 1 classit wrong and the pipeline right, 2 a tie, 3 both wrong
 
@@ -20,11 +21,6 @@ def data_dir(data_root, tmp_path):
     lines = (data_root / "babylm-eval" / "blimp_filtered" / "adjunct_island.jsonl").read_text().splitlines()[:N]
     (folder / "adjunct_island.jsonl").write_text("\n".join(lines) + "\n")
     return folder
-
-
-def _write_jsonl(path, records):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def write_classit(out, data_dir, tasks=("blimp", "wug", "reading")):
@@ -42,10 +38,10 @@ def write_classit(out, data_dir, tasks=("blimp", "wug", "reading")):
     }
     (out / "predictions").mkdir(parents=True)
     (out / "summary.json").write_text(json.dumps({t: summary[t] for t in tasks}))
-    _write_jsonl(out / "predictions" / "blimp.jsonl", blimp)
-    _write_jsonl(out / "predictions" / "wug.jsonl", [{"uid": "wug_adj_nominalization", "source": f"w:{k}", "scores": [-1, -2],
+    write_jsonl(out / "predictions" / "blimp.jsonl", blimp)
+    write_jsonl(out / "predictions" / "wug.jsonl", [{"uid": "wug_adj_nominalization", "source": f"w:{k}", "scores": [-1, -2],
                                                       "pred": 0, "prob": p} for k, p in enumerate([0.7, 0.4])])
-    _write_jsonl(out / "predictions" / "reading.jsonl", [
+    write_jsonl(out / "predictions" / "reading.jsonl", [
         {"row": 0, "item": "Arthur placed", "word": "the", "surprisal": 5.0, "prev_surprisal": None},
         {"row": 1, "item": "Finally Maria sat down with a", "word": "cup", "surprisal": 9.0, "prev_surprisal": 3.0},
         {"row": 2, "item": "Finally Maria sat down with a cup", "word": "of", "surprisal": 2.0, "prev_surprisal": 9.0}])
@@ -80,7 +76,7 @@ def write_pipeline(root, data_dir, chosen=(0, 0, 0, 1)):
     reading.mkdir()
     (reading / "report.txt").write_text("EYE TRACKING SCORE: 0.09\nSELF-PACED READING SCORE: 0.26\n")
     rows = [(0, 5.0, math.nan), (1, 9.5, 3.0), (2, 2.0, 9.5)]
-    _write_jsonl(reading / "prediction.jsonl", [{"Index": i, "Sentence": "s", "Word": "w", "Logprob": s, "Prev_Logprob": p}
+    write_jsonl(reading / "prediction.jsonl", [{"Index": i, "Sentence": "s", "Word": "w", "Logprob": s, "Prev_Logprob": p}
                                                 for i, s, p in rows])
     return root
 

@@ -1,7 +1,5 @@
 """Curricula: the order of sources in sequential and merged runs, exact mid-stage resume, bad stages, the demo CLI."""
 
-from pathlib import Path
-
 import lightning as L
 import pytest
 import torch
@@ -14,9 +12,9 @@ from classit.data.curriculum import CurriculumDataModule, rank_share
 from classit.data.source import Source
 from classit.model import BabyLM
 from classit.train.callbacks import CurriculumLogger
-from helpers import scalars, small_corpus
+from helpers import CONFIGS, demo_data, scalars
 
-DEMO_SEQ = Path(__file__).parent.parent / "configs" / "demo_seq.yaml"
+DEMO_SEQ = CONFIGS / "demo_seq.yaml"
 
 
 class Toy(Source):
@@ -139,6 +137,7 @@ def test_resume_mid_stage_gives_the_batches_of_an_uninterrupted_run(tokenizer, t
     assert rest == whole[stop:]
 
 
+@pytest.mark.slow
 def test_resume_from_epoch_end_checkpoints_gives_the_rest_of_the_run(tokenizer, tmp_path):
     whole = fit(toy_curriculum(tokenizer, MERGED), tmp_path / "whole")
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True)
@@ -168,6 +167,7 @@ def global_batches(tokenizer, path, micro, **trainer_args) -> dict:
     return {step: sorted(ids) for step, ids in recorder.steps.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("micro_before, micro_after", [(1, 2), (2, 1)])
 def test_resume_with_another_accumulation_goes_on_at_the_same_global_batch(tokenizer, tmp_path, micro_before,
                                                                           micro_after):
@@ -223,20 +223,7 @@ def test_sizes_below_one_name_the_config_key(tokenizer, key, value):
         toy_curriculum(tokenizer, MERGED, **{key: value})
 
 
-def demo_data(data_root: Path, root: Path) -> Path:
-    """A small data folder: two BabyLM dev files as corpus, 20 SwDA conversations, 60 Simple Wikipedia articles."""
-    small_corpus(data_root, root)
-    for split, n in (("train", 20), ("val", 3)):
-        (root / "swda" / split).mkdir(parents=True)
-        for f in sorted((data_root / "swda" / split).glob("*.txt"))[:n]:
-            (root / "swda" / split / f.name).symlink_to(f)
-    text = (data_root / "babylm-corpus/train_3M/simple_wiki.train").read_text(encoding="utf-8")
-    cut = [i for i in range(len(text)) if text.startswith("= = = ", i)][121]  # a title's opening marker
-    (root / "simple_wiki.train").write_text(text[:cut], encoding="utf-8")
-    (root / "simple_wiki.dev").symlink_to(data_root / "babylm-corpus/dev/simple_wiki.dev")
-    return root
-
-
+@pytest.mark.slow
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
     config["trainer"].update(limit_train_batches=4, log_every_n_steps=1)

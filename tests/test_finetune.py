@@ -16,14 +16,9 @@ from transformers import AutoModelForCausalLM
 from classit.cli import main
 from classit.eval.finetune import FinetuneSettings, SequenceClassifier, collate, encode, scores
 from classit.eval.glue import SEPARATOR, TASKS, read_examples
+from helpers import write_jsonl
 
 WORDS = "the a cat dog bird sat ran saw on under big small old new house tree road car".split()
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 def last_word_records(n: int, rng: random.Random) -> list[dict]:

@@ -13,6 +13,7 @@ from classit.cli import main
 from classit.eval.compare import compare
 from classit.study import stats
 from classit.study.collect import find_results
+from helpers import write_jsonl
 
 FILES = ("adjunct_island", "anaphor_gender_agreement")
 N = 5  # items per BLiMP file (the bundled sample has 5 of each)
@@ -39,11 +40,6 @@ def blimp_dir(data_root, tmp_path):
     return folder
 
 
-def _jsonl(path, records):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
 def write_evaluate(out, blimp_dir, outcomes, tie_at=None):
     """classit evaluate output for BLiMP with these item outcomes (a tie at item ``tie_at``)."""
     records = []
@@ -64,7 +60,7 @@ def write_evaluate(out, blimp_dir, outcomes, tie_at=None):
                          "by_linguistics_term": {k: 100.0 * statistics.mean(v) for k, v in terms.items()},
                          "macro": statistics.mean(by_uid.values()), "ties": int(tie_at is not None),
                          "items": len(records), "folder": str(blimp_dir)}}
-    _jsonl(out / "predictions" / "blimp.jsonl", records)
+    write_jsonl(out / "predictions" / "blimp.jsonl", records)
     (out / "summary.json").write_text(json.dumps(summary))
     return summary
 
@@ -74,7 +70,7 @@ def write_finetune(out, preds):
     accs = [100.0 * np.mean(np.array(p) == np.array(LABELS)) for p in preds]
     seeds = [42, 43]
     for seed, p in zip(seeds, preds):
-        _jsonl(out / "predictions" / f"rte_seed{seed}.jsonl",
+        write_jsonl(out / "predictions" / f"rte_seed{seed}.jsonl",
                [{"id": f"rte_{i}", "idx": i, "label": y, "pred": q, "probs": [0.5, 0.5]} for i, (y, q) in enumerate(zip(LABELS, p))])
     metric = lambda values: {"mean": statistics.fmean(values), "std": statistics.stdev(values), "per_seed": values}  # noqa: E731
     summary = {"rte": {"accuracy": metric(accs), "f1": metric([50.0, 60.0]), "mcc": metric([0.1, 0.2]), "seeds": seeds,

@@ -11,21 +11,18 @@ import yaml
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import aoa_data, babylm_file, sample_sentences, scalars, small_corpus, small_eval_fast
-from test_curriculum import demo_data
-from test_resilience import fit_config
-
-CONFIGS = Path(__file__).parent.parent / "configs"
+from helpers import CONFIGS, TINY_MODEL, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast
 
 
 def tiny(data: Path, tokenizer: str) -> list[str]:
-    """Overrides that make the demo curricula a few seconds long."""
+    """Overrides that make the demo curricula a few seconds long (the tiny run's model, as a condition's
+    overrides)."""
     return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
             f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
             "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
-            "--model.n_layer=1", "--model.n_embd=32", "--model.n_head=2", "--model.intermediate_size=64"]
+            *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]
 
 
 def small_milestones(config: Path, out: Path) -> str:
@@ -58,6 +55,7 @@ def study_dir(data_root, tokenizer, tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study_dir, tokenizer):
     runs = study_dir / "out" / "runs"
     merged = scalars(runs / "merged_seed42" / "version_0")
@@ -72,6 +70,7 @@ def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study
         assert torch.equal(branched[name], value), name
 
 
+@pytest.mark.slow
 def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(study_dir, capsys):
     out = study_dir / "out"
     for condition in ("baseline", "sequential", "merged"):
@@ -86,6 +85,7 @@ def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(s
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+@pytest.mark.slow
 def test_a_stage_conditions_training_curves_end_with_its_stage(study_dir):
     out = study_dir / "out"
     results = {r.condition: r for r in find_results([str(out / "eval")]) if r.kind == "zero_shot"}
@@ -97,6 +97,7 @@ def test_a_stage_conditions_training_curves_end_with_its_stage(study_dir):
     assert max(step for step, _ in sequential["train/loss"]) > steps  # the same run's log, whole
 
 
+@pytest.mark.slow
 def test_emitted_slurm_scripts_parse_as_fit_commands(study_dir, capsys):
     main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(study_dir / "jobs_out"), "--emit", "slurm"])
     jobs = study_dir / "jobs_out" / "jobs"
@@ -165,8 +166,9 @@ def without(path: Path, callback: str, out: Path) -> Path:
     return out
 
 
-def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(data_root, tokenizer, tmp_path, capsys):
-    fit = fit_config(tmp_path, "plain", small_corpus(data_root, tmp_path / "data"), tokenizer)
+@pytest.mark.slow
+def test_a_fit_without_hf_export_finishes_once_and_is_not_evaluated(tiny_runs, tmp_path, capsys):
+    fit = tiny_runs.config("plain")
     study = {"conditions": {"plain": {"config": str(without(fit, "HFExport", fit))}},
              "evaluate": {"zero_shot": {"tasks": ["ewok"]}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
@@ -192,6 +194,7 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
     assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints
 
 
+@pytest.mark.slow
 def test_each_condition_scores_the_milestones_of_its_own_training_and_the_report_shows_its_aoa(study_dir):
     out, runs = study_dir / "out", study_dir / "out" / "runs"
 

@@ -18,6 +18,7 @@ from classit import layout
 from classit.cli import main
 from classit.eval import submission
 from classit.files import read_json
+from helpers import write_jsonl
 
 pytestmark = pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
 
@@ -68,7 +69,7 @@ def tree(real, tmp_path_factory) -> dict:
     rng = random.Random(0)
     wug_past = [{"sentences": f"a{i}\tb{i}", "ratio": rng.random()} for i in range(50)]
     (fast / "wug_past_tense").mkdir()
-    (fast / "wug_past_tense" / "wug_past_tense.jsonl").write_text("".join(json.dumps(r) + "\n" for r in wug_past))
+    write_jsonl(fast / "wug_past_tense" / "wug_past_tense.jsonl", wug_past)
 
     main_dir = root / "results" / "m" / "main"
     causal = main_dir / "zero_shot" / "causal"

@@ -8,9 +8,9 @@ import pytest
 from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.instructions import InstructionFile
-from classit.data.switchboard import switchboard_examples
 from classit.model import BabyLM
 from classit.train.callbacks import MilestoneExport
+from helpers import instruction_records, write_jsonl
 
 
 class Rows(L.Callback):
@@ -23,16 +23,8 @@ class Rows(L.Callback):
         self.rows += batch["input_ids"].tolist()
 
 
-def write_examples(data_root, path, n=60):
-    examples = switchboard_examples(data_root / "swda/train")[:n]
-    with open(path, "w") as f:
-        for i, x in enumerate(examples):  # two "sources", to filter on
-            f.write(json.dumps({"prompt": x.prompt, "reply": x.reply, "source": ["switchboard", "other"][i % 2]}) + "\n")
-    return examples
-
-
 def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenizer, tmp_path):
-    write_examples(data_root, tmp_path / "it.jsonl")
+    write_jsonl(tmp_path / "it.jsonl", instruction_records(data_root))
     source = InstructionFile(path="it.jsonl", sources=["switchboard"])
     dm = CurriculumDataModule({"it": source}, stages=[{"name": "it", "sources": ["it"], "epochs": 2}],
                               data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path,

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from classit.cli import main
 from classit.eval.compare import compare
 from classit.eval.zero_shot import load_items
+from helpers import write_jsonl
 
 # the pipeline's COMPS files and the subset (UID) its decode_comps gives each
 COMPS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before",
@@ -49,18 +50,13 @@ def comps_items(rng: random.Random, subset: str, n: int) -> list[dict]:
     return items
 
 
-def _write(path, records):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     rng = random.Random(7)
     root = tmp_path_factory.mktemp("eval-data")
-    _write(root / "wug_past_tense" / "wug_past_tense.jsonl", wug_past_items(rng, 30))
+    write_jsonl(root / "wug_past_tense" / "wug_past_tense.jsonl", wug_past_items(rng, 30))
     for stem in COMPS:
-        _write(root / "comps" / f"{stem}.jsonl", comps_items(rng, stem, 8))
+        write_jsonl(root / "comps" / f"{stem}.jsonl", comps_items(rng, stem, 8))
     return root
 
 
@@ -141,7 +137,7 @@ def test_comps_is_the_official_accuracy_per_subset(evaluated, official):
 def test_comps_subsets_are_named_as_the_pipeline_names_them(tmp_path):
     item = comps_items(random.Random(0), "comps_base", 1)
     for stem in [*COMPS, "other"]:
-        _write(tmp_path / stem / f"{stem}.jsonl", item)
+        write_jsonl(tmp_path / stem / f"{stem}.jsonl", item)
         expected = COMPS.get(stem, "wugs_dist_in_between")  # decode_comps: any other file is the last subset
         assert [it.uid for it in load_items("comps", tmp_path / stem)] == [expected]
     (tmp_path / "w.jsonl").write_text(json.dumps({"sentences": "One form only.", "ratio": 0.5}) + "\n")

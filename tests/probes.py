@@ -1,0 +1,90 @@
+"""Callbacks that tests load by ``class_path`` into real `classit fit` processes: a record of the rows each rank
+read, a SIGKILL, a real signal, a file that says a step was reached, a step that hangs, a poisoned loss."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+class RowRecorder(L.Callback):
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+        self.rows: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.rows += batch["input_ids"][:, :8].tolist()
+
+    def on_train_end(self, trainer, pl_module):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(
+            json.dumps({"rows": self.rows, "global_step": trainer.global_step, "world_size": trainer.world_size}))
+
+
+class KillAtStep(L.Callback):
+    """SIGKILL this process once training reaches ``step`` optimizer steps: a job that dies without warning."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SignalAt(L.Callback):
+    """Sends this process a real signal when the first micro-batch after ``step`` optimizer steps starts."""
+
+    def __init__(self, signal_name: str, step: int, times: int = 1):
+        self.signum, self.step, self.times = signal.Signals[signal_name], step, times
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and self.times:
+            for _ in range(self.times):
+                self.times -= 1
+                os.kill(os.getpid(), self.signum)
+
+
+class TouchAt(L.Callback):
+    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then slows
+    each batch down, so that the signal comes long before the run's end."""
+
+    def __init__(self, step: int, path: str):
+        self.step, self.path = step, path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            Path(self.path).touch()
+            time.sleep(0.5)
+
+
+class HangAt(L.Callback):
+    """A step that never ends: sleeps at the start of the first micro-batch after ``step`` optimizer steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            time.sleep(600)
+
+
+class PoisonLoss(L.Callback):
+    """Makes the logits of the optimizer step after ``step`` NaN; saves the weights before and after that step."""
+
+    def __init__(self, step: int, out: str):
+        self.step, self.out, self.hook, self.before = step, out, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and self.hook is None:
+            self.before = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+            self.hook = pl_module.model.lm_head.register_forward_hook(lambda m, i, out: out * float("nan"))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.hook is not None and trainer.global_step == self.step + 1:
+            self.hook.remove()
+            torch.save({"before": self.before, "after": pl_module.model.state_dict()}, self.out)

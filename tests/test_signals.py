@@ -1,0 +1,135 @@
+"""A checkpoint on SIGINT/SIGTERM that resumes exactly: signals from inside the run, to the whole job, a second
+ctrl-C, a step that cannot end, ctrl-C while classit still loads."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from classit.checkpoint_io import load_checkpoint
+from helpers import DEMO, classit, fit, scalars
+
+
+def signal_at(name: str, step: int, times: int = 1) -> list[dict]:
+    return [{"class_path": "probes.SignalAt", "init_args": {"signal_name": name, "step": step, "times": times}}]
+
+
+@pytest.mark.slow
+def test_sigint_and_sigterm_checkpoint_and_resume_to_the_same_weights(tiny_runs):
+    straight = fit(tiny_runs.config("straight", accumulate_grad_batches=2), wait=False)
+    chain = lambda **kw: tiny_runs.config("chain", accumulate_grad_batches=2, **kw)
+    run = tiny_runs.run_dir("chain")
+    last = run / "checkpoints" / "last.ckpt"
+
+    # no earlier run: one line, and a fresh start; ctrl-C arrives as step 3's first micro-batch starts
+    out, code = fit(chain(callbacks=signal_at("SIGINT", 2)), "--ckpt_path", "last")
+    assert code == 128 + signal.SIGINT, out[-3000:]
+    assert "--ckpt_path last: no run in" in out and "starting fresh" in out
+    assert load_checkpoint(last)["global_step"] == 3  # the step in progress finished; not mid-accumulation
+
+    # the requeued job resumes in the same version folder; SLURM's SIGTERM stops it again
+    out, code = fit(chain(callbacks=signal_at("SIGTERM", 4)), "--ckpt_path", "last")
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    assert f"resuming {last}" in out
+    assert load_checkpoint(last)["global_step"] == 5
+    out, code = fit(chain(), "--ckpt_path", "last")
+    assert code == 0, out[-3000:]
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+
+    out, _ = straight.communicate(timeout=600)
+    assert straight.returncode == 0, out[-3000:]
+    resumed = load_file(run / "hf" / "model.safetensors")
+    uninterrupted = load_file(tiny_runs.run_dir("straight") / "hf" / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+    # one TensorBoard curve over the three processes
+    assert [step for step, _ in scalars(run)["train/loss"]] == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_second_ctrl_c_exits_at_once_unsaved(tiny_runs):
+    out, code = fit(tiny_runs.config("abort", callbacks=signal_at("SIGINT", 2, times=2), accumulate_grad_batches=2))
+    assert code == 130, out[-3000:]
+    assert "classit: second SIGINT: exiting now without a new checkpoint; no checkpoint was saved" in out
+    assert "Traceback" not in out and not list((tiny_runs.tmp / "logs").rglob("*.ckpt"))
+
+
+def signal_job_when(process, ready: Path, signum: int) -> tuple[str, int]:
+    """Send ``signum`` to the job's whole process group (its DataLoader workers too) once ``ready`` exists."""
+    deadline = time.monotonic() + 300
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signum)
+    out, _ = process.communicate(timeout=300)
+    return out, process.returncode
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_job_saves_and_the_resumed_run_stays_resumed(tiny_runs, signame):
+    """SLURM, docker stop and a terminal's ctrl-C signal every process of the job, DataLoader workers too."""
+    ready = tiny_runs.tmp / "ready"
+    touch = [{"class_path": "probes.TouchAt", "init_args": {"step": 3, "path": str(ready)}}]
+    config = lambda **kw: tiny_runs.config("job", max_steps=12, **kw)
+    checkpoints = tiny_runs.run_dir("job") / "checkpoints"
+    process = fit(config(callbacks=touch), "--ckpt_path", "last", "--data.num_workers", "2", wait=False, job=True)
+    out, code = signal_job_when(process, ready, signal.Signals[signame])
+    assert code == 128 + signal.Signals[signame], out[-3000:]
+    assert f"classit: {signame}: saved {checkpoints / 'last.ckpt'} at step" in out
+    assert "Traceback" not in out and "DataLoader worker" not in out, out[-3000:]
+    stopped = load_checkpoint(checkpoints / "last.ckpt")["global_step"]
+    assert 3 <= stopped < 12
+    if signame == "SIGINT":
+        return
+
+    out, code = fit(config(), "--ckpt_path", "last", "--data.num_workers", "2")  # resumed to the end
+    assert code == 0, out[-3000:]
+    assert "not resumable" not in out
+    assert not [p.name for p in checkpoints.iterdir() if p.name.startswith("last-v")]
+    assert load_checkpoint(checkpoints / "last.ckpt")["global_step"] == 12  # the newest state, not the stop's
+    out, code = fit(config(), "--ckpt_path", "last")  # a requeued job of a finished run
+    assert code == 0, out[-3000:]
+    assert f"classit: {checkpoints / 'last.ckpt'} is the end of its run (step 12): nothing left to train" in out
+    out, code = fit(tiny_runs.config("straight", max_steps=12))
+    assert code == 0, out[-3000:]
+    resumed = load_file(checkpoints.parent / "hf" / "model.safetensors")
+    for name, tensor in load_file(tiny_runs.run_dir("straight") / "hf" / "model.safetensors").items():
+        assert torch.equal(resumed[name], tensor), name  # stopped by the job's signal, resumed: the same weights
+
+
+@pytest.mark.slow
+def test_a_step_that_cannot_end_exits_after_the_grace_period(tiny_runs):
+    ready = tiny_runs.tmp / "ready"
+    probes = [{"class_path": "probes.TouchAt", "init_args": {"step": 2, "path": str(ready)}},
+              {"class_path": "probes.HangAt", "init_args": {"step": 2}}]
+    config = tiny_runs.config("hang", callbacks=probes, checkpoint_every=1)
+    resolved = yaml.safe_load(config.read_text())
+    entry = next(c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("CheckpointOnSignal"))
+    entry["init_args"] = {"grace": 2}
+    config.write_text(yaml.safe_dump(resolved))
+    started = time.monotonic()
+    out, code = signal_job_when(fit(config, wait=False, job=True), ready, signal.SIGTERM)
+    assert code == 143 and time.monotonic() - started < 120, out[-3000:]
+    last = tiny_runs.run_dir("hang") / "checkpoints" / "last.ckpt"
+    assert f"classit: no step boundary within 2s (CheckpointOnSignal.grace): exiting now without a new checkpoint; " \
+           f"the last checkpoint is {last}" in out
+    assert load_checkpoint(last)["global_step"] == 2  # the periodic save before the step that hung
+
+
+def test_ctrl_c_while_classit_loads_stops_in_one_line(tmp_path):
+    process = classit("fit", "--config", str(DEMO), "--trainer.logger.init_args.save_dir", str(tmp_path),
+                      cwd=tmp_path, env={"PYTHONVERBOSE": "1"}, wait=False, job=True)
+    for line in process.stdout:  # Python says each module it imports: wait until torch's own start loading
+        if line.startswith("import 'torch"):
+            break
+    os.killpg(process.pid, signal.SIGINT)  # importing the libraries, long before training
+    out, _ = process.communicate(timeout=120)
+    out = "".join(line + "\n" for line in out.splitlines() if not line.startswith(("import ", "# ")))
+    assert process.returncode == 130 and out.strip().splitlines()[-1] == "classit: interrupted", out[-2000:]
+    assert "Traceback" not in out
