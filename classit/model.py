@@ -22,7 +22,7 @@ from classit.data.chat import IGNORE_INDEX
 from classit.data.curriculum import RunData
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from classit.lightning_state import should_log
-from classit.schedule import Phase, Schedule, StagePlan
+from classit.optim import Phase, Schedule, StagePlan, parameter_groups
 
 TOKENIZER_KEY = "classit_tokenizer"
 
@@ -293,12 +293,7 @@ class BabyLM(L.LightningModule):
                 optimizer.state.clear()
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
-        ids = {id(p) for p in decay}
-        no_decay = [p for p in self.model.parameters() if id(p) not in ids]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, self.hparams.weight_decay), lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
         self.schedule, base = self.build_schedule(), self.hparams.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule.lr(step, base) / base)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

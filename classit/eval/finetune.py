@@ -30,7 +30,7 @@ from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.jsonl import write_jsonl
-from classit.schedule import warmup_decay
+from classit.optim import lr_factor, parameter_groups
 
 WINDOW = 50  # training batches whose examples are sorted by length together
 HELDOUT_SHARE = 0.1
@@ -122,8 +122,8 @@ def make_metrics(num_labels: int) -> MetricCollection:
 class SequenceClassifier(L.LightningModule):
     """A pre-trained decoder (the base model of a causal LM) and a head on its last non-padding token.
 
-    AdamW (no weight decay on biases and norms), ``warmup_ratio`` of the steps of linear warm-up, then
-    cosine to ``lr × min_lr_ratio``. Each validation pass scores the selection set; its accuracy,
+    AdamW (no weight decay on biases, norms and embeddings), ``warmup_ratio`` of the steps of linear warm-up,
+    then cosine to ``lr × min_lr_ratio`` at the last step: pre-training's rules (:mod:`classit.optim`). Each validation pass scores the selection set; its accuracy,
     F1 and MCC are logged as ``select/*`` and kept in ``history``.
     """
 
@@ -161,16 +161,12 @@ class SequenceClassifier(L.LightningModule):
         return {"index": batch["index"], "logits": self(batch["input_ids"], batch["attention_mask"]).float()}
 
     def configure_optimizers(self):
-        decay = [p for p in self.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.lr, betas=(0.9, 0.999), eps=1e-8)
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(parameter_groups(self, hp.weight_decay), lr=hp.lr, betas=(0.9, 0.999), eps=1e-8)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = max(round(self.hparams.warmup_ratio * total), 1)
 
         def factor(step: int) -> float:
-            return warmup_decay(step, warmup, total - warmup, self.hparams.min_lr_ratio)
+            return lr_factor(step, total, hp.warmup_ratio, hp.min_lr_ratio)
 
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}}
