@@ -27,7 +27,7 @@ from classit.data import store
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
 from classit.model import load_pretrained
-from classit.train.host_memory import keep_freed_memory
+from classit.runtime import keep_freed_memory
 
 
 class EpochTimer(L.Callback):

@@ -38,7 +38,7 @@ from classit.data.store import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
 from classit.train.callbacks import TokenThroughputMonitor, peak_flops
-from classit.train.host_memory import keep_freed_memory
+from classit.runtime import keep_freed_memory
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
     "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters

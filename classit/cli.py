@@ -9,7 +9,7 @@ import sys
 from jsonargparse import CLI
 
 from classit.jsonl import check_config_files
-from classit.quiet import quiet_logs
+from classit.runtime import quiet_logs
 
 LIGHTNING_COMMANDS = {"fit", "validate"}
 COMMANDS = {  # what `classit --help` lists, one line each
@@ -51,10 +51,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run_reporting_errors(argv: list[str], from_command_line: bool) -> None:
     from classit.data.download import DownloadError
-    from classit.train.host_memory import keep_freed_memory
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
-    keep_freed_memory()
     try:
         run(argv, from_command_line)
     except user_errors as error:

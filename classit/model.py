@@ -4,7 +4,6 @@ import io
 import math
 import tarfile
 import tempfile
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,7 +12,6 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from transformers.utils import is_flash_attn_2_available
 
@@ -25,10 +23,6 @@ from classit.lightning_state import should_log
 from classit.optim import Phase, Schedule, StagePlan, parameter_groups
 
 TOKENIZER_KEY = "classit_tokenizer"
-
-# The validation losses are summed over ranks before they are logged (``on_validation_epoch_end``), so Lightning's
-# advice to sync them, repeated for each of them in every DDP run, does not apply.
-warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val", category=PossibleUserWarning)
 
 
 Attention = Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"]

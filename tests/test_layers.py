@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "classit"
 # lowest first: shared helpers, data, the model, training, evaluation, studies, the command line
-LAYERS = [("classit.jsonl", "classit.optim", "classit.checkpoint_io", "classit.lightning_state", "classit.quiet"),
+LAYERS = [("classit.jsonl", "classit.optim", "classit.checkpoint_io", "classit.lightning_state", "classit.runtime"),
           ("classit.data",), ("classit.model",), ("classit.train",), ("classit.eval",), ("classit.study",),
           ("classit.cli",)]
 

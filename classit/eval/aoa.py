@@ -26,8 +26,9 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
-from classit.eval.scoring import Encoded, resolve_device, score_items
+from classit.eval.scoring import Encoded, score_items
 from classit.jsonl import read_csv
+from classit.runtime import resolve_device
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)

@@ -11,9 +11,9 @@ import torch
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
-from classit.eval.scoring import resolve_device
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
 from classit.jsonl import write_jsonl
+from classit.runtime import resolve_device
 
 TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps", "reading")
 

@@ -31,6 +31,7 @@ from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.jsonl import write_jsonl
 from classit.optim import lr_factor, parameter_groups
+from classit.runtime import keep_freed_memory, resolve_device
 
 WINDOW = 50  # training batches whose examples are sorted by length together
 HELDOUT_SHARE = 0.1
@@ -216,7 +217,7 @@ def run_one(decoder: nn.Module, tokenizer, task: str, seed: int, train: list[dic
     labels = {name: [e["label"] for e in rows] for name, rows in (("train", train), ("select", select), ("test", test))}
     batch_size = settings["batch_size"]
     module = SequenceClassifier(copy.deepcopy(decoder).train(), spec.num_labels, settings["head"], settings["lr"])
-    gpu = torch.cuda.is_available()
+    gpu = resolve_device().type == "cuda"
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         best = ModelCheckpoint(dirpath=tmp, monitor=f"select/{spec.select_on}", mode="max", save_top_k=1,
                                save_weights_only=True, filename="best")
@@ -358,6 +359,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     out_dir = store.output_folder(out, "--out")
     (out_dir / "runs").mkdir(exist_ok=True)
     (out_dir / "predictions").mkdir(exist_ok=True)
+    keep_freed_memory()
     hf_model, tokenizer = load_pretrained(model)
     decoder = hf_model.base_model
 

@@ -168,12 +168,6 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
     return scores
 
 
-@torch.no_grad()
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA where available, else the CPU; any other name is taken as torch names it."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def score_plain(model, tokenizer, texts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:
     """The reference method of the official pipeline: one forward per full text, ``batch_size`` texts in
     the given order, logits at every position. Used by the tests and the benchmark."""

@@ -16,6 +16,7 @@ from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
 from classit.jsonl import check_config_files
 from classit.model import BabyLM, load_pretrained
+from classit.runtime import keep_freed_memory
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
 
@@ -49,9 +50,11 @@ class ClassitCLI(LightningCLI):
             resolve_last_checkpoint(self.config.fit)
 
     def instantiate_classes(self) -> None:
-        """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`)."""
+        """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`); the
+        host allocator keeps freed memory from here on (:func:`keep_freed_memory`)."""
         if self.parse_only:
             return
+        keep_freed_memory()
         if self.subcommand:  # a run, not `classit plan`
             check_log_folder(self.config[self.subcommand])
         super().instantiate_classes()
