@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
 from classit.data import store
+from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.jsonl import write_jsonl
 from classit.optim import lr_factor, parameter_groups
@@ -80,11 +81,7 @@ class LengthBucketBatches(Sampler[list[int]]):
 
 def collate(rows: list[list[int]], labels: list[int], pad_id: int, indices: list[int]) -> dict:
     """Right-padded ids, attention mask, labels and the examples' indices."""
-    ids = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
+    ids, mask = pad_with_mask(rows, pad_id)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(labels), "index": torch.tensor(indices)}
 
 
