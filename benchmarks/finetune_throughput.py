@@ -26,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from classit.data import store
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
-from classit.model import load_pretrained
+from classit.export import load_pretrained
 from classit.runtime import keep_freed_memory
 
 

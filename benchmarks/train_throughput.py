@@ -173,7 +173,7 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
             "baseline_tokens_per_s": round(best["baseline"], 1), "ratio": round(best["classit"] / best["baseline"], 3),
             "mfu": mfu and round(mfu, 4), "classit_peak_gb": round(memory["classit"], 3),
             "baseline_peak_gb": round(memory["baseline"], 3), "device": device_name(device), "precision": precision,
-            "attention": initial.model.config._attn_implementation, "compile": compile}
+            "attention": initial.attention, "compile": compile}
 
 
 def device_name(device: torch.device) -> str:

@@ -97,8 +97,8 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.eval.evaluate import evaluate
     from classit.eval.finetune import finetune
     from classit.eval.submission import submission_command
+    from classit.export import export
     from classit.study.report import report
-    from classit.train.fit import export
 
     check_config_files(argv)
     CLI({"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,

@@ -131,7 +131,7 @@ def _stamp(folder: Path, words_digest: str, rule: str) -> dict:
 def score_checkpoint(folder: Path, name: str, words_seen: int, words: list[tuple[str, list[str]]], rule: Rule,
                      batch_size: int, device: torch.device) -> list[dict]:
     """The official ``surprisal.json`` records of one checkpoint, in the official order (word, then context)."""
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     model, tokenizer = load_pretrained(folder)
     model.to(device=device, dtype=torch.float32).eval()

@@ -83,7 +83,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         The summary: per task its macro score, per-subset and per-group accuracies, tie count
         (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores and the rule used).
     """
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     if tasks:
         names = [t.strip() for t in tasks.split(",") if t.strip()]

@@ -320,7 +320,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         The summary: per task accuracy, F1 and MCC (mean, std, per seed), selection, seconds;
         ``glue_score`` (accuracy, F1 for MRPC and QQP) and ``glue_accuracy`` (accuracy only).
     """
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]

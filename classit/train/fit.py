@@ -1,5 +1,5 @@
 """``classit fit|validate``: LightningCLI over the model and the curriculum, ``--ckpt_path last``, verified
-checkpoints; the resolved fit config (``plan`` and ``study`` read it) and ``classit export``."""
+checkpoints; the resolved fit config (``plan`` and ``study`` read it)."""
 
 import sys
 from pathlib import Path
@@ -15,7 +15,7 @@ from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
 from classit.jsonl import check_config_files
-from classit.model import BabyLM, load_pretrained
+from classit.model import BabyLM
 from classit.runtime import keep_freed_memory
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
@@ -129,20 +129,6 @@ def install_checkpoint_io(trainer) -> None:
     own CheckpointIO plugin)."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = DigestCheckpointIO()
-
-
-def export(*, ckpt: str, out: str) -> None:
-    """Turn a classit Lightning checkpoint into a Hugging Face folder (model and tokenizer).
-
-    Args:
-        ckpt: the ``.ckpt`` file.
-        out: folder to write.
-    """
-    output_folder(out, "--out")
-    model, tok = load_pretrained(ckpt)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    print(f"exported {ckpt} to {out}")
 
 
 def resolved_fit_config(args: list[str]) -> dict:
