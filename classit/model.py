@@ -251,7 +251,8 @@ class BabyLM(L.LightningModule):
                 optimizer.state.clear()
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(parameter_groups(self.model, self.hparams.weight_decay), lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, self.hparams.weight_decay), lr=self.hparams.lr,
+                                      betas=self.hparams.betas, fused=self.device.type == "cuda")
         self.schedule, base = self.build_schedule(), self.hparams.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule.lr(step, base) / base)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
