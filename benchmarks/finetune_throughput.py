@@ -27,8 +27,8 @@ from classit import layout
 from classit.data import store
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
-from classit.model import load_pretrained
-from classit.train.host_memory import keep_freed_memory
+from classit.export import load_pretrained
+from classit.runtime import keep_freed_memory
 
 
 class EpochTimer(L.Callback):

@@ -38,7 +38,7 @@ from classit.data.store import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
 from classit.train.callbacks import TokenThroughputMonitor, peak_flops
-from classit.train.host_memory import keep_freed_memory
+from classit.runtime import keep_freed_memory
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
     "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters
@@ -173,7 +173,7 @@ def bench(size: str, case: str, steps: int, warmup: int, rounds: int, batch_size
             "baseline_tokens_per_s": round(best["baseline"], 1), "ratio": round(best["classit"] / best["baseline"], 3),
             "mfu": mfu and round(mfu, 4), "classit_peak_gb": round(memory["classit"], 3),
             "baseline_peak_gb": round(memory["baseline"], 3), "device": device_name(device), "precision": precision,
-            "attention": initial.model.config._attn_implementation, "compile": compile}
+            "attention": initial.attention, "compile": compile}
 
 
 def device_name(device: torch.device) -> str:

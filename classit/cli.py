@@ -10,7 +10,7 @@ import sys
 from jsonargparse import CLI, ArgumentError
 
 from classit.config_files import config_error, expand_config_args
-from classit.quiet import quiet_logs
+from classit.runtime import quiet_logs
 
 LIGHTNING_COMMANDS = {"fit", "validate"}
 COMMANDS = {  # what `classit --help` lists, one line each
@@ -52,10 +52,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run_reporting_errors(argv: list[str], from_command_line: bool) -> None:
     from classit.data.download import DownloadError
-    from classit.train.host_memory import keep_freed_memory
 
     user_errors = (FileNotFoundError, ValueError, DownloadError)
-    keep_freed_memory()
     try:
         run(argv, from_command_line)
     except user_errors as error:
@@ -100,8 +98,8 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.eval.evaluate import evaluate
     from classit.eval.finetune import finetune
     from classit.eval.submission import submission_command
+    from classit.export import export
     from classit.study.report import report
-    from classit.train.fit import export
 
     commands = {"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
                 "finetune": finetune, "report": report, "submission": submission_command,

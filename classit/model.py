@@ -1,10 +1,6 @@
 """The LightningModule: a Hugging Face LLaMA (or GPT-2) decoder, its optimizer, schedule and loss."""
 
-import io
 import math
-import tarfile
-import tempfile
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,54 +9,15 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-from transformers.utils import is_flash_attn_2_available
 
 from classit.checkpoint_io import load_checkpoint
 from classit.data.chat import IGNORE_INDEX
 from classit.data.curriculum import RunData
-from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
+from classit.decoder import Attention, build_decoder, resolve_attention
+from classit.export import (TOKENIZER_KEY, check_same_tokenizer, load_pretrained, save_pretrained, tokenizer_from_bytes,
+                            tokenizer_to_bytes)
 from classit.lightning_state import should_log
-from classit.schedule import Phase, Schedule, StagePlan
-
-TOKENIZER_KEY = "classit_tokenizer"
-
-# The validation losses are summed over ranks before they are logged (``on_validation_epoch_end``), so Lightning's
-# advice to sync them, repeated for each of them in every DDP run, does not apply.
-warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val", category=PossibleUserWarning)
-
-
-Attention = Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"]
-
-
-def resolve_attention(choice: Attention) -> str:
-    """The Hugging Face ``attn_implementation`` for ``model.attn_implementation``: ``auto`` is flash_attention_2
-    where flash-attn is installed and CUDA is there, else sdpa; flash_attention_2 elsewhere stops naming the key."""
-    flash = is_flash_attn_2_available()  # False without CUDA
-    if choice == "auto":
-        return "flash_attention_2" if flash else "sdpa"
-    if choice == "flash_attention_2" and not flash:
-        raise ValueError("model.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package, "
-                         "not found here; use auto, sdpa, flex_attention or eager")
-    return choice
-
-
-def build_decoder(arch: str, vocab_size: int, n_layer: int, n_embd: int, n_head: int, intermediate_size: int | None,
-                  block_size: int, tie_embeddings: bool, dropout: float, special_ids: dict[str, int],
-                  attn_implementation: Attention = "auto"):
-    """A randomly initialised HF causal LM from a few sizes (no download)."""
-    attention = {"attn_implementation": resolve_attention(attn_implementation)}  # not saved with the config
-    if arch == "llama":
-        config = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer,
-                             num_attention_heads=n_head, intermediate_size=intermediate_size or 4 * n_embd,
-                             max_position_embeddings=block_size, tie_word_embeddings=tie_embeddings,
-                             attention_dropout=dropout, **special_ids, **attention)
-        return LlamaForCausalLM(config)
-    config = GPT2Config(vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-                        n_inner=intermediate_size, n_positions=block_size, tie_word_embeddings=tie_embeddings,
-                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special_ids, **attention)
-    return GPT2LMHeadModel(config)
+from classit.optim import Phase, Schedule, StagePlan, parameter_groups
 
 
 class BabyLM(L.LightningModule):
@@ -110,9 +67,9 @@ class BabyLM(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        special_ids = special_ids or {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+        self.attention = resolve_attention(attn_implementation)  # the attn_implementation in use (no public getter)
         self.model = build_decoder(arch, vocab_size, n_layer, n_embd, n_head, intermediate_size, block_size,
-                                   tie_embeddings, dropout, special_ids, attn_implementation)
+                                   tie_embeddings, dropout, special_ids, self.attention)
         self.tokenizer = None
         self.init_tokenizer = None  # the tokenizer that came with init_from's weights
         if init_from:
@@ -191,13 +148,14 @@ class BabyLM(L.LightningModule):
 
     def _check_attention(self, stage: str) -> None:
         """Flash attention computes in 16 bits only (``auto`` then takes sdpa); flex attention has no CPU backward."""
-        attention, half = self.model.config._attn_implementation, self.trainer.precision.startswith(("16", "bf16"))
-        if attention == "flash_attention_2" and not half:
+        half = self.trainer.precision.startswith(("16", "bf16"))
+        if self.attention == "flash_attention_2" and not half:
             if self.hparams.attn_implementation != "auto":
                 raise ValueError("model.attn_implementation: flash_attention_2 needs trainer.precision bf16-mixed "
                                  f"or 16-mixed, not {self.trainer.precision}")
-            self.model.set_attn_implementation("sdpa")
-        if attention == "flex_attention" and stage == "fit" and self.trainer.strategy.root_device.type == "cpu":
+            self.attention = "sdpa"
+            self.model.set_attn_implementation(self.attention)
+        if self.attention == "flex_attention" and stage == "fit" and self.trainer.strategy.root_device.type == "cpu":
             raise ValueError("model.attn_implementation: flex_attention cannot train on CPU (PyTorch has no backward "
                              "for it there); use sdpa")
 
@@ -209,7 +167,7 @@ class BabyLM(L.LightningModule):
         attention, while flash attention finds the examples' bounds in one row only, so the rows go in as one.
         """
         ids, positions = batch["input_ids"], batch.get("position_ids")
-        if positions is not None and self.model.config._attn_implementation == "flash_attention_2":
+        if positions is not None and self.attention == "flash_attention_2":
             logits = self.model(input_ids=ids.view(1, -1), position_ids=positions.view(1, -1),
                                 use_cache=False).logits.view(*ids.shape, -1)
         else:
@@ -293,12 +251,8 @@ class BabyLM(L.LightningModule):
                 optimizer.state.clear()
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n and "wte" not in n and "wpe" not in n]
-        ids = {id(p) for p in decay}
-        no_decay = [p for p in self.model.parameters() if id(p) not in ids]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.lr, betas=self.hparams.betas, fused=self.device.type == "cuda")
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, self.hparams.weight_decay), lr=self.hparams.lr,
+                                      betas=self.hparams.betas, fused=self.device.type == "cuda")
         self.schedule, base = self.build_schedule(), self.hparams.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule.lr(step, base) / base)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -320,67 +274,5 @@ class BabyLM(L.LightningModule):
 
     def save_pretrained(self, out: str | Path) -> None:
         """Write a Hugging Face folder (model and tokenizer) that ``from_pretrained`` loads."""
-        self.model.save_pretrained(out)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(out)
+        save_pretrained(self.model, self.tokenizer, out)
 
-
-def check_same_tokenizer(theirs, ours, what: str) -> None:
-    """Stop with a clear message when weights come with another tokenizer than the run's (fingerprints differ)."""
-    if tokenizer_fingerprint(theirs) != tokenizer_fingerprint(ours):
-        raise ValueError(f"{what} was trained with tokenizer {tokenizer_fingerprint(theirs)} but this run's is "
-                         f"{tokenizer_fingerprint(ours)} ({len(ours)} tokens): the same token ids would mean other "
-                         "text; set data.tokenizer to the tokenizer folder of those weights (an export's hf/ folder)")
-
-
-def tokenizer_to_bytes(tokenizer) -> bytes:
-    """The tokenizer's saved folder as a tar archive."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(tmp, arcname=".")
-        return buffer.getvalue()
-
-
-def tokenizer_from_bytes(data: bytes):
-    """Load a tokenizer stored by :func:`tokenizer_to_bytes`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(tmp, filter="data")
-        return load_tokenizer(tmp)
-
-
-def check_weights(folder: Path) -> None:
-    """Stop in one line naming the file when a Hugging Face folder holds no weights, or safetensors cut short."""
-    from safetensors import SafetensorError, safe_open
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files and not list(folder.glob("pytorch_model*.bin")):
-        raise FileNotFoundError(f"{folder}: no model weights (model.safetensors) in this model folder; export the "
-                                "model again (`classit export`) or copy its weights there")
-    for file in files:
-        try:
-            with safe_open(file, "pt"):
-                pass
-        except SafetensorError as error:
-            raise ValueError(f"{file}: damaged model weights ({str(error).removeprefix('Error while ')}); "
-                             "copy or export the model again") from None
-
-
-def load_pretrained(path: str | Path):
-    """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
-        check_weights(path)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
-    load_checkpoint(path)  # a damaged checkpoint stops here with one line
-    module = BabyLM.load_from_checkpoint(path, map_location="cpu", init_from=None, attn_implementation="sdpa",
-                                         compile=False)  # as from_pretrained loads a Hugging Face folder
-    if module.tokenizer is None:
-        raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
-    return module.model, module.tokenizer

@@ -24,8 +24,8 @@ from classit.eval.aoa import (
     score_run,
     surprisals,
 )
+from classit.export import load_pretrained
 from classit.layout import COLLATOR_REVISIONS
-from classit.model import load_pretrained
 
 pytestmark = pytest.mark.full_data("BabyLM's AoA files (babylm-eval/aoa: cdi_childes.json and the CDI table)")
 N_WORDS = 12  # words of the real file in the small data folder of the run tests

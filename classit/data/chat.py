@@ -17,6 +17,8 @@ from functools import partial
 
 import torch
 
+from classit.data.padding import pad_right, pad_with_mask
+
 IGNORE_INDEX = -100
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 
@@ -69,16 +71,10 @@ def encode_example(tokenizer, prompt: str, reply: str, train_on_prompt: bool = F
     return encode_examples(tokenizer, [prompt], [reply], train_on_prompt, max_length)[0]
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(row) for row in rows)
-    return torch.tensor([row + [value] * (width - len(row)) for row in rows])
-
-
 def pad_collate(items: list[dict], pad_id: int) -> dict:
     """Right-pad a list of encoded examples: ``input_ids``, ``labels`` (-100 on padding), ``attention_mask``, ``source``."""
-    return {"input_ids": _pad([x["input_ids"] for x in items], pad_id),
-            "labels": _pad([x["labels"] for x in items], IGNORE_INDEX),
-            "attention_mask": _pad([[1] * len(x["input_ids"]) for x in items], 0),
+    ids, mask = pad_with_mask([x["input_ids"] for x in items], pad_id)
+    return {"input_ids": ids, "labels": pad_right([x["labels"] for x in items], IGNORE_INDEX), "attention_mask": mask,
             "source": [x["source"] for x in items]}
 
 
@@ -109,8 +105,8 @@ def packed_collate(rows: list[dict], pad_id: int) -> dict:
     Padding at the row end restarts at 0 too: a segment of its own, with labels -100, that no token sees.
     """
     width = max(len(row["input_ids"]) for row in rows)
-    return {"input_ids": _pad([row["input_ids"] for row in rows], pad_id),
-            "labels": _pad([row["labels"] for row in rows], IGNORE_INDEX),
+    return {"input_ids": pad_right([row["input_ids"] for row in rows], pad_id),
+            "labels": pad_right([row["labels"] for row in rows], IGNORE_INDEX),
             "position_ids": torch.tensor([row["position_ids"] + list(range(width - len(row["position_ids"])))
                                           for row in rows]),
             "source": [row["source"] for row in rows]}

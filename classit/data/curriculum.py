@@ -45,7 +45,7 @@ from classit.lightning_state import (
     restart_epoch_count,
     restarted_after_last_batch,
 )
-from classit.schedule import Phase, Schedule, StagePlan
+from classit.optim import Phase, Schedule, StagePlan
 
 
 @dataclass

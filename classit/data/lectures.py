@@ -16,6 +16,7 @@ import torch
 
 from classit.data.corpus import count_words, read_text
 from classit.data.instructions import Example, InstructionSource
+from classit.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class LMLectureGenerator(LectureGenerator):
         super().__init__(min_reply_words, max_reply_words)
         self.model_path, self.prompt_template = model_path, prompt_template
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device or "auto")
 
     @staticmethod
     def _question(generated: str) -> str:

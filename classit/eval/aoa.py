@@ -25,8 +25,9 @@ from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit import layout
-from classit.eval.scoring import Encoded, resolve_device, score_items
+from classit.eval.scoring import Encoded, score_items
 from classit.files import read_csv, read_json, write_csv, write_json
+from classit.runtime import resolve_device
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)
@@ -122,7 +123,7 @@ def _stamp(folder: Path, words_digest: str, rule: str) -> dict:
 def score_checkpoint(folder: Path, name: str, words_seen: int, words: list[tuple[str, list[str]]], rule: Rule,
                      batch_size: int, device: torch.device) -> list[dict]:
     """The official ``surprisal.json`` records of one checkpoint, in the official order (word, then context)."""
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     model, tokenizer = load_pretrained(folder)
     model.to(device=device, dtype=torch.float32).eval()

@@ -11,9 +11,9 @@ from classit import layout
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
-from classit.eval.scoring import resolve_device
 from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
 from classit.files import write_json, write_jsonl
+from classit.runtime import resolve_device
 
 TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps", "reading")
 
@@ -83,7 +83,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         The summary: per task its macro score, per-subset and per-group accuracies, tie count
         (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores and the rule used).
     """
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     if tasks:
         names = [t.strip() for t in tasks.split(",") if t.strip()]

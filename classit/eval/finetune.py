@@ -29,9 +29,11 @@ from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
 from classit import layout
 from classit.data import store
+from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.files import read_json, write_json, write_jsonl
-from classit.schedule import warmup_decay
+from classit.optim import lr_factor, parameter_groups
+from classit.runtime import keep_freed_memory, resolve_device
 
 WINDOW = 50  # training batches whose examples are sorted by length together
 HELDOUT_SHARE = 0.1
@@ -102,11 +104,7 @@ class LengthBucketBatches(Sampler[list[int]]):
 
 def collate(rows: list[list[int]], labels: list[int], pad_id: int, indices: list[int]) -> dict:
     """Right-padded ids, attention mask, labels and the examples' indices."""
-    ids = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
+    ids, mask = pad_with_mask(rows, pad_id)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(labels), "index": torch.tensor(indices)}
 
 
@@ -145,9 +143,10 @@ def make_metrics(num_labels: int) -> MetricCollection:
 class SequenceClassifier(L.LightningModule):
     """A pre-trained decoder (the base model of a causal LM) and a head on its last non-padding token.
 
-    AdamW (no weight decay on biases and norms), ``warmup_ratio`` of the steps of linear warm-up, then
-    cosine to ``lr × min_lr_ratio``. Each validation pass scores the selection set; its accuracy,
-    F1 and MCC are logged as ``select/*`` and kept in ``history``.
+    AdamW (no weight decay on biases, norms and embeddings), ``warmup_ratio`` of the steps of linear warm-up,
+    then cosine to ``lr × min_lr_ratio`` at the last step: pre-training's rules (:mod:`classit.optim`). Each
+    validation pass scores the selection set; its accuracy, F1 and MCC are logged as ``select/*`` and kept in
+    ``history``.
     """
 
     def __init__(self, decoder: nn.Module, num_labels: int, head: str = "mlp", lr: float = 3e-5,
@@ -184,16 +183,12 @@ class SequenceClassifier(L.LightningModule):
         return {"index": batch["index"], "logits": self(batch["input_ids"], batch["attention_mask"]).float()}
 
     def configure_optimizers(self):
-        decay = [p for p in self.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.lr, betas=(0.9, 0.999), eps=1e-8)
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(parameter_groups(self, hp.weight_decay), lr=hp.lr, betas=(0.9, 0.999), eps=1e-8)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = max(round(self.hparams.warmup_ratio * total), 1)
 
         def factor(step: int) -> float:
-            return warmup_decay(step, warmup, total - warmup, self.hparams.min_lr_ratio)
+            return lr_factor(step, total, hp.warmup_ratio, hp.min_lr_ratio)
 
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}}
@@ -243,7 +238,7 @@ def run_one(decoder: nn.Module, tokenizer, task: str, seed: int, train: list[dic
     labels = {name: [e["label"] for e in rows] for name, rows in (("train", train), ("select", select), ("test", test))}
     batch_size = settings.batch_size
     module = SequenceClassifier(copy.deepcopy(decoder).train(), spec.num_labels, settings.head, settings.lr)
-    gpu = torch.cuda.is_available()
+    gpu = resolve_device().type == "cuda"
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         best = ModelCheckpoint(dirpath=tmp, monitor=f"select/{spec.select_on}", mode="max", save_top_k=1,
                                save_weights_only=True, filename="best")
@@ -348,7 +343,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         The summary: per task accuracy, F1 and MCC (mean, std, per seed), selection, seconds;
         ``glue_score`` (accuracy, F1 for MRPC and QQP) and ``glue_accuracy`` (accuracy only).
     """
-    from classit.model import load_pretrained
+    from classit.export import load_pretrained
 
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
@@ -384,6 +379,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     out_dir = store.output_folder(out, "--out")
     (out_dir / "runs").mkdir(exist_ok=True)
     (out_dir / "predictions").mkdir(exist_ok=True)
+    keep_freed_memory()
     hf_model, tokenizer = load_pretrained(model)
     decoder = hf_model.base_model
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from classit.data.padding import pad_with_mask
+
 
 @dataclass(slots=True)
 class Encoded:
@@ -49,17 +51,6 @@ def _common_prefix(options: list[Encoded]) -> int:
     return n
 
 
-def _pad(rows: list[list[int]], value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and their attention mask."""
-    width = max(max(len(r) for r in rows), 1)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def _token_logprobs(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) from final hidden states, computing the LM head only on these positions."""
     logits = model.get_output_embeddings()(hidden).float()
@@ -80,7 +71,7 @@ def _fp32(device: torch.device):
 def _score_batch(model, items: list[list[Encoded]], prefix_len: list[int], device: torch.device) -> list[list[float]]:
     """Scores of a batch of items: one forward over the common prefixes, one over all remainders."""
     base = model.base_model
-    ids, mask = _pad([options[0].ids[:n] for options, n in zip(items, prefix_len)])
+    ids, mask = pad_with_mask([options[0].ids[:n] for options, n in zip(items, prefix_len)], 0)
     ids, mask = ids.to(device), mask.to(device)
     # Options with tokens past position n: their remainders ids[n:-1] run on the prefix cache.
     rem = [(b, k) for b, (options, n) in enumerate(zip(items, prefix_len)) for k, o in enumerate(options)
@@ -115,7 +106,7 @@ def _score_batch(model, items: list[list[Encoded]], prefix_len: list[int], devic
             scores[b][k] += value
 
     if rem:  # the prefix cache expanded to one row per option
-        r_ids, r_mask = _pad([items[b][k].ids[prefix_len[b]:-1] for b, k in rem])
+        r_ids, r_mask = pad_with_mask([items[b][k].ids[prefix_len[b]:-1] for b, k in rem], 0)
         r_ids, r_mask = r_ids.to(device), r_mask.to(device)
         source = torch.tensor([b for b, _ in rem], device=device)
         cache.reorder_cache(source)
@@ -168,12 +159,6 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
     return scores
 
 
-@torch.no_grad()
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA where available, else the CPU; any other name is taken as torch names it."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def score_plain(model, tokenizer, texts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:
     """The reference method of the official pipeline: one forward per full text, ``batch_size`` texts in
     the given order, logits at every position. Used by the tests and the benchmark."""
@@ -182,7 +167,7 @@ def score_plain(model, tokenizer, texts: list[str], continuations: list[str], ba
     with _fp32(device):
         for start in range(0, len(texts), batch_size):
             encoded = encode(tokenizer, texts[start:start + batch_size], continuations[start:start + batch_size])
-            ids, mask = _pad([e.ids for e in encoded], tokenizer.pad_token_id or 0)
+            ids, mask = pad_with_mask([e.ids for e in encoded], tokenizer.pad_token_id or 0)
             ids, mask = ids.to(device), mask.to(device)
             logprobs = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float().log_softmax(-1)
             lp = logprobs.gather(-1, ids[:, 1:, None])[..., 0]

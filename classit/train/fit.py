@@ -1,5 +1,5 @@
 """``classit fit|validate``: LightningCLI over the model and the curriculum, ``--ckpt_path last``, verified
-checkpoints; the resolved fit config (``plan`` and ``study`` read it) and ``classit export``."""
+checkpoints; the resolved fit config (``plan`` and ``study`` read it)."""
 
 import shlex
 import sys
@@ -18,7 +18,8 @@ from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import output_folder
-from classit.model import BabyLM, load_pretrained
+from classit.model import BabyLM
+from classit.runtime import keep_freed_memory
 from classit.train.callbacks import RunProgressBar
 from classit.train.memory import check_memory
 
@@ -59,9 +60,11 @@ class ClassitCLI(LightningCLI):
             resolve_last_checkpoint(self.config.fit)
 
     def instantiate_classes(self) -> None:
-        """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`)."""
+        """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`); the
+        host allocator keeps freed memory from here on (:func:`keep_freed_memory`)."""
         if self.parse_only:
             return
+        keep_freed_memory()
         if self.subcommand:  # a run, not `classit plan`
             check_log_folder(self.config[self.subcommand])
         super().instantiate_classes()
@@ -136,20 +139,6 @@ def install_checkpoint_io(trainer) -> None:
     own CheckpointIO plugin)."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = DigestCheckpointIO()
-
-
-def export(*, ckpt: str, out: str) -> None:
-    """Turn a classit Lightning checkpoint into a Hugging Face folder (model and tokenizer).
-
-    Args:
-        ckpt: the ``.ckpt`` file.
-        out: folder to write.
-    """
-    output_folder(out, "--out")
-    model, tok = load_pretrained(ckpt)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    print(f"exported {ckpt} to {out}")
 
 
 def resolved_fit_config(args: list[str]) -> dict:

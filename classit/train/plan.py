@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classit.data.corpus import corpus_files, count_words
 from classit.lightning_state import every_n_train_steps
-from classit.schedule import Phase, Schedule
+from classit.optim import Phase, Schedule
 from classit.train.fit import ClassitCLI
 
 NOMINAL_WORDS = {"train_100M": 100_000_000, "train_10M": 10_000_000}

@@ -1,7 +1,9 @@
-"""The learning-rate schedule in phases: each phase warms up to its own peak and decays to its own floor.
+"""The optimizer rules every training shares: AdamW's parameter groups and the learning-rate schedule.
 
-A curriculum's stages run in phases (:class:`Phase`, a stage's ``phase``): a stage may start a new
-phase, and stages that do not continue the current one. So pre-training has its own schedule over
+Weight decay falls on matrices only (:func:`parameter_groups`). The LR runs in phases: each phase warms up
+to its own peak and decays to its own floor at its last step (:func:`lr_factor`); pre-training, instruction
+phases and fine-tuning share both rules. A curriculum's stages run in phases (:class:`Phase`, a stage's
+``phase``): a stage may start a new phase, and stages that do not continue the current one. So pre-training has its own schedule over
 its own steps, and instruction tuning its own over all its stages, whatever follows pre-training.
 The data hands the model its stages' steps and phases (:class:`StagePlan`); :meth:`Schedule.build`
 turns them into the run's phases.
@@ -10,6 +12,18 @@ turns them into the run's phases.
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+from torch import nn
+
+
+def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups of ``module``'s parameters: ``weight_decay`` on matrices, none on norms, biases and
+    embeddings (their names hold ``emb``, or GPT-2's ``wte``/``wpe``)."""
+    decay = [p for name, p in module.named_parameters()
+             if p.dim() >= 2 and "emb" not in name and "wte" not in name and "wpe" not in name]
+    ids = {id(p) for p in decay}
+    no_decay = [p for p in module.parameters() if id(p) not in ids]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 @dataclass
@@ -24,22 +38,17 @@ class Phase:
     reset_optimizer: bool = False
 
 
-def warmup_decay(step: int, warmup_steps: int, decay_steps: int, min_ratio: float, decay: str = "cosine") -> float:
-    """Share of the peak LR at ``step``: linear warm-up over ``warmup_steps``, then ``decay`` to ``min_ratio`` over
-    ``decay_steps`` (held there after)."""
+def lr_factor(step: int, total: int, warmup: float, min_ratio: float, decay: str = "cosine") -> float:
+    """The LR of step ``step`` (from 0) of a phase of ``total`` steps as a share of the phase's peak: linear warm-up
+    over the fraction ``warmup`` of the steps, then ``decay`` to ``min_ratio``, reached at the last step."""
+    warmup_steps = round(warmup * total)
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if decay == "constant":
         return 1.0
-    progress = min((step - warmup_steps) / max(decay_steps, 1), 1.0)
+    progress = min((step - warmup_steps) / max(total - 1 - warmup_steps, 1), 1.0)
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
     return min_ratio + (1 - min_ratio) * shape
-
-
-def lr_factor(step: int, total: int, warmup: float, min_ratio: float, decay: str = "cosine") -> float:
-    """The LR of step ``step`` (from 0) of a phase of ``total`` steps as a share of the phase's peak."""
-    warmup_steps = round(warmup * total)
-    return warmup_decay(step, warmup_steps, total - 1 - warmup_steps, min_ratio, decay)
 
 
 @dataclass(frozen=True)

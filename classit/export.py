@@ -1,0 +1,102 @@
+"""A trained model outside training: Hugging Face folders written and read, the tokenizer kept inside checkpoints,
+and ``classit export``. Evaluators load models here, without the LightningModule."""
+
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from classit.checkpoint_io import load_checkpoint
+from classit.data.store import output_folder
+from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
+from classit.decoder import build_decoder
+
+TOKENIZER_KEY = "classit_tokenizer"  # a checkpoint's tokenizer, as the tar archive of its saved folder
+DECODER_SIZES = ("arch", "vocab_size", "n_layer", "n_embd", "n_head", "intermediate_size", "block_size",
+                 "tie_embeddings", "dropout", "special_ids")  # the BabyLM hyperparameters that build its decoder
+
+
+def tokenizer_to_bytes(tokenizer) -> bytes:
+    """The tokenizer's saved folder as a tar archive."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(tmp, arcname=".")
+        return buffer.getvalue()
+
+
+def tokenizer_from_bytes(data: bytes):
+    """Load a tokenizer stored by :func:`tokenizer_to_bytes`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp, filter="data")
+        return load_tokenizer(tmp)
+
+
+def check_same_tokenizer(theirs, ours, what: str) -> None:
+    """Stop with a clear message when weights come with another tokenizer than the run's (fingerprints differ)."""
+    if tokenizer_fingerprint(theirs) != tokenizer_fingerprint(ours):
+        raise ValueError(f"{what} was trained with tokenizer {tokenizer_fingerprint(theirs)} but this run's is "
+                         f"{tokenizer_fingerprint(ours)} ({len(ours)} tokens): the same token ids would mean other "
+                         "text; set data.tokenizer to the tokenizer folder of those weights (an export's hf/ folder)")
+
+
+def save_pretrained(model, tokenizer, out: str | Path) -> None:
+    """Write a Hugging Face folder (model, and tokenizer where there is one) that ``from_pretrained`` loads."""
+    model.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+
+
+def check_weights(folder: Path) -> None:
+    """Stop in one line naming the file when a Hugging Face folder holds no weights, or safetensors cut short."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files and not list(folder.glob("pytorch_model*.bin")):
+        raise FileNotFoundError(f"{folder}: no model weights (model.safetensors) in this model folder; export the "
+                                "model again (`classit export`) or copy its weights there")
+    for file in files:
+        try:
+            with safe_open(file, "pt"):
+                pass
+        except SafetensorError as error:
+            raise ValueError(f"{file}: damaged model weights ({str(error).removeprefix('Error while ')}); "
+                             "copy or export the model again") from None
+
+
+def load_pretrained(path: str | Path):
+    """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint (its decoder with sdpa
+    attention, as ``from_pretrained`` loads a Hugging Face folder)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
+        check_weights(path)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
+    checkpoint = load_checkpoint(path)  # a damaged checkpoint stops here with one line
+    if TOKENIZER_KEY not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise ValueError(f"{path}: checkpoint holds no tokenizer; was it written by classit?")
+    sizes = {name: checkpoint["hyper_parameters"][name] for name in DECODER_SIZES}
+    model = build_decoder(**sizes, attention="sdpa")
+    model.load_state_dict({k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+                           if k.startswith("model.")})
+    return model, tokenizer_from_bytes(checkpoint[TOKENIZER_KEY])
+
+
+def export(*, ckpt: str, out: str) -> None:
+    """Turn a classit Lightning checkpoint into a Hugging Face folder (model and tokenizer).
+
+    Args:
+        ckpt: the ``.ckpt`` file.
+        out: folder to write.
+    """
+    output_folder(out, "--out")
+    save_pretrained(*load_pretrained(ckpt), out)
+    print(f"exported {ckpt} to {out}")
