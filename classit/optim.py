@@ -16,11 +16,12 @@ from typing import Literal
 from torch import nn
 
 
-def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW's two groups of ``module``'s parameters: ``weight_decay`` on matrices, none on norms, biases and
-    embeddings (their names hold ``emb``, or GPT-2's ``wte``/``wpe``)."""
-    decay = [p for name, p in module.named_parameters()
-             if p.dim() >= 2 and "emb" not in name and "wte" not in name and "wpe" not in name]
+def parameter_groups(module: nn.Module, weight_decay: float, decay_embeddings: bool = False) -> list[dict]:
+    """AdamW's two groups of ``module``'s parameters: ``weight_decay`` on matrices, none on norms and biases, nor on
+    embeddings (names holding ``emb``, or GPT-2's ``wte``/``wpe``) unless ``decay_embeddings``: fine-tuning decays
+    them, as the official pipeline's fine-tuning (Hugging Face's Trainer) does."""
+    decay = [p for name, p in module.named_parameters() if p.dim() >= 2 and
+             (decay_embeddings or not any(part in name for part in ("emb", "wte", "wpe")))]
     ids = {id(p) for p in decay}
     no_decay = [p for p in module.parameters() if id(p) not in ids]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

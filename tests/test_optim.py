@@ -14,6 +14,10 @@ def test_weight_decay_falls_on_matrices_but_not_on_embeddings_norms_and_biases()
     assert decay["params"] == [module["proj"].weight]
     assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in module.named_parameters() if n != "proj.weight"}
 
+    decay, no_decay = parameter_groups(module, 0.1, decay_embeddings=True)  # fine-tuning's choice
+    assert {id(p) for p in decay["params"]} == {id(module[n].weight) for n in ("embed_tokens", "wpe", "proj")}
+    assert {id(p) for p in no_decay["params"]} == {id(p) for p in module["norm"].parameters()} | {id(module["proj"].bias)}
+
 
 def test_a_tied_parameter_is_in_one_group_once():
     module = nn.ModuleDict({"emb": nn.Embedding(10, 4), "head": nn.Linear(4, 10, bias=False)})

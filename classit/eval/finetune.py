@@ -184,7 +184,7 @@ class SequenceClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.AdamW(parameter_groups(self, hp.weight_decay), lr=hp.lr, betas=(0.9, 0.999), eps=1e-8)
+        optimizer = torch.optim.AdamW(parameter_groups(self, hp.weight_decay, decay_embeddings=True), lr=hp.lr, betas=(0.9, 0.999), eps=1e-8)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
 
         def factor(step: int) -> float:
