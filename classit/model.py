@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from classit.checkpoint_io import load_checkpoint
 from classit.data.chat import IGNORE_INDEX
-from classit.data.curriculum import RunData
+from classit.data.plan import CurriculumPlan
 from classit.decoder import Attention, build_decoder, resolve_attention
 from classit.export import (TOKENIZER_KEY, check_same_tokenizer, load_pretrained, save_pretrained, tokenizer_from_bytes,
                             tokenizer_to_bytes)
@@ -80,7 +80,7 @@ class BabyLM(L.LightningModule):
         self.register_buffer("words_seen", torch.zeros((), dtype=torch.float64))
         self._step_totals = None  # (target tokens, summed loss, words) of the current optimizer step on this rank
         self.val_names = ["val"]
-        self.run_data: RunData | None = None  # what the data hands the model (:meth:`connect`)
+        self.plan: CurriculumPlan | None = None  # the curriculum's plan (:meth:`connect`)
         self.schedule: Schedule | None = None  # the LR phases, set with the optimizer
         rank_zero_info(f"BabyLM ({arch}): {self.num_parameters() / 1e6:.2f}M parameters")
 
@@ -126,23 +126,20 @@ class BabyLM(L.LightningModule):
         if any(k in loaded and not torch.equal(loaded[k], v) for k, v in state.items()):
             raise ValueError(f"{path}: its output layer is not tied to its embeddings; set model.tie_embeddings: false")
 
-    def connect(self, data: RunData) -> None:
-        """Take the tokenizer, validation sources and stage plan from ``data`` (filled in by the curriculum's setup,
-        read from this module's setup on); the CLI connects them once."""
-        self.run_data = data
+    def connect(self, plan: CurriculumPlan, tokenizer, val_sources: list[str]) -> None:
+        """Take the curriculum's plan (its stages' steps and phases), the run's tokenizer and the sources whose
+        validation loss is logged; the CLI hands them in once the data is set up, before this module's setup."""
+        self.plan, self.tokenizer, self.val_names = plan, tokenizer, list(val_sources) or ["val"]
 
     def setup(self, stage: str) -> None:
         self._check_attention(stage)
-        data = self.run_data
-        if data is not None and data.tokenizer is not None:
-            self.tokenizer = data.tokenizer
+        if self.tokenizer is not None:
             if len(self.tokenizer) != self.hparams.vocab_size:
                 raise ValueError(f"data.vocab_size: {self.hparams.vocab_size}, but the tokenizer "
                                  f"{self.tokenizer.name_or_path} has {len(self.tokenizer)} tokens (a small corpus "
                                  f"has no more merges); set data.vocab_size: {len(self.tokenizer)}")
             if self.init_tokenizer is not None:
                 check_same_tokenizer(self.init_tokenizer, self.tokenizer, f"model.init_from {self.hparams.init_from}")
-        self.val_names = list(data.val_sources if data is not None else []) or ["val"]
         block = torch.zeros(1, self.hparams.block_size, dtype=torch.long)
         self.example_input_array = ({"input_ids": block, "labels": block},)  # the model summary's FLOPs: one block
 
@@ -236,13 +233,13 @@ class BabyLM(L.LightningModule):
         self.log("val_loss", loss, prog_bar=True, logger=False, rank_zero_only=True)
 
     def build_schedule(self) -> Schedule:
-        """The LR phases: the curriculum's stages (:class:`RunData`), the first phase from ``lr``, ``warmup`` and
-        ``min_lr_ratio`` unless its stage names one; without a curriculum, one phase of Lightning's step estimate."""
+        """The LR phases: the curriculum plan's, the first phase from ``lr``, ``warmup`` and ``min_lr_ratio`` unless
+        its stage names one; without a curriculum, one phase of Lightning's step estimate."""
         first = Phase(self.hparams.lr, self.hparams.warmup, self.hparams.min_lr_ratio)
-        stages = self.run_data.stages if self.run_data is not None else None
-        if not stages:
-            stages = [StagePlan("run", max(int(self.trainer.estimated_stepping_batches), 1))]
-        return Schedule.build(stages, first, self.trainer.max_steps)
+        if self.plan is not None:
+            return self.plan.schedule(first)
+        run = StagePlan("run", max(int(self.trainer.estimated_stepping_batches), 1))
+        return Schedule.build([run], first, self.trainer.max_steps)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """A phase with ``reset_optimizer`` starts from a fresh AdamW state (its moments are not carried over)."""

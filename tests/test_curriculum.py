@@ -8,10 +8,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import AutoModelForCausalLM
 
 from classit.cli import main
-from classit.data.curriculum import CurriculumDataModule, rank_share
+from classit.data.curriculum import CurriculumDataModule
+from classit.data.plan import rank_share
 from classit.data.source import Source
 from classit.model import BabyLM
 from classit.train.callbacks import CurriculumLogger
+from classit.train.fit import CurriculumSetup
 from helpers import CONFIGS, demo_data, scalars
 
 DEMO_SEQ = CONFIGS / "demo_seq.yaml"
@@ -41,9 +43,9 @@ class Recorder(L.Callback):
         self.seen = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        dm = trainer.datamodule
+        plan = trainer.datamodule.plan
         (source,) = set(batch["source"])
-        self.seen.append((trainer.current_epoch, dm.stages[dm.stage_index(trainer.current_epoch)].name, source,
+        self.seen.append((trainer.current_epoch, plan.stages[plan.stage_index(trainer.current_epoch)].name, source,
                           tuple(batch["input_ids"][:, 1].tolist())))
 
 
@@ -66,12 +68,11 @@ def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
     model = BabyLM(vocab_size=datamodule.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64,
                    block_size=8, warmup=0.05, special_ids=datamodule.special_ids)
     recorder = Recorder()
-    callbacks = [recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
+    callbacks = [CurriculumSetup(), recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
     trainer = L.Trainer(accelerator="cpu",
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
                         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **trainer_args)
-    model.connect(datamodule.run_data)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return recorder.seen
 
@@ -101,7 +102,7 @@ def test_weights_set_the_share_of_batches(tokenizer):
     stages = [{"name": "it", "sources": ["switchboard", "simple_wiki"], "epochs": 1, "weights": [3, 1]}]
     dm = toy_curriculum(tokenizer, stages)
     dm.setup("fit")
-    sources = [k for k, _ in dm.batches(0, 0)]
+    sources = [k for k, _ in dm.plan_for(1).batches(0, 0)]
     assert len(sources) == 9 and sources.count(0) == 7 and sources.count(1) == 2  # 9 batches as without weights
 
 
@@ -109,11 +110,13 @@ def test_order_is_a_function_of_seed_stage_and_epoch(tokenizer):
     one, two = toy_curriculum(tokenizer, MERGED), toy_curriculum(tokenizer, MERGED)
     for dm in (one, two):
         dm.setup("fit")
+    one, two = one.plan_for(1), two.plan_for(1)
     two.batches(1, 3)  # history must not matter
     assert one.batches(1, 2) == two.batches(1, 2)
     assert one.batches(1, 2) != one.batches(1, 3)
     other = toy_curriculum(tokenizer, MERGED, seed=1)
     other.setup("fit")
+    other = other.plan_for(1)
     assert other.batches(1, 2) != one.batches(1, 2)
     batches = one.batches(1, 2)  # DDP: ranks take disjoint shares of the same list, as many each
     ranks = [rank_share(batches, 2, r, 1) for r in (0, 1)]  # each global batch of 2 split over 2 ranks

@@ -64,5 +64,5 @@ def test_the_import_graph_has_no_circle():
 
 
 def test_the_checker_sees_an_upward_import():
-    assert layer("classit.data.curriculum") < layer("classit.train.callbacks") < layer("classit.cli")
-    assert "classit.data.curriculum" in imports()["classit.train.callbacks"]
+    assert layer("classit.data.plan") < layer("classit.train.callbacks") < layer("classit.cli")
+    assert "classit.data.plan" in imports()["classit.train.callbacks"]

@@ -10,6 +10,7 @@ from classit.data.curriculum import CurriculumDataModule
 from classit.data.instructions import InstructionFile
 from classit.model import BabyLM
 from classit.train.callbacks import MilestoneExport
+from classit.train.fit import CurriculumSetup
 from helpers import instruction_records, write_jsonl
 
 
@@ -33,8 +34,7 @@ def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenize
                    special_ids=dm.special_ids)
     rows = Rows()
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[rows], limit_val_batches=0)
-    model.connect(dm.run_data)
+                        enable_model_summary=False, callbacks=[CurriculumSetup(), rows], limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert 25 <= dm.sizes["it"] <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
     assert len(rows.rows) == 2 * (dm.sizes["it"] // 4 * 4)  # whole global batches, two epochs

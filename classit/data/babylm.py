@@ -41,6 +41,8 @@ class BabyLMCorpus(Source):
     """Pre-training text: the BabyLM corpus folders of the data directory, tokenized once and packed into blocks
     with ``<s> document </s>`` one after another."""
 
+    corpus_key = "train_dir"
+
     def __init__(self, train_dir: str = "babylm-corpus/train_3M", val_dir: str | None = "babylm-corpus/dev",
                  num_proc: int = 2):
         """

@@ -1,34 +1,24 @@
-"""Curricula: the one data path of every run. Sources trained on in stages; loaders, batches and resume.
+"""Curricula: the one data path of every run. Sources trained on in stages: the tokenizer, loaders and resume.
 
 A stage names one or more sources and a number of epochs. A stage of one source trains on it
 alone; a stage of several mixes them into one shuffled stream (merged); stages follow each other
 at epoch boundaries (sequential). A pre-training run is a one-stage curriculum.
 
-The global batch (``batch_size`` sequences) is fixed by the config, not by the hardware: on
-``w`` devices each global batch is cut into ``w × a`` micro-batches of at most
-``micro_batch_size`` sequences (``a``: gradient accumulation, derived), rank ``r`` taking
-micro-batches ``r, r + w, …``. So 1, 8 or 64 GPUs train on the same global batches in the same
-order and take the same optimizer steps. The order is a pure function of (seed, stage, epoch):
-each epoch, each source's items are permuted by ``numpy.random.default_rng([seed, stage, epoch])``
-and cut into whole global batches, and the batches of the stage's sources are shuffled together.
-The module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the global batches
+Which global batches each epoch trains on, in which order, and how they are cut over devices is
+the run's :class:`~classit.data.plan.CurriculumPlan`, built by the CLI once the sources' sizes are
+known (:meth:`CurriculumDataModule.plan_for`) and handed to this module's loaders (``plan``). The
+module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the global batches
 already trained on, so a run resumed mid-epoch goes on with the batches of a run never stopped, on
 any number of devices.
-
-The model gets what it needs of the data through one value, :class:`RunData` (the tokenizer, the
-sources with a validation set, the stages' optimizer steps and phases), filled in by ``setup`` and
-connected to the model once by the CLI (``BabyLM.connect``).
 
 Validation scores a fixed, seeded subset of ``val_sequences`` items of every source that has a
 validation set, the same items for the whole run and any number of devices (each rank takes
 its share, nothing dropped), logged per source.
 """
 
-import math
 import signal
 import warnings
 import zlib
-from dataclasses import dataclass, field
 
 import lightning as L
 import numpy as np
@@ -37,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from classit.data import store
 from classit.data.chat import install_chat_template
+from classit.data.plan import CurriculumPlan, Stage, check_stages
 from classit.data.source import Source
 from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, check_vocab_size, load_tokenizer
 from classit.lightning_state import (
@@ -45,37 +36,6 @@ from classit.lightning_state import (
     restart_epoch_count,
     restarted_after_last_batch,
 )
-from classit.optim import Phase, Schedule, StagePlan
-
-
-@dataclass
-class Stage:
-    """One curriculum stage: ``sources`` (names of ``data.sources``) trained on together for ``epochs``.
-
-    ``weights`` (one per source) mix the sources by share of batches instead of taking every
-    example once: the epoch keeps its number of batches, a source with a larger share repeats
-    examples and one with a smaller share leaves some out. ``phase`` starts a new optimizer phase
-    (its own LR schedule over this stage and the following ones up to the next phase); the first
-    stage always starts one, from the model's ``lr``, ``warmup`` and ``min_lr_ratio`` unless given.
-    """
-    name: str
-    sources: list[str]
-    epochs: int = 1
-    weights: list[float] | None = None
-    phase: Phase | None = None
-
-    def __post_init__(self):
-        if isinstance(self.phase, dict):
-            self.phase = Phase(**self.phase)
-
-
-@dataclass
-class RunData:
-    """What the data hands the model, filled in by the curriculum's ``setup``: the run's one tokenizer, the sources
-    with a validation set (``val/loss/NAME``), and, for fit, every stage's optimizer steps and phase."""
-    tokenizer: object = None
-    val_sources: list[str] = field(default_factory=list)
-    stages: list[StagePlan] | None = None
 
 
 class SourceData(Dataset):
@@ -108,15 +68,6 @@ class RankBatches(DistributedSampler):
 
     def __len__(self) -> int:
         return len(self.batches)
-
-
-def rank_share(batches: list[tuple[int, list[int]]], world: int, rank: int, accumulate: int) -> list:
-    """Rank ``rank``'s micro-batches of these global batches: each cut into ``world × accumulate`` equal parts."""
-    mine = []
-    for k, items in batches:
-        size = len(items) // (world * accumulate)
-        mine += [(k, items[(j * world + rank) * size:(j * world + rank + 1) * size]) for j in range(accumulate)]
-    return mine
 
 
 class CurriculumDataModule(L.LightningDataModule):
@@ -164,10 +115,9 @@ class CurriculumDataModule(L.LightningDataModule):
         self.train_sets: dict[str, Dataset] = {}
         self.sizes: dict[str, int] = {}  # training sequences of each source
         self.val_sets: dict[str, Dataset] = {}
-        self.accumulate, self.micro = 1, batch_size
+        self.plan: CurriculumPlan | None = None  # handed in by the CLI once the sizes are known (:meth:`plan_for`)
         self._resume: dict | None = None
         self._train_loader = self._val_loader = None
-        self.run_data = RunData()
 
     # ------------------------------------------------------------ the tokenizer, shared by every source
 
@@ -214,7 +164,12 @@ class CurriculumDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         self.load_tokenizer()
-        for name in self.used:
+        self.load_sources(self.used)
+
+    def load_sources(self, names: list[str]) -> None:
+        """Open the training and validation sets of the sources ``names`` (prepared already) and measure them; a
+        stage of only these sources with a source smaller than one global batch stops naming it."""
+        for name in names:
             source = self.sources[name]
             self.train_sets[name] = source.train_set()
             self.sizes[name] = len(self.train_sets[name])
@@ -224,89 +179,23 @@ class CurriculumDataModule(L.LightningDataModule):
             rank_zero_info(f"data: {name}: {len(self.train_sets[name]):,} training sequences, "
                            f"{min(len(val or []), self.val_sequences):,} validation")
         for stage_ in self.stages:
+            if not set(stage_.sources) <= set(names):
+                continue
             for name in stage_.sources:
                 if self.sizes[name] < self.batch_size:
                     raise ValueError(f"data.sources.{name}: {self.sizes[name]} training sequences, fewer "
                                      f"than one global batch (data.batch_size: {self.batch_size})")
-        self.run_data.tokenizer, self.run_data.val_sources = self.tokenizer, self.val_sources
-        if self.trainer is not None:
-            self.micro, self.accumulate = self.micro_batches(self.trainer.world_size)
-            if stage == "fit":
-                self.configure_trainer(self.trainer)
 
     @property
     def val_sources(self) -> list[str]:
         """Names of the sources whose validation loss is measured (each logged as ``val/loss/NAME``)."""
         return list(self.val_sets)
 
-    def micro_batches(self, world: int) -> tuple[int, int]:
-        """``(micro-batch, accumulation)`` that make up the global batch on ``world`` devices."""
-        if self.batch_size % world:
-            raise ValueError(f"data.batch_size: {self.batch_size} sequences do not split evenly over {world} devices; "
-                             f"use a multiple of {world}")
-        per_device = self.batch_size // world
-        cap = self.micro_batch_size or per_device
-        accumulate = next(a for a in range(-(-per_device // cap), per_device + 1) if per_device % a == 0)
-        return per_device // accumulate, accumulate
-
-    def configure_trainer(self, trainer: L.Trainer) -> None:
-        """Set what follows from the data on this trainer: accumulation, epochs, reloading, validation points."""
-        trainer.accumulate_grad_batches = self.accumulate
-        trainer.fit_loop.max_epochs = self.total_epochs
-        trainer.reload_dataloaders_every_n_epochs = 1
-        self.run_data.stages = self.stage_plans(trainer.world_size, trainer.limit_train_batches)
-        steps = Schedule.build(self.run_data.stages, Phase(), trainer.max_steps).total_steps
-        trainer.val_check_interval = max(1, round(steps * self.val_every)) * self.accumulate
-        trainer.check_val_every_n_epoch = None
-        rank_zero_info(f"curriculum: {steps:,} optimizer steps in {self.total_epochs} epochs; global batch "
-                       f"{self.batch_size} × {self.block_size} tokens = {trainer.world_size} devices × "
-                       f"{self.micro} sequences × {self.accumulate} accumulated")
-
-    @property
-    def total_epochs(self) -> int:
-        return sum(s.epochs for s in self.stages)
-
-    def stage_index(self, epoch: int) -> int:
-        """The stage that trains epoch ``epoch`` (counted from 0 over the whole curriculum)."""
-        end = 0
-        for i, stage in enumerate(self.stages):
-            end += stage.epochs
-            if epoch < end:
-                return i
-        raise ValueError(f"epoch {epoch} is past the curriculum's {self.total_epochs} epochs (data.stages)")
-
-    def counts(self, stage: Stage) -> list[int]:
-        """Global batches per epoch of each of the stage's sources."""
-        natural = [self.sizes[n] // self.batch_size for n in stage.sources]
-        if not stage.weights:
-            return natural
-        return [round(sum(natural) * w / sum(stage.weights)) for w in stage.weights]
-
-    def stage_steps(self, stage: Stage, accumulate: int, limit: int | float = 1.0) -> int:
-        """Optimizer steps of one epoch of ``stage``; ``limit`` is Lightning's ``limit_train_batches`` (per device)."""
-        batches = sum(self.counts(stage)) * accumulate
-        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        return math.ceil(batches / accumulate)
-
-    def stage_plans(self, world_size: int, limit_train_batches: int | float = 1.0) -> list[StagePlan]:
-        """Every stage's optimizer steps (``limit_train_batches`` counts, ``max_steps`` not) and the phase it starts."""
-        accumulate = self.micro_batches(world_size)[1]
-        return [StagePlan(s.name, s.epochs * self.stage_steps(s, accumulate, limit_train_batches), s.phase)
-                for s in self.stages]
-
-    def batches(self, stage_index: int, epoch: int) -> list[tuple[int, list[int]]]:
-        """The epoch's global batches as ``(source number in the stage, item indices)``, in order."""
-        stage = self.stages[stage_index]
-        rng = np.random.default_rng([self.seed, stage_index, epoch])
-        batches = []
-        for k, (name, count) in enumerate(zip(stage.sources, self.counts(stage))):
-            size, whole = self.sizes[name], []
-            while len(whole) < count:  # more than one pass only with weights
-                order = rng.permutation(size)
-                whole += [order[i:i + self.batch_size].tolist() for i in range(0, size - self.batch_size + 1,
-                                                                                   self.batch_size)]
-            batches += [(k, b) for b in whole[:count]]
-        return [batches[i] for i in rng.permutation(len(batches))]
+    def plan_for(self, world_size: int, limit_train_batches: int | float = 1.0, max_steps: int = -1) -> CurriculumPlan:
+        """The run's plan on ``world_size`` devices, from the stages, batch sizes, seed and the sources' sizes (known
+        after ``setup``)."""
+        return CurriculumPlan(tuple(self.stages), dict(self.sizes), self.batch_size, self.micro_batch_size,
+                              world_size, self.seed, limit_train_batches, max_steps)
 
     def _loader(self, names: list[str], datasets: list) -> DataLoader:
         sources = [self.sources[n] for n in names]
@@ -318,9 +207,9 @@ class CurriculumDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        epoch = trainer.current_epoch
-        index = self.stage_index(epoch)
-        stage = self.stages[index]
+        epoch, plan = trainer.current_epoch, self.plan
+        index = plan.stage_index(epoch)
+        stage = plan.stages[index]
         skip, note = self._resume_point(epoch) if self._resume else (0, "")
         if self._resume and self._resume["epoch"] < epoch and restarted_after_last_batch(trainer):
             # saved after the last batch of an epoch: Lightning would go on counting that epoch's batches in this
@@ -330,20 +219,19 @@ class CurriculumDataModule(L.LightningDataModule):
         if self._train_loader is None:
             self._train_loader = self._loader(self.used, [self.train_sets[n] for n in self.used])
         numbers = [self.used.index(n) for n in stage.sources]
-        batches = [(numbers[k], b) for k, b in self.batches(index, epoch)]
         sampler = self._train_loader.sampler
-        sampler.batches = rank_share(batches, trainer.world_size, trainer.global_rank, self.accumulate)
+        sampler.batches = [(numbers[k], b) for k, b in plan.rank_batches(epoch, trainer.global_rank)]
         sampler.skip = skip
         return self._train_loader
 
-    def val_batches(self, world: int, rank: int) -> list[tuple[int, list[int]]]:
-        """This rank's validation micro-batches: its share of each source's fixed, seeded subset."""
+    def val_batches(self, world: int, rank: int, micro: int) -> list[tuple[int, list[int]]]:
+        """This rank's validation micro-batches of ``micro`` items: its share of each source's fixed, seeded subset."""
         batches = []
         for k, name in enumerate(self.val_sets):
             size = len(self.val_sets[name])
             rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
             chosen = np.sort(rng.choice(size, min(self.val_sequences, size), replace=False))[rank::world].tolist()
-            batches += [(k, chosen[i:i + self.micro]) for i in range(0, len(chosen), self.micro)]
+            batches += [(k, chosen[i:i + micro]) for i in range(0, len(chosen), micro)]
         return batches
 
     def val_dataloader(self) -> DataLoader | list:
@@ -351,9 +239,8 @@ class CurriculumDataModule(L.LightningDataModule):
             return []
         if self._val_loader is None:
             self._val_loader = self._loader(list(self.val_sets), list(self.val_sets.values()))
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        self._val_loader.sampler.batches = self.val_batches(world, rank)
+        rank = self.trainer.global_rank if self.trainer else 0
+        self._val_loader.sampler.batches = self.val_batches(self.plan.world_size, rank, self.plan.micro)
         return self._val_loader
 
     # ------------------------------------------------------------ resume
@@ -362,11 +249,11 @@ class CurriculumDataModule(L.LightningDataModule):
         """This rank's micro-batches of the resumed epoch already trained on, and what to say about it. They are
         counted in global batches, so a run resumed on another number of devices (another accumulation) goes on at
         the same global batch; Lightning's own batch counts are converted to match."""
-        state = self._resume
+        state, accumulate = self._resume, self.plan.accumulate
         if state["epoch"] != epoch:
             return 0, ""
-        old = state.get("accumulate", self.accumulate)  # older checkpoints: saved on this hardware
-        if old == self.accumulate:
+        old = state.get("accumulate", accumulate)  # older checkpoints: saved on this hardware
+        if old == accumulate:
             skip = state["batches"]
             return skip, f", resuming after {skip // old} global batches" if skip else ""
         if state["batches"] % old:
@@ -374,10 +261,10 @@ class CurriculumDataModule(L.LightningDataModule):
                              f"{old} per global batch); resume it on {state['world_size']} device(s) with the same "
                              "data.micro_batch_size, or from a checkpoint saved at an optimizer step")
         done = state["batches"] // old
-        rescale_batch_counts(self.trainer, old, self.accumulate)
-        return done * self.accumulate, (
+        rescale_batch_counts(self.trainer, old, accumulate)
+        return done * accumulate, (
             f", resuming after {done} global batches (saved on {state['world_size']} device(s) × {old} "
-            f"accumulated, now {self.trainer.world_size} × {self.accumulate})")
+            f"accumulated, now {self.plan.world_size} × {accumulate})")
 
     def state_dict(self) -> dict:
         """Where the curriculum is: the epoch, its stage, the micro-batches of it this rank trained on so far, and
@@ -385,16 +272,16 @@ class CurriculumDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return {}
-        epoch = trainer.current_epoch
-        index = self.stage_index(min(epoch, self.total_epochs - 1))
-        return {"epoch": epoch, "batches": epoch_batches_done(trainer), "accumulate": self.accumulate,
-                "world_size": trainer.world_size, "stage": index, "stage_name": self.stages[index].name,
+        epoch, plan = trainer.current_epoch, self.plan
+        index = plan.stage_index(min(epoch, plan.total_epochs - 1))
+        return {"epoch": epoch, "batches": epoch_batches_done(trainer), "accumulate": plan.accumulate,
+                "world_size": plan.world_size, "stage": index, "stage_name": plan.stages[index].name,
                 "seed": self.seed, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
             return
-        index = self.stage_index(min(state["epoch"], self.total_epochs - 1))
+        index = self.plan.stage_index(min(state["epoch"], self.plan.total_epochs - 1))
         if self.stages[index].name != state["stage_name"] or state["seed"] != self.seed:
             raise ValueError(f"the checkpoint was saved in stage '{state['stage_name']}' (seed {state['seed']}) at "
                              f"epoch {state['epoch']}, but data.stages and data.seed put that epoch in stage "
@@ -438,23 +325,3 @@ def check_sizes(batch_size: int, micro_batch_size: int | None, block_size: int, 
     if vocab_size is not None:
         check_vocab_size(vocab_size, "data.vocab_size")
 
-
-def check_stages(sources: dict, stages: list[Stage]) -> None:
-    """Errors naming the config key: no sources or stages, an empty stage, an unknown source, bad epochs or weights."""
-    if not sources:
-        raise ValueError("data.sources: no sources; name at least one (e.g. pretrain: classit.data.babylm.BabyLMCorpus)")
-    if not stages:
-        raise ValueError("data.stages: no stages; list at least one")
-    known = ", ".join(sources)
-    for i, stage in enumerate(stages):
-        key = f"data.stages[{i}]"
-        if not stage.sources:
-            raise ValueError(f"{key}.sources: stage '{stage.name}' is empty; name one or more of: {known}")
-        for name in stage.sources:
-            if name not in sources:
-                raise ValueError(f"{key}.sources: unknown source '{name}'; known: {known}")
-        if stage.epochs < 1:
-            raise ValueError(f"{key}.epochs: stage '{stage.name}' needs at least 1 epoch, not {stage.epochs}")
-        if stage.weights is not None and (len(stage.weights) != len(stage.sources) or min(stage.weights) <= 0):
-            raise ValueError(f"{key}.weights: one positive weight per source ({len(stage.sources)}), "
-                             f"not {stage.weights}")

@@ -114,6 +114,8 @@ class InstructionFile(InstructionSource):
     the authors' published set, or what ``classit data build-it`` wrote. A JSONL or Parquet file or a ``datasets``
     folder in the data directory, or (with the Hub reachable) a dataset name for ``datasets.load_dataset``."""
 
+    corpus_key = "path"
+
     def __init__(self, path: str, val_path: str | None = None, sources: list[str] | None = None,
                  max_examples: int | None = None, max_words: int | None = None, pack: bool = False,
                  train_on_prompt: bool = False):

@@ -245,6 +245,8 @@ class LMLectureGenerator(LectureGenerator):
 class SimpleWikiLectures(InstructionSource):
     """Lecture examples from a Simple Wikipedia file; validation from the dev split's file (never trained on)."""
 
+    corpus_key = "file"
+
     def __init__(self, file: str = "babylm-corpus/train_3M/simple_wiki.train",
                  val_file: str | None = "babylm-corpus/dev/simple_wiki.dev", generator: LectureGenerator | None = None,
                  pack: bool = False, train_on_prompt: bool = False):

@@ -18,7 +18,11 @@ from classit.data.tokenizer import tokenizer_fingerprint
 
 
 class Source:
-    """Base class of curriculum sources (see the module docstring)."""
+    """Base class of curriculum sources (see the module docstring). ``corpus_key``: the argument that names the
+    BabyLM corpus split (a folder or file in the data directory) this source trains on, if any (``classit plan``
+    estimates an absent split from the sample)."""
+
+    corpus_key: str | None = None
 
     def bind(self, name: str, root: Path, tokenizer, block_size: int, cache: Path) -> None:
         """Attach the run's settings; called by the curriculum before anything else."""

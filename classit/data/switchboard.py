@@ -114,6 +114,8 @@ def switchboard_examples(swda_dir: Path | None = None, babylm_file: Path | None 
 class Switchboard(InstructionSource):
     """Conversational examples: SwDA ``train``/``val`` splits (and optionally BabyLM's switchboard file for training)."""
 
+    corpus_key = "babylm_file"
+
     def __init__(self, swda: str | None = "swda", babylm_file: str | None = None, context_turns: int = 0,
                  min_words: int = 3, drop_backchannels: bool = True, pack: bool = False, train_on_prompt: bool = False):
         """

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from classit import layout
-from classit.data.curriculum import CurriculumDataModule
+from classit.data.plan import CurriculumPlan
 from classit.files import write_json
 from classit.lightning_state import save_last_unless_saved, set_peak_flops
 
@@ -83,18 +83,21 @@ class TokenThroughputMonitor(ThroughputMonitor):
             set_peak_flops(self, peak)
 
 
-def stage_ended(trainer: L.Trainer) -> tuple[int, str] | None:
-    """``(index, name)`` of the curriculum stage whose last epoch just ended, else None."""
-    datamodule = trainer.datamodule
-    if not hasattr(datamodule, "stage_index"):
-        return None
-    epoch, index = trainer.current_epoch, datamodule.stage_index(trainer.current_epoch)
-    if epoch + 1 < datamodule.total_epochs and datamodule.stage_index(epoch + 1) == index:
-        return None
-    return index, datamodule.stages[index].name
+class FollowsCurriculum:
+    """A callback that follows the curriculum's stages: the CLI hands it the run's plan (``plan``) at setup; without
+    one (a run that is no curriculum) it sees no stages."""
+
+    plan: CurriculumPlan | None = None
+
+    def stage_ended(self, epoch: int) -> tuple[int, str] | None:
+        """``(index, name)`` of the curriculum stage whose last epoch is ``epoch``, else None."""
+        if self.plan is None or not self.plan.ends_stage(epoch):
+            return None
+        index = self.plan.stage_index(epoch)
+        return index, self.plan.stages[index].name
 
 
-class HFExport(L.Callback):
+class HFExport(FollowsCurriculum, L.Callback):
     """Writes ``<log_dir>/hf``: the model and tokenizer as a Hugging Face folder, when fit ends; and
     ``<log_dir>/hf/stage{i}_{name}`` when each curriculum stage but the last ends (the last one is ``hf``), so one
     sequential run gives the pre-trained baseline, the model after each instruction stage, and the final model."""
@@ -112,8 +115,8 @@ class HFExport(L.Callback):
             rank_zero_info(f"Hugging Face export: {out}")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        ended = stage_ended(trainer)
-        if ended and trainer.current_epoch + 1 < trainer.datamodule.total_epochs:
+        ended = self.stage_ended(trainer.current_epoch)
+        if ended and trainer.current_epoch + 1 < self.plan.total_epochs:
             self.export(trainer, pl_module, ended)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -132,7 +135,7 @@ class RunProgressBar(RichProgressBar):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.global_step - 1)  # shows global_step
 
 
-class RunCheckpoint(ModelCheckpoint):
+class RunCheckpoint(FollowsCurriculum, ModelCheckpoint):
     """Lightning's ModelCheckpoint whose ``last.ckpt`` is always the newest state of the run, whoever wrote it (the
     periodic save, a signal's, the end of fit: Lightning writes it at the end only when no checkpoint was saved
     before, and a resumed run's would be ``last-v1.ckpt``), and which keeps ``stage{i}_{name}.ckpt`` at the end of
@@ -143,7 +146,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        ended = stage_ended(trainer)
+        ended = self.stage_ended(trainer.current_epoch)
         if ended and self.dirpath:
             trainer.save_checkpoint(layout.stage_checkpoint(self.dirpath, *ended), weights_only=False)
 
@@ -173,7 +176,7 @@ class MilestoneEvaluator(L.Callback):
         raise NotImplementedError
 
 
-class MilestoneExport(_WordsSeenCallback):
+class MilestoneExport(FollowsCurriculum, _WordsSeenCallback):
     """Hugging Face exports ``<log_dir>/milestones/chck_{N}M`` when the words seen (``train/words_seen``) pass each
     milestone: the intermediate checkpoints the BabyLM challenge evaluates, each with ``milestone.json`` (words,
     words seen, step, curriculum stage index). ``evaluate`` also runs the run's :class:`MilestoneEvaluator`
@@ -201,8 +204,7 @@ class MilestoneExport(_WordsSeenCallback):
         out = layout.milestone_export(Path(trainer.log_dir or trainer.default_root_dir), passed[-1])
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
-            datamodule = trainer.datamodule
-            stage = datamodule.stage_index(trainer.current_epoch) if isinstance(datamodule, CurriculumDataModule) else None
+            stage = self.plan.stage_index(trainer.current_epoch) if self.plan is not None else None
             write_json({"words": passed[-1], "words_seen": words, "step": trainer.global_step, "stage": stage},
                        out / layout.MILESTONE_FILE)
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
@@ -240,7 +242,7 @@ class WordBudget(_WordsSeenCallback):
         rank_zero_warn(message)
 
 
-class CurriculumLogger(L.Callback):
+class CurriculumLogger(FollowsCurriculum, L.Callback):
     """Logs the curriculum stage at each epoch start: ``curriculum/stage`` (index) and, on TensorBoard, its name."""
 
     def __init__(self):
@@ -251,12 +253,11 @@ class CurriculumLogger(L.Callback):
 
     @rank_zero_only
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        if not isinstance(datamodule, CurriculumDataModule) or self.logged_epoch == trainer.current_epoch:
+        if self.plan is None or self.logged_epoch == trainer.current_epoch:
             return
         self.logged_epoch = trainer.current_epoch
-        index = datamodule.stage_index(trainer.current_epoch)
-        stage = datamodule.stages[index]
+        index = self.plan.stage_index(trainer.current_epoch)
+        stage = self.plan.stages[index]
         for logger in trainer.loggers:
             logger.log_metrics({"curriculum/stage": index, "curriculum/epoch": trainer.current_epoch},
                                step=trainer.global_step)

@@ -17,16 +17,18 @@ from classit import layout
 from classit.checkpoint_io import DigestCheckpointIO, check_checkpoint_file
 from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
+from classit.data.plan import CurriculumPlan
 from classit.data.store import output_folder
 from classit.model import BabyLM
 from classit.runtime import keep_freed_memory
-from classit.train.callbacks import RunProgressBar
+from classit.train.callbacks import FollowsCurriculum, RunProgressBar
 from classit.train.memory import check_memory
 
 
 class ClassitCLI(LightningCLI):
     """Every run is a curriculum (``data:`` holds CurriculumDataModule's arguments); the model's context is the
-    data's block size, and its vocabulary and special ids come from the data's tokenizer."""
+    data's block size, and its vocabulary and special ids come from the data's tokenizer. The run's plan is built
+    once the data is set up (:class:`CurriculumSetup`)."""
 
     def __init__(self, args=None, run: bool = True, parse_only: bool = False, **kwargs):
         """``parse_only``: parse the config and overrides, build nothing (see :func:`resolved_fit_config`)."""
@@ -60,15 +62,14 @@ class ClassitCLI(LightningCLI):
             resolve_last_checkpoint(self.config.fit)
 
     def instantiate_classes(self) -> None:
-        """Build model, data and trainer, and connect the model to what the data hands it (:class:`RunData`); the
-        host allocator keeps freed memory from here on (:func:`keep_freed_memory`)."""
+        """Build model, data and trainer; the host allocator keeps freed memory from here on
+        (:func:`keep_freed_memory`)."""
         if self.parse_only:
             return
         keep_freed_memory()
         if self.subcommand:  # a run, not `classit plan`
             check_log_folder(self.config[self.subcommand])
         super().instantiate_classes()
-        self.model.connect(self.datamodule.run_data)
 
     def before_fit(self) -> None:
         check_memory(self.model, self.datamodule, self.trainer)  # before the data is prepared
@@ -76,6 +77,7 @@ class ClassitCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         install_checkpoint_io(trainer)
+        trainer.callbacks.insert(0, CurriculumSetup())  # first: the Trainer's settings before any callback's setup
         self.training_started = TrainingStarted()
         trainer.callbacks.append(self.training_started)
         bars = [i for i, c in enumerate(trainer.callbacks) if type(c) is RichProgressBar]  # Lightning's default
@@ -87,6 +89,37 @@ class ClassitCLI(LightningCLI):
         if self.config.fit.ckpt_path and not self.training_started.started:
             rank_zero_info(f"classit: {self.config.fit.ckpt_path} is the end of its run (step "
                            f"{self.trainer.global_step}): nothing left to train")
+
+
+class CurriculumSetup(L.Callback):
+    """Builds the run's :class:`CurriculumPlan` once the curriculum is set up (its sources measured, on every rank)
+    and hands it to the Trainer's settings (fit), the data module's loaders, the model (with the tokenizer and the
+    validation sources) and the callbacks that follow the curriculum. Lightning calls a callback's setup after the
+    data module's and before the model's."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        plan = datamodule.plan_for(trainer.world_size, trainer.limit_train_batches, trainer.max_steps)
+        if stage == "fit":
+            configure_trainer(trainer, plan, datamodule)
+        datamodule.plan = plan
+        pl_module.connect(plan, datamodule.tokenizer, datamodule.val_sources)
+        for callback in trainer.callbacks:
+            if isinstance(callback, FollowsCurriculum):
+                callback.plan = plan
+
+
+def configure_trainer(trainer: L.Trainer, plan: CurriculumPlan, datamodule: CurriculumDataModule) -> None:
+    """Set what follows from the plan on the trainer: accumulation, epochs, reloading, validation points."""
+    trainer.accumulate_grad_batches = plan.accumulate
+    trainer.fit_loop.max_epochs = plan.total_epochs
+    trainer.reload_dataloaders_every_n_epochs = 1
+    steps = plan.total_steps
+    trainer.val_check_interval = max(1, round(steps * datamodule.val_every)) * plan.accumulate
+    trainer.check_val_every_n_epoch = None
+    rank_zero_info(f"curriculum: {steps:,} optimizer steps in {plan.total_epochs} epochs; global batch "
+                   f"{plan.batch_size} × {datamodule.block_size} tokens = {plan.world_size} devices × "
+                   f"{plan.micro} sequences × {plan.accumulate} accumulated")
 
 
 class TrainingStarted(L.Callback):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from classit.data.plan import micro_batches
+
 GIB = 2 ** 30
 
 
@@ -33,7 +35,7 @@ def check_memory(model, data, trainer) -> None:
     device, launcher = trainer.strategy.root_device, trainer.strategy.launcher
     if device.type == "cuda" and launcher is not None and launcher.is_interactive_compatible:
         return
-    micro, _ = data.micro_batches(trainer.world_size)
+    micro, _ = micro_batches(data.batch_size, data.micro_batch_size, trainer.world_size)
     need = model.training_memory(micro, half=str(trainer.precision).startswith(("16", "bf16")))
     processes = trainer.num_devices if device.type == "cpu" else 1
     free = free_memory(device)

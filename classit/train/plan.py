@@ -9,17 +9,18 @@ its stages' length unknown, and with it the LR of their phase and what follows: 
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
-import re
 import warnings
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classit.data.corpus import corpus_files, count_words
+from classit.data.plan import CurriculumPlan
 from classit.lightning_state import every_n_train_steps
-from classit.optim import Phase, Schedule
+from classit.optim import Phase
 from classit.train.fit import ClassitCLI
 
 NOMINAL_WORDS = {"train_100M": 100_000_000, "train_10M": 10_000_000}
@@ -27,35 +28,45 @@ SAMPLE_SPLIT = "train_3M"
 
 
 def use_sample_where_absent(datamodule) -> dict[str, dict]:
-    """Point sources whose official split is absent at the sample split; ``{source: {"scale", "note"}}``."""
+    """Point sources whose official corpus split (``source.corpus_key``) is absent at the sample split;
+    ``{source: {"scale", "note"}}``."""
     estimates, root = {}, datamodule.data_dir
     for name in datamodule.used:
         source = datamodule.sources[name]
-        for attr, value in list(vars(source).items()):
-            match = isinstance(value, str) and re.search("|".join(NOMINAL_WORDS), value)
-            if not match or (root / value).exists():
-                continue
-            sample = value.replace(match[0], SAMPLE_SPLIT)
-            if not (root / sample).exists():
-                raise FileNotFoundError(f"{root / value} is absent, and so is {root / sample} to estimate it from: "
-                                        "`classit data download --sets corpus` fetches the corpus")
-            words = sum(count_words(f.read_text(encoding="utf-8"))
-                        for f in corpus_files(root / "babylm-corpus" / SAMPLE_SPLIT, ".train"))
-            setattr(source, attr, sample)
-            scale = NOMINAL_WORDS[match[0]] / words
-            estimates[name] = {"scale": scale, "note": f"{value} absent: measured on {sample}, scaled ×{scale:.2f} "
-                                                       f"to {NOMINAL_WORDS[match[0]] / 1e6:.0f}M words"}
+        value = getattr(source, source.corpus_key) if source.corpus_key else None
+        split = next((s for s in NOMINAL_WORDS if value and s in value), None)
+        if split is None or (root / value).exists():
+            continue
+        sample = value.replace(split, SAMPLE_SPLIT)
+        if not (root / sample).exists():
+            raise FileNotFoundError(f"{root / value} is absent, and so is {root / sample} to estimate it from: "
+                                    "`classit data download --sets corpus` fetches the corpus")
+        words = sum(count_words(f.read_text(encoding="utf-8"))
+                    for f in corpus_files(root / "babylm-corpus" / SAMPLE_SPLIT, ".train"))
+        setattr(source, source.corpus_key, sample)
+        scale = NOMINAL_WORDS[split] / words
+        estimates[name] = {"scale": scale, "note": f"{value} absent: measured on {sample}, scaled ×{scale:.2f} "
+                                                   f"to {NOMINAL_WORDS[split] / 1e6:.0f}M words"}
     return estimates
 
 
-def _epoch_totals(datamodule, stage, steps: int, full_steps: int, estimates: dict) -> tuple[float, float, int]:
+def curriculum_plan(datamodule, trainer, world: int, estimates: dict) -> CurriculumPlan:
+    """The run's plan on ``world`` devices, an estimated source at its nominal size and an absent one empty."""
+    sizes = {name: round(datamodule.sizes.get(name, 0) * estimates.get(name, {}).get("scale", 1.0))
+             for name in datamodule.used}
+    plan = datamodule.plan_for(world, trainer.limit_train_batches, trainer.max_steps)
+    return dataclasses.replace(plan, sizes=sizes)
+
+
+def _epoch_totals(plan: CurriculumPlan, sources: dict, stage, steps: int, full_steps: int,
+                  estimates: dict) -> tuple[float, float, int]:
     """Tokens, words and sequences of one (possibly cut) epoch of ``stage``."""
     tokens = words = sequences = 0.0
-    for name, count in zip(stage.sources, datamodule.counts(stage)):
-        stats = datamodule.sources[name].stats("train")
+    for name, count in zip(stage.sources, plan.counts(stage)):
+        stats = sources[name].stats("train")
         scale = estimates.get(name, {}).get("scale", 1.0)
-        trained = count * datamodule.batch_size * steps / max(full_steps, 1)
-        share = trained / datamodule.sizes[name]
+        trained = count * plan.batch_size * steps / max(full_steps, 1)
+        share = trained / plan.sizes[name]
         tokens += share * stats["tokens"] * scale
         words += share * stats["words"] * scale
         sequences += trained
@@ -64,13 +75,12 @@ def _epoch_totals(datamodule, stage, steps: int, full_steps: int, estimates: dic
 
 def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimates: dict) -> dict:
     """The plan as a dict (see the module docstring); ``datamodule`` is set up, ``trainer`` gives the limits."""
-    world = devices * num_nodes
-    micro, accumulate = datamodule.micro_batches(world)
-    limit, max_steps = trainer.limit_train_batches, trainer.max_steps
+    plan = curriculum_plan(datamodule, trainer, devices * num_nodes, estimates)
+    micro, accumulate, max_steps = plan.micro, plan.accumulate, plan.max_steps
     hp = model.hparams
     absent = {name: e["unknown"] for name, e in estimates.items() if "unknown" in e}
     stages, step = [], 0
-    for stage in datamodule.stages:
+    for stage in plan.stages:
         entry = {"name": stage.name, "sources": stage.sources, "epochs": stage.epochs, "first_step": step}
         why = next((absent[n] for n in stage.sources if n in absent), None)
         if why is not None or (step is None and max_steps > 0):  # unknown, or cut by max_steps at an unknown step
@@ -78,20 +88,20 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
                            "unknown": why or "max_steps may end the run before it"})
             step = None
             continue
-        per_epoch = datamodule.stage_steps(stage, accumulate, limit)
-        full = datamodule.stage_steps(stage, accumulate)
+        per_epoch = plan.epoch_steps(stage)
+        full = plan.epoch_steps(stage, limit=1.0)
         steps = stage.epochs * per_epoch
         if max_steps > 0:
             steps = max(min(steps, max_steps - step), 0)
-        tokens, words, sequences = _epoch_totals(datamodule, stage, per_epoch, full, estimates)
+        tokens, words, sequences = _epoch_totals(plan, datamodule.sources, stage, per_epoch, full, estimates)
         epochs_done = steps / max(per_epoch, 1)
         stages.append({**entry, "steps": steps, "sequences": round(sequences * epochs_done),
                        "tokens": round(tokens * epochs_done), "words": round(words * epochs_done)})
         step = step + steps if step is not None else None
     total = step
-    schedule = Schedule.build(datamodule.stage_plans(world, limit), Phase(hp.lr, hp.warmup, hp.min_lr_ratio), max_steps)
+    schedule = plan.schedule(Phase(hp.lr, hp.warmup, hp.min_lr_ratio))
     # a phase's LR is known when its length is: none of its stages, nor any before it, is of unknown length
-    phase_of = list(itertools.accumulate(int(i == 0 or s.phase is not None) for i, s in enumerate(datamodule.stages)))
+    phase_of = list(itertools.accumulate(int(i == 0 or s.phase is not None) for i, s in enumerate(plan.stages)))
     first_unknown = next((i for i, s in enumerate(stages) if s["steps"] is None), len(stages))
     known_phases = len(schedule.phases) if first_unknown == len(stages) else phase_of[first_unknown] - 1
     phases = [(start, length if k < known_phases else None, p) for k, (start, length, p) in enumerate(schedule.phases)]
@@ -103,7 +113,7 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
     tokens = sum(s["tokens"] or 0 for s in stages)  # of the stages of known length
     return {
         "devices": devices, "num_nodes": num_nodes, "parameters": model.num_parameters(), "block_size": datamodule.block_size,
-        "global_batch_sequences": datamodule.batch_size, "global_batch_tokens": datamodule.batch_size * datamodule.block_size,
+        "global_batch_sequences": plan.batch_size, "global_batch_tokens": plan.batch_size * datamodule.block_size,
         "micro_batch_size": micro, "accumulate_grad_batches": accumulate,
         "stages": stages, "total_steps": total, "warmup_steps": _warmup(*phases[0]),
         "phases": [{"first_step": start if length is not None else None, "steps": length,
@@ -179,13 +189,11 @@ def load(args: list[str]):
     estimates = use_sample_where_absent(datamodule)
     for name, why in prepare_present(datamodule).items():
         estimates[name] = {"scale": 1.0, "unknown": why}
-    for name, e in estimates.items():
-        datamodule.sizes[name] = round(datamodule.sizes[name] * e["scale"])
     return cli, estimates
 
 
 def prepare_present(datamodule) -> dict[str, str]:
-    """Prepare and set up the data as a fit does, leaving out the sources whose files are absent (their size 0):
+    """Prepare and set up the data as a fit does, leaving out the sources whose files are absent (unmeasured):
     ``{source: why}``."""
     datamodule.load_tokenizer()  # the corpus is needed: its absence stops the plan
     absent = {}
@@ -194,14 +202,7 @@ def prepare_present(datamodule) -> dict[str, str]:
             datamodule.sources[name].prepare()
         except FileNotFoundError as error:
             absent[name] = str(error)
-    used, stages = datamodule.used, datamodule.stages
-    datamodule.used = [name for name in used if name not in absent]
-    datamodule.stages = [stage for stage in stages if not absent.keys() & set(stage.sources)]
-    try:
-        datamodule.setup("plan")
-    finally:
-        datamodule.used, datamodule.stages = used, stages
-    datamodule.sizes.update(dict.fromkeys(absent, 0))
+    datamodule.load_sources([name for name in datamodule.used if name not in absent])
     return absent
 
 
