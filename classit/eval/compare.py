@@ -13,7 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
-from classit.eval.zero_shot import RHO, load_items
+from classit.eval.tasks import RHO
+from classit.eval.zero_shot import load_items
 from classit.jsonl import read_json, read_jsonl
 
 LISTED = 10  # disagreeing items printed per task

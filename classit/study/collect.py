@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.zero_shot import RHO
+from classit.eval.tasks import RHO
 from classit.jsonl import read_json
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
