@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from classit.eval.evaluate import evaluate
 from classit.eval.scoring import score_plain
+from classit.eval.summary import read_summary
 from classit.eval.tasks import TASKS, Item
 from classit.eval.zero_shot import evaluate_task, load_items, outcome, summarize
 
@@ -170,7 +171,7 @@ def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):
     out = tmp_path / "cli"
     main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(small_eval_dir), "--tasks", "blimp,ewok",
           "--out", str(out), "--device", "cpu"])
-    written = json.loads((out / "summary.json").read_text())
+    written = read_summary(out / "summary.json").tasks
     assert set(written) == {"blimp", "ewok"} and 0 <= written["blimp"]["macro"] <= 100
 
 

@@ -1,7 +1,6 @@
 """``classit evaluate``: the BabyLM zero-shot suite on a Hugging Face folder or a Lightning checkpoint, and word
 age of acquisition over a run's milestone checkpoints."""
 
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -12,6 +11,7 @@ from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
 from classit.eval.scoring import resolve_device
+from classit.eval.summary import write_summary
 from classit.eval.tasks import RHO, TASKS
 from classit.eval.zero_shot import evaluate_task
 from classit.jsonl import write_jsonl
@@ -132,7 +132,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if "aoa" in names:
         summary["aoa"] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_summary(out_dir / "summary.json", "zero_shot", summary)
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")

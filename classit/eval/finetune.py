@@ -29,6 +29,7 @@ from torchmetrics import Accuracy, F1Score, MatthewsCorrCoef, MetricCollection
 
 from classit.data import store
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
+from classit.eval.summary import write_summary
 from classit.jsonl import write_jsonl
 from classit.schedule import warmup_decay
 
@@ -390,7 +391,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
             records[task].append(record)
 
     summary = summarize(records, skipped, selection)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_summary(out_dir / "summary.json", "finetune", summary)
     print(f"\nselection: {'held-out tenth of each training file' if selection == 'heldout' else 'validation file'}; "
           "test: validation file")
     print(_table(summary))

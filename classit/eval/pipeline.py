@@ -188,10 +188,11 @@ def write_reading(folder: Path, summary: dict, causal: Path) -> None:
                                     f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n")
 
 
-def write_finetune(folder: Path, summary: dict, out: Path) -> None:
-    """A ``classit finetune`` folder as the pipeline's ``finetune/<task>`` results (the first seed's)."""
+def write_finetune(folder: Path, summary: dict[str, dict], out: Path) -> None:
+    """A ``classit finetune`` folder (its summary's tasks) as the pipeline's ``finetune/<task>`` results (the first
+    seed's)."""
     for task, s in summary.items():
-        if not isinstance(s, dict) or "accuracy" not in s:
+        if "accuracy" not in s:
             continue
         seed = s["seeds"][0]
         records = read_jsonl(folder / "predictions" / f"{task}_seed{seed}.jsonl")
