@@ -11,13 +11,12 @@ from pathlib import Path
 import yaml
 
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.summary import Kind, read_summary
+from classit.eval.summary import KINDS, Kind, read_summary
 from classit.eval.tasks import RHO
 from classit.jsonl import read_json
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none
-KIND_FOLDERS = ("zero_shot", "finetune")  # one condition's outputs by kind: the condition is the folder above
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Result:
 
 def _identity(folder: Path, meta: dict) -> tuple[str, int, str]:
     named = folder.resolve()
-    condition, seed = (named.parent if named.name in KIND_FOLDERS else named).name, 0
+    condition, seed = (named.parent if named.name in KINDS else named).name, 0
     parts = folder.parts
     for i in range(len(parts) - 1, 0, -1):
         if (match := SEED_FOLDER.fullmatch(parts[i])) and parts[i - 1] not in ("", "/", ".", ".."):
