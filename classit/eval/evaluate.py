@@ -136,7 +136,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")
-        breakdown = TASKS[task].breakdown if task in TASKS else None
+        breakdown = TASKS[task].breakdown if task in TASKS else None  # aoa: its own summary
         for key, value in s.get(breakdown or "", {}).items():
             print(f"{'':<24}  {key:<28} {value:6.2f}")
     print(f"\nsummary: {out_dir / 'summary.json'}")
