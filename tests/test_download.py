@@ -244,7 +244,7 @@ def test_the_hidden_tasks_come_with_the_evaluation_data(server, tmp_path, www):
     """WUG past tense, COMPS and the AoA words are folders of the pipeline's ``evaluation_data/full_eval``: the
     official ``eval`` set brings them where ``classit evaluate`` reads them (digest recorded on first use)."""
     from classit.eval.aoa import load_words
-    from classit.eval.zero_shot import FOLDERS
+    from classit.eval.tasks import TASKS
 
     base_url, _ = server
     hidden = {"aoa/cdi_childes.json": json.dumps({"ball": [{"context": "throw the", "word_in_context_stats": {}}]}),
@@ -259,8 +259,8 @@ def test_the_hidden_tasks_come_with_the_evaluation_data(server, tmp_path, www):
     assert download(out, ["eval"], {"eval": [{**MANIFEST["eval"][0], **zip_entry("hidden.zip")}]}, base_url, cache)
     eval_dir = out / "babylm-eval"
     assert [word for word, _ in load_words(eval_dir / "aoa" / "cdi_childes.json")] == ["ball"]
-    wug_past = eval_dir / FOLDERS["wug_past"][0] / "wug_past_tense.jsonl"
+    wug_past = eval_dir / TASKS["wug_past"].full / "wug_past_tense.jsonl"
     assert wug_past.read_text() == hidden["wug_past_tense/wug_past_tense.jsonl"]
-    assert (eval_dir / FOLDERS["comps"][0] / "comps_base.jsonl").is_file()
+    assert (eval_dir / TASKS["comps"].full / "comps_base.jsonl").is_file()
     assert f"{OFFICIAL_HOST}/tofu/hidden.zip" in json.loads((cache / LOCK_FILE).read_text())
     assert MANIFEST["eval"][0]["extract"] == {"full_eval": "babylm-eval"}  # the official set: the same folder

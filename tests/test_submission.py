@@ -16,7 +16,7 @@ import statsmodels.formula.api as smf
 
 from classit import layout
 from classit.cli import main
-from classit.eval import submission
+from classit.eval import submission, tasks
 from classit.files import read_json
 from helpers import write_jsonl
 
@@ -239,13 +239,13 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
 def test_size_tables_are_the_real_sets_and_the_collators(real):
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
     for key, data in (("blimp", "blimp_filtered"), ("blimp_supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
-        assert submission.ZERO_SHOT[key][2] == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
-    assert submission.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
-    assert submission.ENTITY_TRACKING_FAST == _entity_tracking_sizes(fast / "entity_tracking_fast")
-    assert submission.COMPS == COMPS
-    assert submission.GLUE == {t: len(_lines(full / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
+        assert tasks.by_official(key).sizes == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
+    assert tasks.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
+    assert tasks.ENTITY_TRACKING_FAST == _entity_tracking_sizes(fast / "entity_tracking_fast")
+    assert tasks.COMPS == COMPS
+    assert tasks.GLUE.sizes == {t: len(_lines(full / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
     for key, data in (("blimp", "blimp_fast"), ("blimp_supplement", "supplement_fast"), ("ewok", "ewok_fast")):
-        assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {submission.ZERO_SHOT[key][4]}
+        assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {tasks.by_official(key).fast_sizes}
     assert layout.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
 
 
@@ -274,15 +274,15 @@ def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_mode
     scored = submission.score_milestones(run, results, "m", str(fast), str(full), batch_size=32, device="cpu")
     assert scored == ["chck_1M", "chck_2M"]
     causal = results / "m" / "chck_2M" / "zero_shot" / "causal"
-    for spec in submission.FAST.values():
-        assert (causal / spec[3] / "predictions.json").is_file()
+    for task in tasks.FAST.values():
+        assert (causal / task.results_folder(fast=True) / "predictions.json").is_file()
     blimp = read_json(causal / "blimp" / "blimp_fast" / "predictions.json")
     assert list(blimp) == FAST_BLIMP and all(len(v["predictions"]) == 20 for v in blimp.values())
     summary = read_json(results / "m" / "chck_2M" / "classit" / "full" / "summary.json")
-    wug = submission.SCORERS["wug_adj"](read_json(causal / "wug_adj" / "wug_adj_nominalization" / "predictions.json"),
+    wug = tasks.by_official("wug_adj").scorer(read_json(causal / "wug_adj" / "wug_adj_nominalization" / "predictions.json"),
                                         full / "wug_adj_nominalization")
     assert wug["wug_adj"] == pytest.approx(summary["wug"]["rho"] / 100)
-    reading = submission.SCORERS["reading"](read_json(causal / "reading" / "predictions.json"), full / "reading")
+    reading = tasks.by_official("reading").scorer(read_json(causal / "reading" / "predictions.json"), full / "reading")
     assert reading == {"spr": pytest.approx(summary["reading"]["self_paced"] / 100),
                        "rt": pytest.approx(summary["reading"]["eye_tracking"] / 100)}
     assert submission.score_milestones(run, results, "m", str(fast), str(full), device="cpu") == []  # kept

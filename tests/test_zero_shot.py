@@ -11,7 +11,9 @@ from transformers import AutoModelForCausalLM
 
 from classit.eval.evaluate import evaluate
 from classit.eval.scoring import score_plain
-from classit.eval.zero_shot import Item, evaluate_task, find_folder, load_items, outcome, summarize
+from classit.eval.summary import read_summary
+from classit.eval.tasks import TASKS, Item
+from classit.eval.zero_shot import evaluate_task, load_items, outcome, summarize
 
 N_LINES = 8  # lines kept from each real file in the small subsets
 
@@ -63,7 +65,7 @@ def _reference_by_uid(model, tokenizer, task, folder):
 
 @pytest.mark.parametrize("task", ["blimp", "supplement", "ewok", "entity_tracking"])
 def test_per_uid_accuracy_matches_a_plain_loop(model, tokenizer, small_eval_dir, task):
-    folder = find_folder(small_eval_dir, task)
+    folder = TASKS[task].find(small_eval_dir)
     summary, records = evaluate_task(model, tokenizer, task, folder, batch_size=16)
     assert summary["by_uid"] == pytest.approx(_reference_by_uid(model, tokenizer, task, folder))
     assert len(records) == summary["items"] and all(len(r["scores"]) >= 2 for r in records)
@@ -94,8 +96,8 @@ def test_entity_tracking_aggregation():
 
 
 def test_blimp_groups_and_fast_folder_names(data_root, tmp_path):
-    assert find_folder(data_root / "babylm-eval-fast", "blimp").name == "blimp_fast"
-    assert find_folder(data_root / "babylm-eval-fast", "wug") is None
+    assert TASKS["blimp"].find(data_root / "babylm-eval-fast").name == "blimp_fast"
+    assert TASKS["wug"].find(data_root / "babylm-eval-fast") is None
     (tmp_path / "x.jsonl").write_text(json.dumps({"sentence_good": "A b.", "sentence_bad": "B a.", "UID": "u",
                                                   "field": "syntax_semantics", "linguistics_term": "t"}) + "\n")
     items = load_items("blimp", tmp_path)
@@ -169,7 +171,7 @@ def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):
     out = tmp_path / "cli"
     main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(small_eval_dir), "--tasks", "blimp,ewok",
           "--out", str(out), "--device", "cpu"])
-    written = json.loads((out / "summary.json").read_text())
+    written = read_summary(out / "summary.json").tasks
     assert set(written) == {"blimp", "ewok"} and 0 <= written["blimp"]["macro"] <= 100
 
 

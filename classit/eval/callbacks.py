@@ -10,7 +10,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from classit import layout
 from classit.data.store import data_dir
 from classit.eval.scoring import score_items
-from classit.eval.zero_shot import BREAKDOWN, encode_items, find_folder, load_items, summarize
+from classit.eval.tasks import TASKS
+from classit.eval.zero_shot import encode_items, load_items, summarize
 from classit.train.callbacks import MilestoneEvaluator
 
 
@@ -50,7 +51,7 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         run_data = getattr(trainer.datamodule, "data_dir", None)  # the run's data folder (data.data_dir)
         root = Path(self.data_dir) if self.data_dir else layout.fast_eval_dir(run_data or data_dir())
         for task in self.tasks:
-            folder = find_folder(root, task)
+            folder = TASKS[task].find(root)
             if folder is None:
                 raise FileNotFoundError(f"MinimalPairEvalCallback: no {task} folder in {Path(root).resolve()}")
             items = load_items(task, folder)
@@ -89,7 +90,7 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         metrics = {}
         for task, summary in self.results.items():
             metrics[f"zero_shot/{task}"] = summary["macro"]
-            for key, value in summary.get(BREAKDOWN.get(task, ""), {}).items():
+            for key, value in summary.get(TASKS[task].breakdown or "", {}).items():
                 metrics[f"zero_shot/{task}/{key}"] = value
         if trainer.is_global_zero:
             for logger in trainer.loggers:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from classit import layout
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
-from classit.eval.zero_shot import RHO, load_items
-from classit.files import read_json, read_jsonl
+from classit.eval.summary import read_summary
+from classit.eval.tasks import RHO
+from classit.eval.zero_shot import load_items
+from classit.files import read_jsonl
 
 LISTED = 10  # disagreeing items printed per task
 REPORT_DECIMALS = 2  # the pipeline's reports print two decimals
@@ -32,9 +34,9 @@ def _numbered(records, uid) -> dict:
 
 
 def _read_classit(folder: Path) -> dict[str, TaskResult]:
-    summary = read_json(folder / "summary.json")
+    summary = read_summary(folder / "summary.json")
     tasks = {}
-    for task, s in summary.items():
+    for task, s in summary.tasks.items():
         if "skipped" in s:
             continue
         path = folder / "predictions" / f"{task}.jsonl"

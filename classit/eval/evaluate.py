@@ -11,18 +11,11 @@ from classit import layout
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
-from classit.eval.zero_shot import BREAKDOWN, FOLDERS, RHO, evaluate_task, find_folder
-from classit.files import write_json, write_jsonl
+from classit.eval.summary import write_summary
+from classit.eval.tasks import RHO, TASKS
+from classit.eval.zero_shot import evaluate_task
+from classit.files import write_jsonl
 from classit.runtime import resolve_device
-
-TASKS = ("blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps", "reading")
-
-
-def _folder(data_dir: Path, task: str) -> Path | None:
-    if task == "reading":
-        path = data_dir / "reading" / "reading_data.csv"
-        return path if path.is_file() else None
-    return find_folder(data_dir, task)
 
 
 def _detail(task: str, summary: dict) -> str:
@@ -109,9 +102,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if run:  # no checkpoints or no word file: stop before scoring anything
         milestones(Path(run))
         load_words(root / "aoa" / "cdi_childes.json")
-    folders = {task: _folder(root, task) for task in model_tasks}
-    wanted = {task: "reading/reading_data.csv" if task == "reading" else " or ".join(FOLDERS[task])
-              for task in model_tasks}
+    folders = {task: TASKS[task].find(root) for task in model_tasks}
+    wanted = {task: TASKS[task].wanted() for task in model_tasks}
     if model_tasks and not any(folders.values()):
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
@@ -141,11 +133,12 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if "aoa" in names:
         summary["aoa"] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
-    write_json(summary, out_dir / "summary.json", indent=2)
+    write_summary(out_dir / "summary.json", "zero_shot", summary)
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")
-        for key, value in s.get(BREAKDOWN.get(task, ""), {}).items():
+        breakdown = TASKS[task].breakdown if task in TASKS else None  # aoa: its own summary
+        for key, value in s.get(breakdown or "", {}).items():
             print(f"{'':<24}  {key:<28} {value:6.2f}")
     print(f"\nsummary: {out_dir / 'summary.json'}")
     return summary

@@ -31,6 +31,7 @@ from classit import layout
 from classit.data import store
 from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
+from classit.eval.summary import write_summary
 from classit.files import read_json, write_json, write_jsonl
 from classit.optim import lr_factor, parameter_groups
 from classit.runtime import keep_freed_memory, resolve_device
@@ -406,7 +407,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
             records[task].append(record)
 
     summary = summarize(records, skipped, selection)
-    write_json(summary, out_dir / "summary.json", indent=2)
+    write_summary(out_dir / "summary.json", "finetune", summary)
     print(f"\nselection: {'held-out tenth of each training file' if selection == 'heldout' else 'validation file'}; "
           "test: validation file")
     print(_table(summary))

@@ -23,6 +23,7 @@ class Task:
     """One fine-tuning task and the official pipeline's defaults for it."""
 
     fields: tuple[str, ...]  # BabyLM-format input fields, in the order they are joined
+    size: int  # examples in BabyLM's validation set (the collator's _check_size)
     num_labels: int = 2
     superglue: str | None = None  # folder of the original SuperGLUE release
     batch_size: int = 32
@@ -31,13 +32,13 @@ class Task:
 
 
 TASKS = {
-    "boolq": Task(("passage", "question"), superglue="BoolQ", batch_size=16),
-    "multirc": Task(("paragraph", "question", "answer"), superglue="MultiRC", batch_size=16),
-    "rte": Task(("sentence1", "sentence2")),
-    "wsc": Task(("text", "span1_text", "span2_text"), epochs=30),
-    "mrpc": Task(("sentence1", "sentence2"), select_on="f1"),
-    "qqp": Task(("question1", "question2"), select_on="f1"),
-    "mnli": Task(("premise", "hypothesis"), num_labels=3),
+    "boolq": Task(("passage", "question"), 1635, superglue="BoolQ", batch_size=16),
+    "multirc": Task(("paragraph", "question", "answer"), 2424, superglue="MultiRC", batch_size=16),
+    "rte": Task(("sentence1", "sentence2"), 139),
+    "wsc": Task(("text", "span1_text", "span2_text"), 52, epochs=30),
+    "mrpc": Task(("sentence1", "sentence2"), 204, select_on="f1"),
+    "qqp": Task(("question1", "question2"), 20215, select_on="f1"),
+    "mnli": Task(("premise", "hypothesis"), 4908, num_labels=3),
 }
 
 

@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classit import layout
-from classit.eval.zero_shot import FOLDERS, GROUPS, RHO, load_items
+from classit.eval.tasks import RHO, TASKS, by_folder
+from classit.eval.zero_shot import load_items
 from classit.files import read_json, read_jsonl, write_json, write_jsonl
-
-DATASETS = {name: task for task, names in FOLDERS.items() for name in names}  # a dataset folder's task
-TASK_FOLDER = {"blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
-               "wug": "wug_adj", "wug_past": "wug_past", "comps": "comps"}
 
 
 @dataclass
@@ -59,7 +56,7 @@ def _read_report(path: Path, task: str) -> dict[str, float]:
             numbers["average"] = _number(path, line_number, line)
         elif section and ": " in line and task not in RHO:  # WUG: only its average
             name, value = line.rsplit(": ", 1)
-            if task == "entity_tracking" and not name.endswith("_ops"):  # the pipeline's per-file means
+            if TASKS[task].aggregate == "files" and not name.endswith("_ops"):  # the pipeline's per-file means
                 name = f"file/{name}"
             else:
                 name = f"{section}/{name}"
@@ -90,9 +87,10 @@ def _read_reading_report(folder: Path) -> TaskResult:
 def read_pipeline(causal: Path) -> dict[str, TaskResult]:
     tasks = {}
     for report in sorted(causal.glob("*/*/best_temperature_report.txt")):
-        task = DATASETS.get(report.parent.name)
-        if task is None:  # tasks classit does not run (vqa, winoground, ...)
+        spec = by_folder(report.parent.name)
+        if spec is None or spec.decode is None:  # tasks classit does not run (vqa, ...); reading: report.txt below
             continue
+        task = spec.name
         result = TaskResult(_read_report(report, task), pipeline=True)
         predictions = report.parent / "predictions.json"
         if predictions.is_file():
@@ -141,26 +139,26 @@ def _accuracy_by(items, correct, key) -> dict[str, float]:
 
 def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) -> None:
     """One zero-shot task of a ``classit evaluate`` folder as the pipeline's predictions and report."""
-    summary = summary[task]
+    summary, spec = summary[task], TASKS[task]
     records = read_jsonl(folder / "predictions" / f"{task}.jsonl")
     items = load_items(task, summary["folder"])
     if [it.uid for it in items] != [r["uid"] for r in records]:
         raise ValueError(f"{folder / 'predictions' / f'{task}.jsonl'}: its items are not those of {summary['folder']}")
     predictions = defaultdict(list)
     for item, r in zip(items, records):
-        chosen = (item.texts if task == "comps" else item.continuations)[r["pred"]]
+        chosen = (item.texts if spec.names_text else item.continuations)[r["pred"]]
         p = {"id": f"{item.uid}_{len(predictions[item.uid])}", "pred": chosen}
-        if task in RHO:
+        if spec.aggregate == "rho":
             p["prob"] = r["prob"]
         predictions[item.uid].append(p)
-    if task in RHO:
+    if spec.aggregate == "rho":
         rho = summary["rho"] / 100
         text = _report({"UID": {"avg": rho}}, rho, "SPEARMAN'S RHO")
     else:
         correct = [r["pred"] == 0 for r in records]  # the pipeline: the first of equal scores wins
         sections = {"UID": _accuracy_by(items, correct, lambda it: it.uid)}
-        sections.update({g: _accuracy_by(items, correct, lambda it: it.groups[g]) for g in GROUPS.get(task, ())})
-        if task == "entity_tracking":  # the pipeline adds each file's mean to the UID section and averages them
+        sections.update({g: _accuracy_by(items, correct, lambda it: it.groups[g]) for g in spec.groups})
+        if spec.aggregate == "files":  # the pipeline adds each file's mean to the UID section and averages them
             files = defaultdict(list)
             for uid, acc in list(sections["UID"].items()):
                 files[uid.rsplit("_", 2)[0]].append(acc)
@@ -169,7 +167,7 @@ def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) ->
         else:
             average = statistics.mean(sections["UID"].values())
         text = _report(sections, average, "ACCURACY")
-    out = causal / TASK_FOLDER[task] / Path(summary["folder"]).name
+    out = causal / spec.group / Path(summary["folder"]).name
     out.mkdir(parents=True, exist_ok=True)
     write_json({uid: {"predictions": p} for uid, p in predictions.items()}, out / "predictions.json")
     (out / "best_temperature_report.txt").write_text(text)
@@ -191,10 +189,11 @@ def write_reading(folder: Path, summary: dict, causal: Path) -> None:
                                     f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n")
 
 
-def write_finetune(folder: Path, summary: dict, out: Path) -> None:
-    """A ``classit finetune`` folder as the pipeline's ``finetune/<task>`` results (the first seed's)."""
+def write_finetune(folder: Path, summary: dict[str, dict], out: Path) -> None:
+    """A ``classit finetune`` folder (its summary's tasks) as the pipeline's ``finetune/<task>`` results (the first
+    seed's)."""
     for task, s in summary.items():
-        if not isinstance(s, dict) or "accuracy" not in s:
+        if "accuracy" not in s:
             continue
         seed = s["seeds"][0]
         records = read_jsonl(folder / "predictions" / f"{task}_seed{seed}.jsonl")

@@ -9,41 +9,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.zero_shot import RHO
+from classit.eval.summary import KINDS, Kind, read_summary
+from classit.eval.tasks import RHO
 from classit.files import read_json, read_yaml
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
 FINAL = "final"  # the stage of a result whose meta.json names none
-KIND_FOLDERS = ("zero_shot", "finetune")  # one condition's outputs by kind: the condition is the folder above
 
 
 @dataclass
 class Result:
-    """One summary.json: whose it is, what kind (``zero_shot`` or ``finetune``) and its contents."""
+    """One summary.json: whose it is, what kind (``zero_shot`` or ``finetune``) and its tasks' numbers."""
 
     condition: str
     seed: int
     stage: str
-    kind: str
+    kind: Kind
     folder: Path
-    summary: dict
+    summary: dict[str, dict]  # task → its numbers, or {"skipped": why}
     meta: dict
     unit: str = ""  # the compared column: the condition, or condition@stage when a condition has several stages
 
 
-def _kind(path: Path, summary) -> str:
-    tasks = [v for v in summary.values() if isinstance(v, dict) and "skipped" not in v] if isinstance(summary, dict) else []
-    if tasks and all(isinstance(v.get("accuracy"), dict) and "per_seed" in v["accuracy"] for v in tasks):
-        return "finetune"
-    if tasks and all("macro" in v or "eye_tracking" in v or "curve_fitness" in v for v in tasks):
-        return "zero_shot"
-    raise ValueError(f"{path}: unknown layout: neither classit evaluate output (tasks with 'macro', 'eye_tracking' "
-                     "or 'curve_fitness') nor classit finetune output (tasks with 'accuracy': {'per_seed': ...})")
-
-
 def _identity(folder: Path, meta: dict) -> tuple[str, int, str]:
     named = folder.resolve()
-    condition, seed = (named.parent if named.name in KIND_FOLDERS else named).name, 0
+    condition, seed = (named.parent if named.name in KINDS else named).name, 0
     parts = folder.parts
     for i in range(len(parts) - 1, 0, -1):
         if (match := SEED_FOLDER.fullmatch(parts[i])) and parts[i - 1] not in ("", "/", ".", ".."):
@@ -64,8 +54,8 @@ def find_results(dirs: list[str]) -> list[Result]:
         if not paths:
             raise ValueError(f"{root}: no summary.json below it (expected classit evaluate or classit finetune output)")
         for path in paths:
-            summary = read_json(path)
-            kind = _kind(path, summary)
+            summary = read_summary(path)
+            kind = summary.kind
             meta = read_json(path.parent / "meta.json") if (path.parent / "meta.json").is_file() else {}
             if not isinstance(meta, dict):
                 raise ValueError(f"{path.parent / 'meta.json'}: expected a JSON object")
@@ -75,7 +65,7 @@ def find_results(dirs: list[str]) -> list[Result]:
                 raise ValueError(f"{path.parent} and {seen[key]} are both {kind} results of condition {condition!r}, "
                                  f"seed {seed}, stage {stage!r}; give each its own meta.json or <condition>/seed<k> folder")
             seen[key] = path.parent
-            results.append(Result(condition, seed, stage, kind, path.parent, summary, meta))
+            results.append(Result(condition, seed, stage, kind, path.parent, summary.tasks, meta))
     stages = {}
     for r in results:
         stages.setdefault(r.condition, set()).add(r.stage)
@@ -90,7 +80,7 @@ def task_scores(result: Result) -> dict[str, float]:
     MRPC and QQP)."""
     scores = {}
     for task, s in result.summary.items():
-        if not isinstance(s, dict) or "skipped" in s:
+        if "skipped" in s:
             continue
         if result.kind == "finetune":
             scores[task] = s[SCORE_METRIC.get(task, "accuracy")]["mean"]
@@ -108,7 +98,7 @@ def long_rows(result: Result) -> list[tuple]:
     head = (result.condition, result.seed, result.stage)
     rows = []
     for task, s in result.summary.items():
-        if not isinstance(s, dict) or "skipped" in s:
+        if "skipped" in s:
             continue
         if result.kind == "finetune":
             rows += [(*head, task, f"finetune_seed{seed}", m, v) for m in ("accuracy", "f1", "mcc")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.zero_shot import RHO, load_items
+from classit.eval.tasks import RHO
+from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
 from classit.study import stats
 from classit.study.collect import Result, numbered, task_scores

@@ -77,8 +77,7 @@ class Document:
 
 def _aoa(results, doc: Document) -> None:
     """Each condition's AoA figures (``classit evaluate --tasks aoa``): model against child AoA, learning curves."""
-    scored = [(r, r.summary["aoa"]) for r in results if isinstance(r.summary.get("aoa"), dict)
-              and "curve_fitness" in r.summary["aoa"]]
+    scored = [(r, r.summary["aoa"]) for r in results if "curve_fitness" in r.summary.get("aoa", {})]
     if not scored:
         return
     doc.heading("Word age of acquisition")
@@ -175,7 +174,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
     doc.table(["task", *units], [[t, *(f"{_fmt(table[t][u][0])} ± {_fmt(table[t][u][1])} ({len(scores[u, t])})"
                                        if u in table[t] else "–" for u in units)] for t in tasks])
     ties = [(r.unit, r.seed, t, s["ties"]) for r in results if r.kind == "zero_shot"
-            for t, s in r.summary.items() if isinstance(s, dict) and s.get("ties")]
+            for t, s in r.summary.items() if s.get("ties")]
     if ties:
         doc.text("Ties (both options scored equal; counted wrong above): "
                  + "; ".join(f"{u} seed {s} {t}: {n}" for u, s, t, n in ties) + ".")

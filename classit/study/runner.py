@@ -27,6 +27,7 @@ from classit import layout
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
+from classit.eval.summary import read_summary
 from classit.files import read_json, read_yaml, write_json
 from classit.study.report import report
 from classit.train.callbacks import HFExport, RunCheckpoint
@@ -392,7 +393,7 @@ def _evaluated(target: Path, options: dict) -> bool:
     """Whether the summary there already has every task asked for (fine-tuning: every seed too)."""
     if not (target / "summary.json").is_file():
         return False
-    summary = read_json(target / "summary.json")
+    summary = read_summary(target / "summary.json").tasks
     seeds = options.get("seeds")
     return all(task in summary and (not seeds or "skipped" in summary[task]
                                     or len(summary[task].get("accuracy", {}).get("per_seed", [])) == len(seeds))
