@@ -18,7 +18,8 @@ from classit.data.corpus import corpus_files
 from classit.data.store import cache_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.eval.scoring import score_items, score_plain
-from classit.eval.zero_shot import encode_items, find_folder, load_items
+from classit.eval import tasks
+from classit.eval.zero_shot import encode_items, load_items
 
 SIZES = {  # hidden, layers, heads, MLP width
     "tiny": (64, 2, 4, 128),
@@ -75,7 +76,7 @@ def main() -> None:
     counts = {size: dict(kv.split(":") for kv in spec.split(",")) for size, spec in
               (part.split("=") for part in args.items.split(";"))}
     tokenizer = cached_tokenizer(corpus_files(Path(args.corpus), ".train"), 16384, cache_dir())
-    sets = {task: load_items(task, folder) for task in TASKS if (folder := find_folder(args.data_dir, task))}
+    sets = {task: load_items(task, folder) for task in TASKS if (folder := tasks.TASKS[task].find(args.data_dir))}
     print(f"CPU threads: {torch.get_num_threads()}; float32; batch {args.batch_size}; random weights; "
           f"a subset of each full set (evenly spaced items)")
     print(f"{'model':<6} {'task':<16} {'items':>6} {'plain/s':>9} {'classit/s':>10} {'ratio':>6} {'max |diff|':>10}")

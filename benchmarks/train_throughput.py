@@ -37,8 +37,10 @@ from classit.data.lectures import SimpleWikiLectures
 from classit.data.store import cache_dir, data_dir
 from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
-from classit.train.callbacks import TokenThroughputMonitor, peak_flops
 from classit.runtime import keep_freed_memory
+from classit.train.callbacks import TokenThroughputMonitor, peak_flops
+from classit.train.fit import CurriculumSetup
+
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
     "demo": (4, 128, 4, 384, 128, 8192, 16),  # configs/demo.yaml, 1.9M parameters
@@ -66,7 +68,7 @@ def first_batches(datamodule: CurriculumDataModule, n: int) -> list[dict]:
     """The first ``n`` global batches the curriculum trains on, collated as its loader collates them."""
     name = datamodule.used[0]
     source, data = datamodule.sources[name], datamodule.train_sets[name]
-    return [source.collate([data[i] for i in items]) for _, items in datamodule.batches(0, 0)[:n]]
+    return [source.collate([data[i] for i in items]) for _, items in datamodule.plan_for(1).batches(0, 0)[:n]]
 
 
 class StepTimer(L.Callback):
@@ -101,10 +103,9 @@ def run_classit(module: BabyLM, datamodule: CurriculumDataModule, steps: int, wa
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps,
                             gradient_clip_val=1.0, log_every_n_steps=10, logger=TensorBoardLogger(logs, name="bench"),
-                            callbacks=[TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
+                            callbacks=[CurriculumSetup(), TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0)
-        module.connect(datamodule.run_data)
         trainer.fit(module, datamodule=datamodule)
     return timer.end - timer.start
 

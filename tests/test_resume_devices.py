@@ -27,7 +27,7 @@ def fit(tmp: Path, name: str, devices: int, data: Path, tokenizer: str, ckpt: Pa
     callbacks = [c for c in config["trainer"]["callbacks"] if "MinimalPairEval" not in c["class_path"]]
     checkpoint = next(c for c in callbacks if c["class_path"].endswith("RunCheckpoint"))
     checkpoint["init_args"].update(every_n_train_steps=STOP, save_top_k=-1)
-    callbacks.append({"class_path": "ddp_probe.RowRecorder", "init_args": {"out_dir": str(tmp / name / "rows")}})
+    callbacks.append({"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(tmp / name / "rows")}})
     config["trainer"]["callbacks"] = callbacks
     config["model"].update(n_layer=1, n_embd=32, n_head=2, intermediate_size=64)
     config["data"].update(data_dir=str(data), batch_size=8, micro_batch_size=4, block_size=64, num_workers=0,

@@ -144,7 +144,8 @@ def make_metrics(num_labels: int) -> MetricCollection:
 class SequenceClassifier(L.LightningModule):
     """A pre-trained decoder (the base model of a causal LM) and a head on its last non-padding token.
 
-    AdamW (no weight decay on biases, norms and embeddings), ``warmup_ratio`` of the steps of linear warm-up,
+    AdamW (weight decay on every matrix, embeddings too; none on biases and norms), ``warmup_ratio`` of the steps
+    of linear warm-up,
     then cosine to ``lr × min_lr_ratio`` at the last step: pre-training's rules (:mod:`classit.optim`). Each
     validation pass scores the selection set; its accuracy, F1 and MCC are logged as ``select/*`` and kept in
     ``history``.

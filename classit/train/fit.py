@@ -179,7 +179,7 @@ def resolved_fit_config(args: list[str]) -> dict:
     ``--print_config`` shows it; nothing is built. A usage error (an unknown key, a wrong type) is a ValueError
     naming the arguments."""
     try:
-        cli = ClassitCLI(args=args, run=False, parse_only=True, parser_kwargs={"exit_on_error": False})
-    except ArgumentError as error:
+        cli = ClassitCLI(args=args, run=False, parse_only=True)
+    except ValueError as error:  # parse_arguments' one line
         raise ValueError(f"{shlex.join(args)}: not a valid fit config: {error}") from None
     return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
