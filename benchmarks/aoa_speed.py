@@ -44,7 +44,7 @@ def official_loop(model, tokenizer, pairs: list[tuple[str, str]], device) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = os.environ.get("CLASSIT_DATA_DIR", ".")
-    parser.add_argument("--words", default=os.path.join(layout.full_eval_dir(data), "aoa", "cdi_childes.json"))
+    parser.add_argument("--words", default=os.path.join(layout.eval_dir(data), "aoa", "cdi_childes.json"))
     parser.add_argument("--corpus", default=os.path.join(data, "babylm-corpus", "train_3M"),
                         help="corpus for the BPE tokenizer (trained once, cached)")
     parser.add_argument("--size", choices=SIZES, default="demo")

@@ -61,7 +61,7 @@ def timed(fn, *args) -> tuple[float, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(layout.full_eval_dir(os.environ.get("CLASSIT_DATA_DIR", "."))))
+    parser.add_argument("--data_dir", default=str(layout.eval_dir(os.environ.get("CLASSIT_DATA_DIR", "."))))
     parser.add_argument("--corpus", default=os.path.join(os.environ.get("CLASSIT_DATA_DIR", "."), "babylm-corpus", "train_3M"),
                         help="corpus for the 16384-token BPE tokenizer (trained once, cached)")
     parser.add_argument("--sizes", default="tiny,100m")

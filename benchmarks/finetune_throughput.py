@@ -27,6 +27,7 @@ from classit import layout
 from classit.data import store
 from classit.eval.finetune import SequenceClassifier, encode, loader
 from classit.eval.glue import TASKS, find_file, read_examples
+from classit.eval.tasks import GLUE
 from classit.export import load_pretrained
 from classit.runtime import keep_freed_memory
 
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--quick", action="store_true", help="512 examples: about a minute on a CPU")
     args = parser.parse_args()
-    root = store.data_dir(args.data_dir) if args.data_dir else layout.full_eval_dir(store.data_dir()) / "glue_filtered"
+    root = store.data_dir(args.data_dir) if args.data_dir else layout.eval_dir(store.data_dir()) / GLUE.full
     path = find_file(root, args.task, "train")
     if path is None:
         raise SystemExit(f"no {args.task} training file in {root}")

@@ -53,6 +53,12 @@ def write_json(value, path: Path, *, indent: int | None = None, sort_keys: bool 
         temporary.write_text(json.dumps(value, indent=indent, sort_keys=sort_keys) + end, encoding="utf-8")
 
 
+def write_text(text: str, path: Path) -> None:
+    """``text`` as a UTF-8 file."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
 def read_json(path: Path):
     """One JSON document; malformed, it stops naming the file and line."""
     try:

@@ -16,6 +16,12 @@ A results tree in the BabyLM 2025 pipeline's layout, as its ``collate_preds.py``
     <model>/<revision>/finetune/<task>/predictions.json
     <model>/all_full_preds_and_fast_scores_causal.json      the submission file
 
+The output folder of ``classit evaluate`` or ``classit finetune``::
+
+    summary.json                           what it scored (classit.eval.summary)
+    predictions/<task>.jsonl               each item's prediction (fine-tuning: predictions/<task>_seed<S>.jsonl)
+    meta.json                              a study's result: its condition, seed, stage, model and log folder
+
 The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets).
 """
 
@@ -108,6 +114,12 @@ COLLATOR_REVISIONS = {track: [milestone_name(w) for w in babylm_milestones(track
 FINAL_REVISION = "main"  # the revision of the final model
 CAUSAL = Path("zero_shot", "causal")  # the zero-shot results of a revision
 SUBMISSION = "all_full_preds_and_fast_scores_causal.json"  # the submission file of a model
+OFFICIAL_PREDICTIONS = "predictions.json"  # a task's predictions in the pipeline's results
+
+
+def official_predictions(task: Path) -> Path:
+    """The predictions of a task's results folder in the pipeline's layout: ``predictions.json``."""
+    return Path(task) / OFFICIAL_PREDICTIONS
 
 
 def causal_dir(revision: Path) -> Path:
@@ -130,17 +142,39 @@ def surprisal_file(aoa: Path) -> Path:
     return Path(aoa) / "surprisal.json"
 
 
+# --- the output folder of classit evaluate or classit finetune ---
+
+SUMMARY_FILE = "summary.json"
+META_FILE = "meta.json"
+
+
+def summary_file(out: Path) -> Path:
+    """The summary of an evaluation output folder: ``summary.json``."""
+    return Path(out) / SUMMARY_FILE
+
+
+def predictions_dir(out: Path) -> Path:
+    """The predictions of an evaluation output folder: ``predictions``."""
+    return Path(out) / "predictions"
+
+
+def predictions_file(out: Path, name: str) -> Path:
+    """The predictions of one task (fine-tuning: one task and seed, ``TASK_seedS``): ``predictions/{name}.jsonl``."""
+    return predictions_dir(out) / f"{name}.jsonl"
+
+
+def meta_file(out: Path) -> Path:
+    """Whose result an evaluation output folder of a study holds: ``meta.json``."""
+    return Path(out) / META_FILE
+
+
 # --- the evaluation data of a data folder ---
 
 FULL_EVAL = "babylm-eval"
 FAST_EVAL = "babylm-eval-fast"
 
 
-def full_eval_dir(data: Path) -> Path:
-    """The full evaluation sets of a data folder: ``babylm-eval``."""
-    return Path(data) / FULL_EVAL
-
-
-def fast_eval_dir(data: Path) -> Path:
-    """The fast evaluation sets of a data folder: ``babylm-eval-fast``."""
-    return Path(data) / FAST_EVAL
+def eval_dir(data: Path, fast: bool = False) -> Path:
+    """The evaluation sets of a data folder: the full ones (``babylm-eval``), or with ``fast`` the fast ones
+    (``babylm-eval-fast``)."""
+    return Path(data) / (FAST_EVAL if fast else FULL_EVAL)

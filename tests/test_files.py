@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from classit.files import atomic_path, read_json, read_jsonl, write_csv, write_json, write_jsonl
+from classit.files import atomic_path, read_json, read_jsonl, write_csv, write_json, write_jsonl, write_text
 
 
 def test_an_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -45,6 +45,9 @@ def test_an_atomic_folder_appears_whole_and_does_not_replace_a_folder(tmp_path):
 
 
 def test_writers_write_what_json_and_csv_write(tmp_path):
+    write_text("é\nline\n", tmp_path / "sub" / "t.txt")
+    assert (tmp_path / "sub" / "t.txt").read_bytes() == "é\nline\n".encode()
+
     value = {"b": [1, 2.5], "a": "é", "n": None}
     write_json(value, tmp_path / "plain.json")
     assert (tmp_path / "plain.json").read_text() == json.dumps(value)

@@ -57,5 +57,9 @@ def test_the_results_tree_and_evaluation_data_names():
     assert layout.surprisal_file(layout.aoa_dir(causal)) == causal / "AoA_word" / "surprisal.json"
     assert layout.aoa_dir(causal, "nospace") == causal / "AoA_word_nospace"
     assert layout.finetune_dir(revision) == Path("results/model/main/finetune")
-    assert layout.full_eval_dir(Path("data")) == Path("data/babylm-eval")
-    assert layout.fast_eval_dir(Path("data")) == Path("data/babylm-eval-fast")
+    assert layout.eval_dir(Path("data")) == Path("data/babylm-eval")
+    assert layout.eval_dir(Path("data"), fast=True) == Path("data/babylm-eval-fast")
+    out = Path("out")
+    assert layout.summary_file(out) == Path("out/summary.json") and layout.meta_file(out) == Path("out/meta.json")
+    assert layout.predictions_file(out, "rte_seed42") == Path("out/predictions/rte_seed42.jsonl")
+    assert layout.official_predictions(causal / "blimp" / "blimp_fast") == causal / "blimp/blimp_fast/predictions.json"

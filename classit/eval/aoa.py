@@ -313,7 +313,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     start = time.perf_counter()
     run_dir = Path(run_dir)
     checkpoints = milestones(run_dir)
-    data = Path(data_dir) if data_dir else layout.full_eval_dir(store.data_dir())
+    data = Path(data_dir) if data_dir else layout.eval_dir(store.data_dir())
     words_file = data / "aoa" / "cdi_childes.json"
     words = load_words(words_file)
     cdi_human = Path(cdi_human) if cdi_human else default_cdi(data)

@@ -49,7 +49,7 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         if self.items:
             return
         run_data = getattr(trainer.datamodule, "data_dir", None)  # the run's data folder (data.data_dir)
-        root = Path(self.data_dir) if self.data_dir else layout.fast_eval_dir(run_data or data_dir())
+        root = Path(self.data_dir) if self.data_dir else layout.eval_dir(run_data or data_dir(), fast=True)
         for task in self.tasks:
             folder = TASKS[task].find(root)
             if folder is None:

@@ -34,12 +34,12 @@ def _numbered(records, uid) -> dict:
 
 
 def _read_classit(folder: Path) -> dict[str, TaskResult]:
-    summary = read_summary(folder / "summary.json")
+    summary = read_summary(layout.summary_file(folder))
     tasks = {}
     for task, s in summary.tasks.items():
         if "skipped" in s:
             continue
-        path = folder / "predictions" / f"{task}.jsonl"
+        path = layout.predictions_file(folder, task)
         records = read_jsonl(path) if path.is_file() else []
         result = TaskResult({}, data_folder=s.get("folder"))
         if task == "aoa":
@@ -67,8 +67,9 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
 def read_results(folder: str | Path) -> tuple[str, dict[str, TaskResult]]:
     """``(layout, tasks)`` of a classit evaluate folder or a BabyLM pipeline results tree."""
     folder = Path(folder)
-    causal = None if (folder / "summary.json").is_file() or not folder.is_dir() else causal_folder(folder)
-    if not (folder / "summary.json").is_file() and causal is None:
+    evaluate_output = layout.summary_file(folder).is_file()
+    causal = None if evaluate_output or not folder.is_dir() else causal_folder(folder)
+    if not evaluate_output and causal is None:
         raise ValueError(f"{folder}: not a results folder: neither classit evaluate output (summary.json) "
                          "nor a BabyLM pipeline tree (<model>/<revision>/zero_shot/causal/<task>/...)")
     try:

@@ -35,7 +35,7 @@ def default_data_dir() -> Path:
     """The data folder's ``babylm-eval``, or its ``babylm-eval-fast`` where only the fast sets are there (the bundled
     sample), saying so."""
     root = store.data_dir()
-    full, fast = layout.full_eval_dir(root), layout.fast_eval_dir(root)
+    full, fast = layout.eval_dir(root), layout.eval_dir(root, fast=True)
     if full.is_dir() or not fast.is_dir():
         return full
     print(f"data: no {full.name} in {root}: scoring the fast sets of {fast}")
@@ -113,7 +113,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
         hf_model, tokenizer = load_pretrained(model)
         hf_model.to(device=device, dtype=torch.float32).eval()
-        (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+        layout.predictions_dir(out_dir).mkdir(parents=True, exist_ok=True)
 
     summary = {}
     for task, folder in folders.items():
@@ -128,17 +128,17 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
             result, records = evaluate_task(hf_model, tokenizer, task, folder, batch_size,
                                             full_sentence=full_sentence_ewok, progress=True)
         summary[task] = {**result, "folder": str(folder), "seconds": round(time.perf_counter() - start, 2)}
-        write_jsonl(records, out_dir / "predictions" / f"{task}.jsonl")
+        write_jsonl(records, layout.predictions_file(out_dir, task))
         print(f"{task}: {_detail(task, summary[task])}  ({summary[task]['seconds']:.1f}s)")
     if "aoa" in names:
         summary["aoa"] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
-    write_summary(out_dir / "summary.json", "zero_shot", summary)
+    write_summary(layout.summary_file(out_dir), "zero_shot", summary)
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")
         breakdown = TASKS[task].breakdown if task in TASKS else None  # aoa: its own summary
         for key, value in s.get(breakdown or "", {}).items():
             print(f"{'':<24}  {key:<28} {value:6.2f}")
-    print(f"\nsummary: {out_dir / 'summary.json'}")
+    print(f"\nsummary: {layout.summary_file(out_dir)}")
     return summary

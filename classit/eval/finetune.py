@@ -32,6 +32,7 @@ from classit.data import store
 from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
 from classit.eval.summary import write_summary
+from classit.eval.tasks import GLUE
 from classit.files import read_json, write_json, write_jsonl
 from classit.optim import lr_factor, parameter_groups
 from classit.runtime import keep_freed_memory, resolve_device
@@ -362,7 +363,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     for option, value in (("--batch_size", batch_size), ("--max_epochs", max_epochs)):
         if value is not None and value < 1:
             raise ValueError(f"{option}: at least 1, not {value}")
-    root = Path(data_dir) if data_dir else layout.full_eval_dir(store.data_dir()) / "glue_filtered"
+    root = Path(data_dir) if data_dir else layout.eval_dir(store.data_dir()) / GLUE.full
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
 
@@ -380,7 +381,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
                                 + "; ".join(f"{task} ({why})" for task, why in skipped.items()))
     out_dir = store.output_folder(out, "--out")
     (out_dir / "runs").mkdir(exist_ok=True)
-    (out_dir / "predictions").mkdir(exist_ok=True)
+    layout.predictions_dir(out_dir).mkdir(exist_ok=True)
     keep_freed_memory()
     hf_model, tokenizer = load_pretrained(model)
     decoder = hf_model.base_model
@@ -399,7 +400,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
                 start = time.perf_counter()
                 record, predictions = run_one(decoder, tokenizer, task, seed, train, test, settings, out_dir)
                 record["seconds"] = round(time.perf_counter() - start, 2)
-                write_jsonl(predictions, out_dir / "predictions" / f"{task}_seed{seed}.jsonl")
+                write_jsonl(predictions, layout.predictions_file(out_dir, f"{task}_seed{seed}"))
                 write_json(record, record_path, indent=2)  # written last: a run is finished once its record exists
             else:
                 print(f"{task} seed {seed}: finished earlier ({record_path})")
@@ -408,9 +409,9 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
             records[task].append(record)
 
     summary = summarize(records, skipped, selection)
-    write_summary(out_dir / "summary.json", "finetune", summary)
+    write_summary(layout.summary_file(out_dir), "finetune", summary)
     print(f"\nselection: {'held-out tenth of each training file' if selection == 'heldout' else 'validation file'}; "
           "test: validation file")
     print(_table(summary))
-    print(f"\nsummary: {out_dir / 'summary.json'}")
+    print(f"\nsummary: {layout.summary_file(out_dir)}")
     return summary

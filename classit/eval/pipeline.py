@@ -23,7 +23,7 @@ from pathlib import Path
 from classit import layout
 from classit.eval.tasks import RHO, TASKS, by_folder
 from classit.eval.zero_shot import load_items
-from classit.files import read_json, read_jsonl, write_json, write_jsonl
+from classit.files import read_json, read_jsonl, write_json, write_jsonl, write_text
 
 
 @dataclass
@@ -92,7 +92,7 @@ def read_pipeline(causal: Path) -> dict[str, TaskResult]:
             continue
         task = spec.name
         result = TaskResult(_read_report(report, task), pipeline=True)
-        predictions = report.parent / "predictions.json"
+        predictions = layout.official_predictions(report.parent)
         if predictions.is_file():
             for uid, block in read_json(predictions).items():
                 for n, p in enumerate(block["predictions"]):
@@ -140,10 +140,11 @@ def _accuracy_by(items, correct, key) -> dict[str, float]:
 def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) -> None:
     """One zero-shot task of a ``classit evaluate`` folder as the pipeline's predictions and report."""
     summary, spec = summary[task], TASKS[task]
-    records = read_jsonl(folder / "predictions" / f"{task}.jsonl")
+    path = layout.predictions_file(folder, task)
+    records = read_jsonl(path)
     items = load_items(task, summary["folder"])
     if [it.uid for it in items] != [r["uid"] for r in records]:
-        raise ValueError(f"{folder / 'predictions' / f'{task}.jsonl'}: its items are not those of {summary['folder']}")
+        raise ValueError(f"{path}: its items are not those of {summary['folder']}")
     predictions = defaultdict(list)
     for item, r in zip(items, records):
         chosen = (item.texts if spec.names_text else item.continuations)[r["pred"]]
@@ -167,26 +168,26 @@ def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) ->
         else:
             average = statistics.mean(sections["UID"].values())
         text = _report(sections, average, "ACCURACY")
-    out = causal / spec.group / Path(summary["folder"]).name
+    out = causal / spec.results_folder(fast=Path(summary["folder"]).name == spec.fast)
     out.mkdir(parents=True, exist_ok=True)
-    write_json({uid: {"predictions": p} for uid, p in predictions.items()}, out / "predictions.json")
-    (out / "best_temperature_report.txt").write_text(text)
+    write_json({uid: {"predictions": p} for uid, p in predictions.items()}, layout.official_predictions(out))
+    write_text(text, out / "best_temperature_report.txt")
 
 
 def write_reading(folder: Path, summary: dict, causal: Path) -> None:
     """The reading task of a ``classit evaluate`` folder as the pipeline's predictions and report."""
     summary, out = summary["reading"], causal / "reading"
-    records = read_jsonl(folder / "predictions" / "reading.jsonl")
+    records = read_jsonl(layout.predictions_file(folder, "reading"))
     out.mkdir(parents=True, exist_ok=True)
     nan = float("nan")
     write_json({"reading": {"predictions": [
         {"id": r["row"], "pred": r["surprisal"], "prev_pred": nan if r["prev_surprisal"] is None else r["prev_surprisal"]}
-        for r in records]}}, out / "predictions.json")
+        for r in records]}}, layout.official_predictions(out))
     write_jsonl(({"Index": r["row"], "Sentence": r["item"], "Word": r["word"], "Logprob": r["surprisal"],
                   "Prev_Logprob": nan if r["prev_surprisal"] is None else r["prev_surprisal"]} for r in records),
                 out / "prediction.jsonl", ensure_ascii=True)
-    (out / "report.txt").write_text(f"EYE TRACKING SCORE: {summary['eye_tracking']:.2f}\n"
-                                    f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n")
+    write_text(f"EYE TRACKING SCORE: {summary['eye_tracking']:.2f}\n"
+               f"SELF-PACED READING SCORE: {summary['self_paced']:.2f}\n", out / "report.txt")
 
 
 def write_finetune(folder: Path, summary: dict[str, dict], out: Path) -> None:
@@ -196,10 +197,10 @@ def write_finetune(folder: Path, summary: dict[str, dict], out: Path) -> None:
         if "accuracy" not in s:
             continue
         seed = s["seeds"][0]
-        records = read_jsonl(folder / "predictions" / f"{task}_seed{seed}.jsonl")
+        records = read_jsonl(layout.predictions_file(folder, f"{task}_seed{seed}"))
         folder = out / task
         folder.mkdir(parents=True, exist_ok=True)
         write_json({task: {"predictions": [{"id": r["id"], "pred": r["pred"]} for r in records]}},
-                   folder / "predictions.json")
-        (folder / "results.txt").write_text("\n".join(f"{m}: {s[m]['per_seed'][0]}" for m in ("accuracy", "f1", "mcc"))
-                                            + f"\nseed: {seed}\n")
+                   layout.official_predictions(folder))
+        write_text("\n".join(f"{m}: {s[m]['per_seed'][0]}" for m in ("accuracy", "f1", "mcc")) + f"\nseed: {seed}\n",
+                   folder / "results.txt")

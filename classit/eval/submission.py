@@ -97,8 +97,8 @@ def _data_roots(fast_data: str | None, data_dir: str | None) -> tuple[Path, Path
     from classit.data import store
 
     root = None if fast_data and data_dir else store.data_dir()
-    return (Path(fast_data) if fast_data else layout.fast_eval_dir(root),
-            Path(data_dir) if data_dir else layout.full_eval_dir(root))
+    return (Path(fast_data) if fast_data else layout.eval_dir(root, fast=True),
+            Path(data_dir) if data_dir else layout.eval_dir(root))
 
 
 def data_folder(name: str, fast: Path, full: Path) -> Path:
@@ -115,7 +115,7 @@ def fast_scores(model_dir: Path, revisions: list[str], fast: Path, full: Path, h
     for revision in revisions:
         causal = layout.causal_dir(model_dir / revision)
         for task in FAST.values():
-            results = load_checked(causal / task.results_folder(fast=True) / "predictions.json",
+            results = load_checked(layout.official_predictions(causal / task.results_folder(fast=True)),
                                    f"{task.official} (fast, {revision})", task.fast_sizes, hint)
             scores[task.official].append(task.scorer(results, data_folder(task.fast, fast, full)))
     return scores
@@ -131,7 +131,7 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
     submission = {}
     for task in TASKS.values():
         hint = f"`classit evaluate --model MODEL --tasks {task.name} --out EVAL/{model}/zero_shot`, then {report}"
-        submission[task.official] = load_checked(causal / task.results_folder(fast=False) / "predictions.json",
+        submission[task.official] = load_checked(layout.official_predictions(causal / task.results_folder(fast=False)),
                                                  task.official, task.sizes, hint)
     aoa = layout.surprisal_file(layout.aoa_dir(causal))
     submission["aoa"] = load_aoa(aoa, revisions, f"`classit evaluate --run RUN --tasks aoa --out {causal}` over a "
@@ -139,7 +139,7 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
     submission["glue"] = {}
     for task, size in GLUE.sizes.items():
         hint = f"`classit finetune --model MODEL --tasks {task} --out EVAL/{model}/finetune`, then {report}"
-        submission["glue"] |= load_checked(layout.finetune_dir(main) / task / "predictions.json", task, size, hint)
+        submission["glue"] |= load_checked(layout.official_predictions(layout.finetune_dir(main) / task), task, size, hint)
     fast, full = _data_roots(fast_data, data_dir)
     hint = f"`classit submission --run RUN --results {results} --model {model}` (the fast sets of each milestone)"
     submission["fast_eval_results"] = fast_scores(model_dir, revisions, fast, full, hint)
@@ -161,7 +161,7 @@ def score_milestones(run: str | Path, results: str | Path, model: str, fast_data
     scored = []
     for revision, _, path in milestones(Path(run)):
         causal = layout.causal_dir(Path(results) / model / revision)
-        if all((causal / task.results_folder(fast=True) / "predictions.json").is_file() for task in FAST.values()):
+        if all(layout.official_predictions(causal / task.results_folder(fast=True)).is_file() for task in FAST.values()):
             print(f"{revision}: fast predictions already in {causal}, kept")
             continue
         for root, tasks in roots.items():

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from classit import layout
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.summary import KINDS, Kind, read_summary
 from classit.eval.tasks import RHO
@@ -50,15 +51,16 @@ def find_results(dirs: list[str]) -> list[Result]:
         root = Path(d)
         if not root.is_dir():
             raise ValueError(f"{root}: no such folder")
-        paths = sorted(root.rglob("summary.json"))
+        paths = sorted(root.rglob(layout.SUMMARY_FILE))
         if not paths:
             raise ValueError(f"{root}: no summary.json below it (expected classit evaluate or classit finetune output)")
         for path in paths:
             summary = read_summary(path)
             kind = summary.kind
-            meta = read_json(path.parent / "meta.json") if (path.parent / "meta.json").is_file() else {}
+            meta_path = layout.meta_file(path.parent)
+            meta = read_json(meta_path) if meta_path.is_file() else {}
             if not isinstance(meta, dict):
-                raise ValueError(f"{path.parent / 'meta.json'}: expected a JSON object")
+                raise ValueError(f"{meta_path}: expected a JSON object")
             condition, seed, stage = _identity(path.parent, meta)
             key = (condition, seed, stage, kind)
             if key in seen:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classit import layout
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.tasks import RHO
 from classit.eval.zero_shot import load_items
@@ -48,7 +49,7 @@ class Difference:
 
 
 def _predictions(result: Result, task: str) -> dict | None:
-    path = result.folder / "predictions" / f"{task}.jsonl"
+    path = layout.predictions_file(result.folder, task)
     return numbered(read_jsonl(path)) if path.is_file() else None
 
 
@@ -98,7 +99,7 @@ def _finetune(task, results_a, results_b, d: Difference, resamples, seed) -> Non
     for side, results in zip(runs, (results_a, results_b)):
         for r in results:
             for s in r.summary[task]["seeds"]:
-                path = r.folder / "predictions" / f"{task}_seed{s}.jsonl"
+                path = layout.predictions_file(r.folder, f"{task}_seed{s}")
                 if not path.is_file():
                     d.note = f"no interval: {path} is missing"
                     return

@@ -8,7 +8,7 @@ import html
 import statistics
 from pathlib import Path
 
-from classit.files import write_csv
+from classit.files import write_csv, write_text
 from classit.study import plots
 from classit.study.collect import find_results, long_rows, run_curves, task_scores
 from classit.study.differences import differences
@@ -214,8 +214,8 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         doc.heading("BabyLM pipeline layout")
         doc.text("Predictions in the BabyLM 2025 pipeline's results layout (ties to the first option): "
                  + ", ".join(str(p) for p in written))
-    (out_dir / "report.md").write_text(doc.markdown())
-    (out_dir / "report.html").write_text(doc.html())
+    write_text(doc.markdown(), out_dir / "report.md")
+    write_text(doc.html(), out_dir / "report.html")
     print(doc.markdown())
     print(f"report: {out_dir / 'report.md'}, {out_dir / 'report.html'}, {out_dir / 'results.csv'}")
     return {"scores": scores, "z": z, "differences": diffs}

@@ -28,7 +28,7 @@ from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
 from classit.eval.summary import read_summary
-from classit.files import read_json, read_yaml, write_json
+from classit.files import read_json, read_yaml, write_json, write_text
 from classit.study.report import report
 from classit.train.callbacks import HFExport, RunCheckpoint
 from classit.train.fit import resolved_fit_config
@@ -299,9 +299,9 @@ def emit(fits: list[Fit], out: Path, kind: str) -> list[Path]:
                     *job_lines(fit, out, "torchrun --nproc_per_node=gpu -m classit.cli fit")]
             submit.append(f"bash {fit.name}.torchrun.sh")
             path = jobs / f"{fit.name}.torchrun.sh"
-        path.write_text("\n".join(body) + "\n")
+        write_text("\n".join(body) + "\n", path)
         scripts.append(path)
-    (jobs / "submit.sh").write_text("\n".join(submit) + "\n")
+    write_text("\n".join(submit) + "\n", jobs / "submit.sh")
     return scripts + [jobs / "submit.sh"]
 
 
@@ -380,7 +380,7 @@ def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: l
             if not options or _evaluated(target, options):
                 continue
             target.mkdir(parents=True, exist_ok=True)
-            write_json(meta, target / "meta.json", indent=1)
+            write_json(meta, layout.meta_file(target), indent=1)
             options = {k: _listed(v) for k, v in options.items()}
             if kind == "zero_shot" and "aoa" in options.get("tasks", "").split(","):
                 options["run"] = str(link_milestones(condition_milestones(fits, condition, seed, out), folder))
@@ -391,9 +391,9 @@ def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: l
 
 def _evaluated(target: Path, options: dict) -> bool:
     """Whether the summary there already has every task asked for (fine-tuning: every seed too)."""
-    if not (target / "summary.json").is_file():
+    if not layout.summary_file(target).is_file():
         return False
-    summary = read_summary(target / "summary.json").tasks
+    summary = read_summary(layout.summary_file(target)).tasks
     seeds = options.get("seeds")
     return all(task in summary and (not seeds or "skipped" in summary[task]
                                     or len(summary[task].get("accuracy", {}).get("per_seed", [])) == len(seeds))
