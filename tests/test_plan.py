@@ -42,6 +42,7 @@ def test_every_config_plans_the_same_run_on_1_8_and_64_devices(configs, data_roo
         assert "pretrain" in one["estimated"] and one["words"] > 700e6
 
 
+@pytest.mark.slow
 def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(capsys, cache_root, data_root):
     seq = str(Path(__file__).parent.parent / "configs" / "seq_100m.yaml")
     main(["plan", "--config", seq, "--devices", "8", "--json"])
@@ -109,6 +110,7 @@ def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_expos
         assert stages[0]["lr_start"] == pytest.approx(phase["lr"] / phase["warmup_steps"])
 
 
+@pytest.mark.slow
 def test_plan_without_swda_marks_its_stages_unknown_and_plans_the_rest(tokenizer, data_root, tmp_path, monkeypatch,
                                                                        capsys):
     """A data folder with the BabyLM corpus only: the Switchboard stage's length, the instruction phase's LR and the

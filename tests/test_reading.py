@@ -41,6 +41,7 @@ def _gain(df, measure, rhs):
     return (full - base) / (1 - base) * 100
 
 
+@pytest.mark.slow
 def test_scores_match_a_direct_statsmodels_computation(csv_path):
     """Regressions on the reading CSV, with surprisals that are a known function of the words."""
     df = load_reading(csv_path)

@@ -231,6 +231,7 @@ def test_the_track_decides_the_aoa_checkpoints_and_the_fast_revisions(tree):
     assert "classit evaluate --run RUN --tasks aoa" in message
 
 
+@pytest.mark.slow
 def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
     path = tree["results"] / "m" / "chck_5M" / "zero_shot" / "causal" / "blimp" / "blimp_fast" / "predictions.json"
     message = _error_without(path, tree["args"], tmp_path)
@@ -238,6 +239,7 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
     assert "classit submission --run RUN" in message
 
 
+@pytest.mark.slow
 def test_size_tables_are_the_real_sets_and_the_collators(real):
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
     for key, data in (("blimp", "blimp_filtered"), ("blimp_supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):

@@ -15,6 +15,7 @@ from helpers import instruction_records, write_jsonl
 from probes import RowRecorder
 
 
+@pytest.mark.slow
 def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenizer, tmp_path):
     write_jsonl(tmp_path / "it.jsonl", instruction_records(data_root))
     source = InstructionFile(path="it.jsonl", sources=["switchboard"])
