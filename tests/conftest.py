@@ -1,6 +1,7 @@
 """Shared fixtures: the data folder (the real one, or the bundled sample completed for the tests), a real tokenizer
-trained on it, a tiny HF model folder, tiny fit configs; the ``full_data`` marker for tests that need the real data
-folder, the ``slow`` marker for those that the quick loop (``pytest -m "not slow"``) leaves out."""
+trained on it, a tiny HF model folder and that model loaded, tiny fit configs; the ``full_data`` marker for tests
+that need the real data folder (the ``slow`` marker, for what the quick loop ``pytest -m "not slow"`` leaves out, is
+declared in pyproject.toml)."""
 
 import os
 from pathlib import Path
@@ -79,6 +80,15 @@ def tiny_model_dir(tokenizer, tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    """The tiny HF model (``tiny_model_dir``), loaded in float32 for evaluation."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Helpers shared by the tests: the one tiny run (``tiny_fit_config``, run by ``classit`` in a subprocess or by
-``main``), small data folders, the one JSONL writer, and the small sets in the official formats that complete the
+``main``), the one line a bad command stops with, small data folders, the one JSONL writer, and the small sets in the official formats that complete the
 bundled sample where the real data folder is absent (see ``complete_sample`` and the ``data_root`` fixture)."""
 
 import csv
@@ -13,8 +13,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from classit.cli import main
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
@@ -74,6 +77,15 @@ def classit(*args: str, cwd: Path, env: dict | None = None, wait=True, job=False
         return process
     out, _ = process.communicate(timeout=600)
     return out, process.returncode
+
+
+def error_line(argv: list[str]) -> str:
+    """The one line `classit ARGV` stops with, without its ``classit: error: `` prefix."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    message = str(done.value.code)
+    assert message.startswith("classit: error: ") and "\n" not in message, message
+    return message.removeprefix("classit: error: ")
 
 
 def fit(config: Path, *args: str, **kwargs):
@@ -180,6 +192,16 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def blimp_subset(data_root: Path, out: Path, names: list[str], n: int) -> Path:
+    """``out/blimp_filtered`` with the first ``n`` items of the real BLiMP files ``names``, copied line for line."""
+    folder = out / "blimp_filtered"
+    folder.mkdir(parents=True)
+    for name in names:
+        lines = (data_root / "babylm-eval" / "blimp_filtered" / f"{name}.jsonl").read_text().splitlines()[:n]
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 def instruction_records(data_root: Path, n: int = 60) -> list[dict]:

@@ -12,17 +12,27 @@ import torch
 
 
 class RowRecorder(L.Callback):
-    def __init__(self, out_dir: str):
-        self.out_dir = Path(out_dir)
-        self.rows: list[list[int]] = []
+    """Every training batch as (epoch, its rows' sources or None, its rows' ids); with ``out_dir``, written when
+    training ends to ``out_dir/rankN.json``: the first 8 ids of each row this rank read, its steps and world size."""
+
+    def __init__(self, out_dir: str | None = None):
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.batches: list[tuple[int, list[str] | None, list[list[int]]]] = []
+
+    @property
+    def rows(self) -> list[list[int]]:
+        return [row for _, _, rows in self.batches for row in rows]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.rows += batch["input_ids"][:, :8].tolist()
+        self.batches.append((trainer.current_epoch, batch.get("source"), batch["input_ids"].tolist()))
 
     def on_train_end(self, trainer, pl_module):
+        if self.out_dir is None:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(
-            json.dumps({"rows": self.rows, "global_step": trainer.global_step, "world_size": trainer.world_size}))
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(
+            {"rows": [row[:8] for row in self.rows], "global_step": trainer.global_step,
+             "world_size": trainer.world_size}))
 
 
 class KillAtStep(L.Callback):

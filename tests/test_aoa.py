@@ -184,6 +184,7 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_batched_surprisals_equal_the_official_loop(tiny_model_dir, aoa_dir):
     model, tokenizer = load_pretrained(tiny_model_dir)
     model.eval()
@@ -221,6 +222,7 @@ def synthetic_records(cdi: pd.DataFrame, seed: int = 0) -> list[dict]:
     return records
 
 
+@pytest.mark.slow
 def test_curve_fitness_equals_the_official_computation(cdi):
     records = synthetic_records(cdi)
     for chance, log in ((OFFICIAL_CHANCE, np.log2), (CORRECTED_CHANCE, np.log)):
@@ -259,6 +261,7 @@ def make_run(path, model_dir, names):
     return path
 
 
+@pytest.mark.slow
 def test_score_run_writes_the_official_file_and_resumes(tiny_model_dir, small_data, tmp_path):
     run = make_run(tmp_path / "run", tiny_model_dir, ["chck_2M", "chck_1M", "chck_0.5M"])
     out = tmp_path / "out"
@@ -292,6 +295,7 @@ def test_score_run_writes_the_official_file_and_resumes(tiny_model_dir, small_da
     assert nospace["scored"] == ["chck_1M"] and nospace["folder"] == str(out / "AoA_word_nospace")
 
 
+@pytest.mark.slow
 def test_evaluate_run_command_line(tiny_model_dir, small_data, tmp_path, capsys):
     from classit.cli import main
 

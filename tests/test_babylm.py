@@ -37,6 +37,7 @@ def documents(segments) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["train_3M/simple_wiki.train", "train_3M/childes.train", "dev/switchboard.dev"])
 def test_reading_in_small_pieces_gives_the_same_documents_and_tokens(data_root, tokenizer, monkeypatch, name):
     path = babylm_file(data_root, name)

@@ -11,18 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from classit.cli import main
-from helpers import DEMO, tiny_fit_config, write_jsonl
+from helpers import DEMO, error_line, tiny_fit_config, write_jsonl
 
 GOOD = {"prompt": "How are you today?", "reply": "I am fine, thank you.", "source": "switchboard"}
-
-
-def error_line(argv: list[str]) -> str:
-    """The one line `classit ARGV` stops with."""
-    with pytest.raises(SystemExit) as done:
-        main(argv)
-    message = str(done.value.code)
-    assert message.startswith("classit: error: ") and "\n" not in message, message
-    return message.removeprefix("classit: error: ")
 
 
 def fit_config(tmp_path: Path, tokenizer, sources: dict, stages: list[dict]) -> str:

@@ -134,6 +134,7 @@ def test_packed_examples_do_not_see_each_other(chat_tokenizer, arch):
     assert targets.item() == sum(sum(l != IGNORE_INDEX for l in x["labels"][1:]) for x in items + items[:1])
 
 
+@pytest.mark.slow
 def test_compiled_decoder_gives_the_same_packed_loss_and_gradients(chat_tokenizer):
     """``model.compile: true``: the training loss path through torch.compile equals eager on packed rows."""
     _, batch = packed_batch(chat_tokenizer)

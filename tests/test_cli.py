@@ -27,6 +27,7 @@ def demo_run(tokenizer, tmp_path_factory) -> Path:
     return logs / "demo" / "version_0"
 
 
+@pytest.mark.slow
 def test_demo_trains_with_falling_loss_and_logs(demo_run):
     curves = scalars(demo_run)
     loss = [v for _, v in curves["train/loss"]]
@@ -40,6 +41,7 @@ def test_demo_trains_with_falling_loss_and_logs(demo_run):
     assert (demo_run / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_exports_reload_with_the_same_logits(demo_run, tmp_path):
     ckpt = demo_run / "checkpoints" / "last.ckpt"
     module = BabyLM.load_from_checkpoint(ckpt, map_location="cpu").eval()
@@ -112,6 +114,7 @@ def test_missing_data_stops_with_one_line_that_says_how_to_fetch_it(tmp_path):
     assert str(tmp_path / "nowhere") in message and "classit data download" in message
 
 
+@pytest.mark.slow
 def test_init_from_a_lightning_checkpoint_copies_its_weights(demo_run):
     ckpt = demo_run / "checkpoints" / "last.ckpt"
     trained = BabyLM.load_from_checkpoint(ckpt, map_location="cpu")
@@ -121,6 +124,7 @@ def test_init_from_a_lightning_checkpoint_copies_its_weights(demo_run):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, expected", [
     ([], "data.sources.switchboard.init_args.swda: no SwDA files in {data}/swda/train; SwDA is not bundled"),
     (["--data.sources.simple_wiki.init_args.file", "simple_wiki.train"],

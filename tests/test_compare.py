@@ -8,7 +8,7 @@ import pytest
 
 from classit.cli import main
 from classit.eval.compare import compare
-from helpers import write_jsonl
+from helpers import blimp_subset, write_jsonl
 
 N = 4  # BLiMP items: 0 agree, 1 classit wrong and the pipeline right, 2 a tie, 3 both wrong
 
@@ -16,11 +16,7 @@ N = 4  # BLiMP items: 0 agree, 1 classit wrong and the pipeline right, 2 a tie, 
 @pytest.fixture()
 def data_dir(data_root, tmp_path):
     """The first N items of a real BLiMP file."""
-    folder = tmp_path / "data" / "blimp_filtered"
-    folder.mkdir(parents=True)
-    lines = (data_root / "babylm-eval" / "blimp_filtered" / "adjunct_island.jsonl").read_text().splitlines()[:N]
-    (folder / "adjunct_island.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
+    return blimp_subset(data_root, tmp_path / "data", ["adjunct_island"], N)
 
 
 def write_classit(out, data_dir, tasks=("blimp", "wug", "reading")):

@@ -3,22 +3,13 @@ in one line naming the file (and line)."""
 
 from pathlib import Path
 
-import pytest
 import yaml
 
-from classit.cli import main
 from classit.config_files import expand_config_args, nearest
 from classit.train.fit import resolved_fit_config
+from helpers import error_line
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-
-
-def error_line(argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as done:
-        main(argv)
-    message = str(done.value.code)
-    assert message.startswith("classit: error: ") and "\n" not in message, message
-    return message.removeprefix("classit: error: ")
 
 
 def write(path: Path, config) -> str:

@@ -15,6 +15,7 @@ from classit.model import BabyLM
 from classit.train.callbacks import CurriculumLogger
 from classit.train.fit import CurriculumSetup
 from helpers import CONFIGS, demo_data, scalars
+from probes import RowRecorder
 
 DEMO_SEQ = CONFIGS / "demo_seq.yaml"
 
@@ -36,19 +37,6 @@ class Toy(Source):
         return torch.utils.data.default_collate(items)
 
 
-class Recorder(L.Callback):
-    """(epoch, stage name, source, ids of the batch's examples) of every training batch."""
-
-    def __init__(self):
-        self.seen = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        plan = trainer.datamodule.plan
-        (source,) = set(batch["source"])
-        self.seen.append((trainer.current_epoch, plan.stages[plan.stage_index(trainer.current_epoch)].name, source,
-                          tuple(batch["input_ids"][:, 1].tolist())))
-
-
 def toy_curriculum(tokenizer, stages, **kwargs) -> CurriculumDataModule:
     sources = {"pretrain": Toy(6, 100), "switchboard": Toy(8, 200), "simple_wiki": Toy(10, 300)}
     kwargs = {"batch_size": 2, "block_size": 8, "tokenizer": tokenizer.name_or_path, "num_workers": 0, **kwargs}
@@ -67,14 +55,20 @@ def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
     torch.manual_seed(0)
     model = BabyLM(vocab_size=datamodule.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64,
                    block_size=8, warmup=0.05, special_ids=datamodule.special_ids)
-    recorder = Recorder()
+    recorder = RowRecorder()
     callbacks = [CurriculumSetup(), recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
     trainer = L.Trainer(accelerator="cpu",
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
                         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **trainer_args)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    return recorder.seen
+    return [seen(datamodule.plan, *batch) for batch in recorder.batches]
+
+
+def seen(plan, epoch: int, sources: list[str], rows: list[list[int]]) -> tuple:
+    """A recorded batch as (epoch, stage name, source, ids of its examples)."""
+    (source,) = set(sources)
+    return epoch, plan.stages[plan.stage_index(epoch)].name, source, tuple(row[1] for row in rows)
 
 
 def test_sequential_runs_stage_after_stage(tokenizer, tmp_path):
@@ -86,6 +80,7 @@ def test_sequential_runs_stage_after_stage(tokenizer, tmp_path):
     assert [b for e, *_, b in seen if e == 0] != [b for e, *_, b in seen if e == 1]  # reshuffled each epoch
 
 
+@pytest.mark.slow
 def test_merged_mixes_both_sets_in_one_shuffled_stream(tokenizer, tmp_path):
     seen = fit(toy_curriculum(tokenizer, MERGED), tmp_path)
     assert [s for e, _, s, _ in seen if e < 2] == ["pretrain"] * 6
@@ -126,6 +121,7 @@ def test_order_is_a_function_of_seed_stage_and_epoch(tokenizer):
     assert [(k, a + b) for (k, a), (_, b) in zip(accumulated[::2], accumulated[1::2])] == batches
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop, epoch, done", [(2, 0, 2), (6, 1, 3), (8, 2, 2), (18, 3, 3)],
                          ids=["mid-pretrain", "end-of-stage", "mid-merged", "mid-last-epoch"])
 def test_resume_mid_stage_gives_the_batches_of_an_uninterrupted_run(tokenizer, tmp_path, stop, epoch, done):

@@ -1,6 +1,7 @@
 """MinimalPairEvalCallback on a tiny real Lightning run: logging, schedule, untouched training state."""
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -35,6 +36,7 @@ def _fit(tokenizer, root, callbacks):
     return module, trainer
 
 
+@pytest.mark.slow
 def test_callback_on_a_tiny_training_run(tokenizer, tmp_path):
     callback = MinimalPairEvalCallback(every_n_steps=2, max_items=30)  # fast BLiMP and EWoK sets
     module, trainer = _fit(tokenizer, tmp_path / "with", [callback])
@@ -60,6 +62,7 @@ def test_milestone_exports_evaluate_with_the_zero_shot_callback_only(tokenizer, 
         "chck_1M", "chck_2M", "chck_3M"]
 
 
+@pytest.mark.slow
 def test_callback_leaves_training_state_untouched(tokenizer):
     module = _module(tokenizer)
     module.train()

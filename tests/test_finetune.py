@@ -142,6 +142,7 @@ def test_long_texts_keep_bos_and_their_end(tokenizer):
 
 # --- a real run through the CLI ---
 
+@pytest.mark.slow
 def test_learns_a_task_that_only_the_last_token_decides(first_run):
     summary = json.loads((first_run / "summary.json").read_text())
     assert summary["rte"]["accuracy"]["per_seed"][0] >= 90.0, summary["rte"]
@@ -199,6 +200,7 @@ def test_metrics_equal_a_direct_computation(first_run):
     assert got["f1"] == pytest.approx(100 * statistics.fmean(f1s), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_heldout_selection_never_looks_at_the_validation_file(first_run, tiny_model_dir, last_word_task, tmp_path):
     """The same run with every validation label flipped selects the same epoch and predicts the same."""
     main(finetune_args(tiny_model_dir, last_word_task["flipped"], tmp_path))
@@ -210,6 +212,7 @@ def test_heldout_selection_never_looks_at_the_validation_file(first_run, tiny_mo
     assert runs[0]["accuracy"] + runs[1]["accuracy"] == pytest.approx(100)
 
 
+@pytest.mark.slow
 def test_a_repeated_sweep_runs_only_what_is_missing(first_run, tiny_model_dir, last_word_task, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(first_run, out)

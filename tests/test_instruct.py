@@ -48,6 +48,7 @@ def test_swda_conversation_turns_and_pairs(data_root):
     assert context[1].prompt == "\n".join(said[1:4]) and context[1].reply == said[4]
 
 
+@pytest.mark.slow
 @pytest.mark.full_data("SwDA's whole training split (1,115 conversations)")
 def test_swda_training_split_gives_tens_of_thousands_of_pairs(data_root):
     examples = switchboard_examples(data_root / "swda/train")
@@ -97,6 +98,7 @@ def test_lm_generator_path_with_a_tiny_model(articles, tiny_model_dir):
     assert LMLectureGenerator._question(" What is a cat? It is\nmore") == "What is a cat?"
 
 
+@pytest.mark.slow
 def test_build_it_writes_both_sets(data_root, tmp_path, capsys):
     build_it(out=str(tmp_path), data_dir=str(data_root))
     printed = capsys.readouterr().out

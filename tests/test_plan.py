@@ -16,6 +16,7 @@ RUNS = [[p] for p in sorted(CONFIG_DIR.glob("*.yaml")) if "data" in yaml.safe_lo
 RUNS.append([CONFIG_DIR / "seq_100m.yaml", CONFIG_DIR / "140m.yaml"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("configs", RUNS, ids=lambda c: "+".join(p.stem for p in c))
 def test_every_config_plans_the_same_run_on_1_8_and_64_devices(configs, data_root, cache_root):
     cli, estimates = load([arg for config in configs for arg in ("--config", str(config))])
@@ -41,6 +42,7 @@ def test_every_config_plans_the_same_run_on_1_8_and_64_devices(configs, data_roo
         assert "pretrain" in one["estimated"] and one["words"] > 700e6
 
 
+@pytest.mark.slow
 def test_plan_json_through_the_cli_and_a_clear_error_when_devices_do_not_divide(capsys, cache_root, data_root):
     seq = str(Path(__file__).parent.parent / "configs" / "seq_100m.yaml")
     main(["plan", "--config", seq, "--devices", "8", "--json"])
@@ -66,6 +68,7 @@ def test_plan_takes_the_devices_in_its_own_and_the_fits_spelling(flags, tokenize
     assert (plan["micro_batch_size"], plan["accumulate_grad_batches"]) == (2, 2)  # 64 = 16 devices × 2 × 2
 
 
+@pytest.mark.slow
 def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
     """The steps, LR and validation points that `plan` prints are those of the real run."""
     data = small_eval_fast(data_root, small_corpus(data_root, tmp_path / "data"))
@@ -90,6 +93,7 @@ def plan_of(name: str) -> dict:
     return make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
 
 
+@pytest.mark.slow
 def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_exposure(data_root, cache_root):
     plans = {name: plan_of(name) for name in ("pretrain_100m", "seq_100m", "seq_rev_100m", "merged_100m")}
     pretraining = {name: {k: p["stages"][0][k] for k in ("steps", "lr_start", "lr_end", "tokens")}
@@ -106,6 +110,7 @@ def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_expos
         assert stages[0]["lr_start"] == pytest.approx(phase["lr"] / phase["warmup_steps"])
 
 
+@pytest.mark.slow
 def test_plan_without_swda_marks_its_stages_unknown_and_plans_the_rest(tokenizer, data_root, tmp_path, monkeypatch,
                                                                        capsys):
     """A data folder with the BabyLM corpus only: the Switchboard stage's length, the instruction phase's LR and the

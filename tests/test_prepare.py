@@ -35,6 +35,7 @@ def copy_files(data_root, names, folder):
     return [shutil.copy(source, folder / source.name) for source in sources]
 
 
+@pytest.mark.slow
 def test_streaming_tokens_equal_whole_document_reference(tokenizer, data_root, tmp_path):
     files = [babylm_file(data_root, f"dev/{name}") for name in DEV_FILES]
     meta = tokenize_corpus(files, tokenizer, tmp_path / "out", num_proc=2, batch_chars=20_000)  # ~40 batches

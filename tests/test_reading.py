@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from classit.eval.reading import evaluate_reading, load_reading, reading_scores, surprisals, surprisals_ids
 
@@ -19,11 +19,6 @@ SPILL = ("Subtlex_log10 + length + context_length + prev_length + prev_surprisal
          " + Subtlex_log10:context_length + Subtlex_log10:prev_length + Subtlex_log10:prev_surprisal"
          " + length:context_length + length:prev_length + length:prev_surprisal + context_length:prev_length"
          " + context_length:prev_surprisal + prev_length:prev_surprisal")
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +41,7 @@ def _gain(df, measure, rhs):
     return (full - base) / (1 - base) * 100
 
 
+@pytest.mark.slow
 def test_scores_match_a_direct_statsmodels_computation(csv_path):
     """Regressions on the reading CSV, with surprisals that are a known function of the words."""
     df = load_reading(csv_path)
@@ -84,6 +80,7 @@ def _official_surprisal(model, tokenizer, context, word):
     return -math.log(np.prod(probs))
 
 
+@pytest.mark.slow
 @pytest.mark.full_data("the real reading CSV (babylm-eval/reading, 1,726 words)")
 def test_official_rule_equals_a_literal_loop_on_every_row(one_layer_model, tokenizer, csv_path):
     model = one_layer_model
@@ -121,6 +118,7 @@ def test_a_merge_across_the_boundary_changes_the_context(model, tokenizer, csv_p
     assert abs(official[0] - concatenated) > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.full_data("the real reading CSV (babylm-eval/reading, 1,726 words)")
 def test_evaluate_command_with_the_ids_rule_on_the_real_file(model, tokenizer, tiny_model_dir, csv_path, tmp_path):
     from classit.cli import main

@@ -13,7 +13,7 @@ from classit.cli import main
 from classit.eval.compare import compare
 from classit.study import stats
 from classit.study.collect import find_results
-from helpers import write_jsonl
+from helpers import blimp_subset, write_jsonl
 
 FILES = ("adjunct_island", "anaphor_gender_agreement")
 N = 5  # items per BLiMP file (the bundled sample has 5 of each)
@@ -32,12 +32,7 @@ FT_PREDS = {"baseline": [[0, 1, 0, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1, 0, 1]],
 @pytest.fixture()
 def blimp_dir(data_root, tmp_path):
     """The first N items of two real BLiMP files."""
-    folder = tmp_path / "data" / "blimp_filtered"
-    folder.mkdir(parents=True)
-    for name in FILES:
-        lines = (data_root / "babylm-eval" / "blimp_filtered" / f"{name}.jsonl").read_text().splitlines()[:N]
-        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
+    return blimp_subset(data_root, tmp_path / "data", FILES, N)
 
 
 def write_evaluate(out, blimp_dir, outcomes, tie_at=None):
@@ -200,6 +195,7 @@ def test_babylm_tie_goes_to_the_first_option(tmp_path, blimp_dir):
     assert "ties count wrong" in (tmp_path / "r" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_replies_and_training_curves(tmp_path, blimp_dir, tiny_model_dir):
     from lightning.pytorch.loggers import TensorBoardLogger
     from transformers import AutoTokenizer

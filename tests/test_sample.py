@@ -79,6 +79,7 @@ def test_a_missing_data_folder_stays_an_error_naming_the_config_key_and_variable
     assert "data_dir or CLASSIT_DATA_DIR" in message and "--data_dir" not in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_demo_runs_on_the_bundled_sample_through_the_cli(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != store.DATA_ENV}
     env[store.CACHE_ENV] = str(tmp_path / "cache")

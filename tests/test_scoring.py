@@ -73,6 +73,7 @@ def test_plain_scores_match_a_direct_computation(model, tokenizer):
     assert tokenizer.decode(ids[0, e.first:]).strip() == "the map."
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
 def test_shared_prefix_cache_equals_plain_scoring(model, tokenizer, real_items, batch_size):
     texts = [t for it in real_items for t, _ in it]

@@ -221,6 +221,7 @@ def test_each_condition_scores_the_milestones_of_its_own_training_and_the_report
     assert sum(",aoa,,r," in row for row in rows) == 3
 
 
+@pytest.mark.slow
 def test_dry_run_without_swda_says_which_stages_are_unknown(data_root, cache_root, tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"  # the BabyLM corpus only (two small files), no SwDA
     for split, suffix in (("train_3M", ".train"), ("dev", ".dev")):

@@ -139,6 +139,7 @@ def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> 
     return {"spr": gain("self_paced_reading_time", base), "rt": rt}
 
 
+@pytest.mark.slow
 def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsys):
     out = tmp_path / "all_full_preds_and_fast_scores_causal.json"
     main([*tree["args"], "--out", str(out)])
@@ -177,6 +178,7 @@ def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsy
     assert fast["reading"][-1] == expected  # bit-equal: the collator's fractions, averaged as it does
 
 
+@pytest.mark.slow
 def test_default_out_is_the_collators_path(tree):
     main(tree["args"])
     assert (tree["results"] / "m" / "all_full_preds_and_fast_scores_causal.json").is_file()
@@ -229,6 +231,7 @@ def test_the_track_decides_the_aoa_checkpoints_and_the_fast_revisions(tree):
     assert "classit evaluate --run RUN --tasks aoa" in message
 
 
+@pytest.mark.slow
 def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
     path = tree["results"] / "m" / "chck_5M" / "zero_shot" / "causal" / "blimp" / "blimp_fast" / "predictions.json"
     message = _error_without(path, tree["args"], tmp_path)
@@ -236,6 +239,7 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
     assert "classit submission --run RUN" in message
 
 
+@pytest.mark.slow
 def test_size_tables_are_the_real_sets_and_the_collators(real):
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
     for key, data in (("blimp", "blimp_filtered"), ("blimp_supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
@@ -249,6 +253,7 @@ def test_size_tables_are_the_real_sets_and_the_collators(real):
     assert layout.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
 
 
+@pytest.mark.slow
 def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_model_dir, real, tmp_path):
     """End to end: a run's milestones (the tiny model) scored on small fast sets; the collator's fast scores of
     what is written agree with classit's own summary (WUG rho, reading gains)."""
@@ -261,11 +266,9 @@ def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_mode
             text = (fast_real / name / f"{stem}.jsonl").read_text().splitlines()[:lines]
             (fast / name / f"{stem}.jsonl").write_text("\n".join(text) + "\n")
     rng = random.Random(1)
-    (fast / "wug_past_tense").mkdir()
-    (fast / "wug_past_tense" / "wug_past_tense.jsonl").write_text("".join(
-        json.dumps({"sentences": f"They blick every day. Yesterday they {w}.\tThey blick every day. Yesterday they "
-                                 f"{w[:-2]}.", "ratio": rng.random()}) + "\n"
-        for w in ["blicked", "glorped", "sporked", "tweeded", "flanked", "drimmed"]))
+    write_jsonl(fast / "wug_past_tense" / "wug_past_tense.jsonl", [
+        {"sentences": f"They blick every day. Yesterday they {w}.\tThey blick every day. Yesterday they {w[:-2]}.",
+         "ratio": rng.random()} for w in ["blicked", "glorped", "sporked", "tweeded", "flanked", "drimmed"]])
     run = tmp_path / "run"
     for name in ("chck_1M", "chck_2M"):
         (run / "milestones").mkdir(parents=True, exist_ok=True)

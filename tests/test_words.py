@@ -12,18 +12,10 @@ from classit.model import BabyLM
 from classit.train.callbacks import MilestoneExport
 from classit.train.fit import CurriculumSetup
 from helpers import instruction_records, write_jsonl
+from probes import RowRecorder
 
 
-class Rows(L.Callback):
-    """Every training row's ids."""
-
-    def __init__(self):
-        self.rows = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.rows += batch["input_ids"].tolist()
-
-
+@pytest.mark.slow
 def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenizer, tmp_path):
     write_jsonl(tmp_path / "it.jsonl", instruction_records(data_root))
     source = InstructionFile(path="it.jsonl", sources=["switchboard"])
@@ -32,7 +24,7 @@ def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenize
                               batch_size=4, block_size=256, num_workers=0)
     model = BabyLM(vocab_size=dm.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=256,
                    special_ids=dm.special_ids)
-    rows = Rows()
+    rows = RowRecorder()
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[CurriculumSetup(), rows], limit_val_batches=0)
     trainer.fit(model, datamodule=dm)

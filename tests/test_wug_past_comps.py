@@ -104,6 +104,7 @@ def official(tiny_model_dir, data_dir):
     return out
 
 
+@pytest.mark.slow
 def test_wug_past_is_the_official_rho(evaluated, official):
     summary = json.loads((evaluated / "summary.json").read_text())["wug_past"]
     records = [json.loads(x) for x in (evaluated / "predictions" / "wug_past.jsonl").read_text().splitlines()]
@@ -140,7 +141,7 @@ def test_comps_subsets_are_named_as_the_pipeline_names_them(tmp_path):
         write_jsonl(tmp_path / stem / f"{stem}.jsonl", item)
         expected = COMPS.get(stem, "wugs_dist_in_between")  # decode_comps: any other file is the last subset
         assert [it.uid for it in load_items("comps", tmp_path / stem)] == [expected]
-    (tmp_path / "w.jsonl").write_text(json.dumps({"sentences": "One form only.", "ratio": 0.5}) + "\n")
+    write_jsonl(tmp_path / "w.jsonl", [{"sentences": "One form only.", "ratio": 0.5}])
     with pytest.raises(ValueError, match=r"w\.jsonl:1: 'sentences' must hold two or more texts"):
         load_items("wug_past", tmp_path)
 

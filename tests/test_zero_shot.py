@@ -7,20 +7,15 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
-from transformers import AutoModelForCausalLM
 
 from classit.eval.evaluate import evaluate
 from classit.eval.scoring import score_plain
 from classit.eval.summary import read_summary
 from classit.eval.tasks import TASKS, Item
 from classit.eval.zero_shot import evaluate_task, load_items, outcome, summarize
+from helpers import write_jsonl
 
 N_LINES = 8  # lines kept from each real file in the small subsets
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +58,7 @@ def _reference_by_uid(model, tokenizer, task, folder):
     return {uid: 100.0 * correct[uid] / totals[uid] for uid in totals}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["blimp", "supplement", "ewok", "entity_tracking"])
 def test_per_uid_accuracy_matches_a_plain_loop(model, tokenizer, small_eval_dir, task):
     folder = TASKS[task].find(small_eval_dir)
@@ -98,8 +94,8 @@ def test_entity_tracking_aggregation():
 def test_blimp_groups_and_fast_folder_names(data_root, tmp_path):
     assert TASKS["blimp"].find(data_root / "babylm-eval-fast").name == "blimp_fast"
     assert TASKS["wug"].find(data_root / "babylm-eval-fast") is None
-    (tmp_path / "x.jsonl").write_text(json.dumps({"sentence_good": "A b.", "sentence_bad": "B a.", "UID": "u",
-                                                  "field": "syntax_semantics", "linguistics_term": "t"}) + "\n")
+    write_jsonl(tmp_path / "x.jsonl", [{"sentence_good": "A b.", "sentence_bad": "B a.", "UID": "u",
+                                         "field": "syntax_semantics", "linguistics_term": "t"}])
     items = load_items("blimp", tmp_path)
     summary = summarize("blimp", items, [[-1.0, -2.0]])
     assert summary["by_field"] == {"syntax/semantics": 100.0} and summary["by_linguistics_term"] == {"t": 100.0}
@@ -115,6 +111,7 @@ def test_bad_lines_name_file_and_line(tmp_path):
         load_items("supplement", tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.full_data("the real wug file (babylm-eval/wug_adj_nominalization, 200 items)")
 def test_wug_rho_matches_scipy_on_the_real_file(model, tokenizer, data_root):
     folder = data_root / "babylm-eval" / "wug_adj_nominalization"
@@ -204,6 +201,7 @@ def test_evaluate_batch_size_below_1_stops_before_loading(tmp_path):
     assert done.value.code == "classit: error: --batch_size: texts per forward pass, at least 1, not 0"
 
 
+@pytest.mark.slow
 def test_evaluate_without_a_data_folder_scores_the_bundled_fast_sets(tiny_model_dir, tmp_path, monkeypatch, capsys):
     """No --data_dir, no CLASSIT_DATA_DIR: the bundled sample's fast BLiMP and EWoK, found and named."""
     from classit.cli import main
