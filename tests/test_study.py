@@ -194,6 +194,19 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
     assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints
 
 
+def test_a_subclass_of_run_checkpoint_is_branched_from(tmp_path):
+    sequential = yaml.safe_load((CONFIGS / "demo_seq.yaml").read_text())
+    for callback in sequential["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("RunCheckpoint"):
+            callback["class_path"] = "probes.OwnRunCheckpoint"
+    (tmp_path / "seq.yaml").write_text(yaml.safe_dump(sequential))
+    study = {"conditions": {"sequential": {"config": str(tmp_path / "seq.yaml")},
+                            "merged": {"config": str(CONFIGS / "demo_merged.yaml")}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    sequential, merged = plan_fits(load_study(tmp_path / "study.yaml"))
+    assert merged.branch == (sequential, 1)
+
+
 @pytest.mark.slow
 def test_each_condition_scores_the_milestones_of_its_own_training_and_the_report_shows_its_aoa(study_dir):
     out, runs = study_dir / "out", study_dir / "out" / "runs"

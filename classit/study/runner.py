@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classit import layout
+from classit.config_files import import_class
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
@@ -197,11 +198,9 @@ def finished(fit: Fit, out: Path) -> bool:
 
 
 def callback_args(fit: Fit, kind: type) -> dict | None:
-    """The ``init_args`` of the fit's first callback of class ``kind`` (its class path ``classit.train.NAME``, as
-    the configs name it, or its module's); None if it has none."""
-    names = {f"classit.train.{kind.__name__}", f"{kind.__module__}.{kind.__qualname__}"}
+    """The ``init_args`` of the fit's first callback of class ``kind`` or a subclass of it; None if it has none."""
     for callback in fit.resolved["trainer"].get("callbacks") or []:
-        if callback["class_path"] in names:
+        if issubclass(import_class(callback["class_path"]), kind):
             return callback.get("init_args") or {}
     return None
 
