@@ -134,11 +134,16 @@ def nested_keys(node):
             yield from nested_keys(item)
 
 
+def import_class(class_path: str) -> type:
+    """The class a config's ``class_path`` names (``module.Name``), imported as LightningCLI does."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def init_parameters(class_path: str) -> list[str]:
     """The argument names of a class's ``__init__``."""
-    module, _, name = class_path.rpartition(".")
     try:
-        return list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+        return list(inspect.signature(import_class(class_path)).parameters)
     except (ImportError, AttributeError, ValueError, TypeError):
         return []
 

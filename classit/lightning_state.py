@@ -50,6 +50,21 @@ def save_last_unless_saved(callback: ModelCheckpoint, trainer) -> None:
         callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
+def subcommand_parser(cli, subcommand: str | None):
+    """The parser of a LightningCLI's ``subcommand`` (``fit``, ``validate``), None if it has no such one."""
+    return getattr(cli, "_subcommand_parsers", {}).get(subcommand)
+
+
+def subcommand_parsers(cli) -> list:
+    """Every subcommand parser of a LightningCLI (none before it has made them)."""
+    return list(getattr(cli, "_subcommand_parsers", {}).values())
+
+
+def parser_keys(parser) -> list[str]:
+    """The keys a (jsonargparse) parser takes: its actions' destinations."""
+    return [action.dest for action in parser._actions]
+
+
 def set_peak_flops(monitor: ThroughputMonitor, peak: float) -> None:
     """The peak FLOP/s a set-up ThroughputMonitor divides by (its MFU's denominator)."""
     monitor.available_flops = peak

@@ -1,5 +1,6 @@
 """Callbacks that tests load by ``class_path`` into real `classit fit` processes: a record of the rows each rank
-read, a SIGKILL, a real signal, a file that says a step was reached, a step that hangs, a poisoned loss."""
+read, a SIGKILL, a real signal, a file that says a step was reached, a step that hangs, a poisoned loss; a subclass
+of a classit callback."""
 
 import json
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
+
+from classit.train.callbacks import RunCheckpoint
 
 
 class RowRecorder(L.Callback):
@@ -98,3 +101,7 @@ class PoisonLoss(L.Callback):
         if self.hook is not None and trainer.global_step == self.step + 1:
             self.hook.remove()
             torch.save({"before": self.before, "after": pl_module.model.state_dict()}, self.out)
+
+
+class OwnRunCheckpoint(RunCheckpoint):
+    """A project's own RunCheckpoint: a study still branches from the stage checkpoints it writes."""

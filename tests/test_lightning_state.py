@@ -2,8 +2,10 @@
 these fail when a Lightning release moves or renames one."""
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from classit import lightning_state as state
@@ -54,3 +56,19 @@ def test_private_state_classit_uses(tmp_path):
     state.restart_epoch_count(trainer)
     assert trainer.fit_loop.epoch_loop.batch_progress.current.processed == 0
 
+
+
+def test_the_subcommand_parsers_and_their_keys():
+    class Parsed(Exception):
+        pass
+
+    class CLI(LightningCLI):
+        def parse_arguments(self, parser, args):
+            fit = state.subcommand_parser(self, "fit")
+            assert fit in state.subcommand_parsers(self) and state.subcommand_parser(self, "nothing") is None
+            assert {"trainer.max_steps", "ckpt_path"} <= set(state.parser_keys(fit))
+            raise Parsed
+
+    with pytest.raises(Parsed):
+        CLI(BoringModel, args=["fit"])
+    assert state.subcommand_parsers(CLI.__new__(CLI)) == []  # before the parsers are made

@@ -145,7 +145,7 @@ def test_the_study_config_is_read_into_its_settings(tmp_path):
                                                                                        {"tasks": ["rte"]})
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"conditions": {"a": {"config": str(CONFIGS / "demo.yaml")}},
                                                      "evaluate": {"zero_shots": {"tasks": ["ewok"]}}}))
-    with pytest.raises(ValueError, match=r"s\.yaml: evaluate: unknown zero_shots; known: zero_shot, finetune"):
+    with pytest.raises(ValueError, match=r"s\.yaml:\d+: evaluate\.zero_shots: unknown key; did you mean zero_shot\?"):
         load_study(tmp_path / "s.yaml")
 
 
@@ -192,6 +192,19 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
                             "merged": {"config": str(CONFIGS / "demo_merged.yaml")}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))  # fits run in this order
     assert [f.branch for f in plan_fits(load_study(tmp_path / "study.yaml"))] == [None, None]  # no stage checkpoints
+
+
+def test_a_subclass_of_run_checkpoint_is_branched_from(tmp_path):
+    sequential = yaml.safe_load((CONFIGS / "demo_seq.yaml").read_text())
+    for callback in sequential["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("RunCheckpoint"):
+            callback["class_path"] = "probes.OwnRunCheckpoint"
+    (tmp_path / "seq.yaml").write_text(yaml.safe_dump(sequential))
+    study = {"conditions": {"sequential": {"config": str(tmp_path / "seq.yaml")},
+                            "merged": {"config": str(CONFIGS / "demo_merged.yaml")}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    sequential, merged = plan_fits(load_study(tmp_path / "study.yaml"))
+    assert merged.branch == (sequential, 1)
 
 
 @pytest.mark.slow

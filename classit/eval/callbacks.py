@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from classit import layout
+from classit.data.curriculum import CurriculumDataModule
 from classit.data.store import data_dir
 from classit.eval.scoring import score_items
 from classit.eval.tasks import TASKS
@@ -48,7 +49,8 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.items:
             return
-        run_data = getattr(trainer.datamodule, "data_dir", None)  # the run's data folder (data.data_dir)
+        curriculum = isinstance(trainer.datamodule, CurriculumDataModule)
+        run_data = trainer.datamodule.data_dir if curriculum else None  # the run's data folder (data.data_dir)
         root = Path(self.data_dir) if self.data_dir else layout.eval_dir(run_data or data_dir(), fast=True)
         for task in self.tasks:
             folder = TASKS[task].find(root)

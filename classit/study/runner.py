@@ -17,13 +17,15 @@ Layout of ``OUT``::
     report/                               classit report of everything under eval/
 """
 
+import inspect
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from classit import layout
+from classit.config_files import import_class, key_line, nearest
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
@@ -73,31 +75,79 @@ class Fit:
         return f"{self.condition.name}_seed{self.seed}"
 
 
+STUDY_KEYS = ["conditions", "seeds", "evaluate"]
+SET_BY_THE_STUDY = {"model", "out"}  # each evaluation's model and folder
+EVALUATIONS = {"zero_shot": evaluate, "finetune": finetune}
+
+
 def load_study(path: str | Path) -> StudySettings:
-    """The study config, checked: ``conditions`` (each ``config`` or ``of`` + ``stage``), ``seeds``, ``evaluate``."""
+    """The study config, checked when read: ``conditions`` (each ``config`` or ``of`` + ``stage``), ``seeds``, and
+    ``evaluate``'s zero-shot and fine-tuning settings (arguments of :func:`evaluate` and :func:`finetune`). Each
+    problem stops in one line naming the file, the line, and the nearest valid key for an unknown one."""
     path = Path(path)
     study = read_yaml(path)
     if not isinstance(study, dict) or not isinstance(study.get("conditions"), dict) or not study["conditions"]:
         raise ValueError(f"{path}: conditions: name at least one condition (a fit config, or of + stage)")
-    conditions = {}
-    for name, spec in study["conditions"].items():
-        condition = Condition(name=name, **(spec or {}))
-        if bool(condition.config) == bool(condition.of):
-            raise ValueError(f"{path}: conditions.{name}: give either config (a fit config) or of + stage")
-        if condition.config:
-            config = Path(condition.config)
-            condition.config = str(config if config.is_absolute() or config.exists() else path.parent / config)
-            if not Path(condition.config).is_file():
-                raise FileNotFoundError(f"{path}: conditions.{name}.config: {condition.config} not found")
-        elif condition.of not in study["conditions"] or not condition.stage:
-            raise ValueError(f"{path}: conditions.{name}: of must name another condition, and stage one of its stages")
-        conditions[name] = condition
-    evaluate = study.get("evaluate") or {}
-    unknown = sorted(set(evaluate) - {"zero_shot", "finetune"})
-    if unknown:
-        raise ValueError(f"{path}: evaluate: unknown {', '.join(unknown)}; known: zero_shot, finetune")
-    return StudySettings(path=path, conditions=conditions, seeds=list(study.get("seeds") or [42]),
-                         zero_shot=evaluate.get("zero_shot"), finetune=evaluate.get("finetune"))
+    check_keys(path, "", study, STUDY_KEYS)
+    conditions = {name: read_condition(path, name, spec, study["conditions"])
+                  for name, spec in study["conditions"].items()}
+    seeds = study.get("seeds") or [42]
+    if not isinstance(seeds, list) or not all(type(seed) is int for seed in seeds):
+        raise ValueError(f"{at(path, 'seeds')}: give a list of fit seeds (integers), got {seeds!r}")
+    evaluations = mapping(path, "evaluate", study.get("evaluate"))
+    check_keys(path, "evaluate", evaluations, list(EVALUATIONS))
+    for kind, command in EVALUATIONS.items():
+        options = mapping(path, f"evaluate.{kind}", evaluations.get(kind))
+        check_keys(path, f"evaluate.{kind}", options,
+                   [p for p in inspect.signature(command).parameters if p not in SET_BY_THE_STUDY])
+    return StudySettings(path=path, conditions=conditions, seeds=seeds,
+                         zero_shot=evaluations.get("zero_shot"), finetune=evaluations.get("finetune"))
+
+
+def read_condition(path: Path, name: str, spec, conditions: dict) -> Condition:
+    """``conditions.NAME`` of the study config at ``path``, checked (its config path made relative to the file)."""
+    key = f"conditions.{name}"
+    spec = mapping(path, key, spec)
+    check_keys(path, key, spec, [f.name for f in fields(Condition) if f.name != "name"])
+    for field_name, value in spec.items():
+        if field_name == "overrides" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{at(path, f'{key}.overrides')}: give a list of command-line arguments, got {value!r}")
+        if field_name != "overrides" and not isinstance(value, str | None):
+            raise ValueError(f"{at(path, f'{key}.{field_name}')}: give a string, got {value!r}")
+    condition = Condition(name=name, **spec)
+    if bool(condition.config) == bool(condition.of):
+        raise ValueError(f"{path}: {key}: give either config (a fit config) or of + stage")
+    if condition.config:
+        config = Path(condition.config)
+        condition.config = str(config if config.is_absolute() or config.exists() else path.parent / config)
+        if not Path(condition.config).is_file():
+            raise FileNotFoundError(f"{path}: {key}.config: {condition.config} not found")
+    elif condition.of not in conditions or not condition.stage:
+        raise ValueError(f"{path}: {key}: of must name another condition, and stage one of its stages")
+    return condition
+
+
+def mapping(path: Path, key: str, value) -> dict:
+    """The settings under ``key``: a mapping (none: an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{at(path, key)}: give a mapping of settings, got {value!r}")
+    return value
+
+
+def check_keys(path: Path, under: str, settings: dict, known: list[str]) -> None:
+    """One line for the first key of ``settings`` (found under the dotted key ``under``) not in ``known``."""
+    for key in settings:
+        if key not in known:
+            dotted = f"{under}.{key}" if under else str(key)
+            raise ValueError(f"{at(path, dotted)}: unknown key{nearest(str(key), known)}")
+
+
+def at(path: Path, key: str) -> str:
+    """``file:line: key`` of a dotted key of the study config (``file: key`` where the line is not found)."""
+    line = key_line(path, key)
+    return f"{path}:{line}: {key}" if line else f"{path}: {key}"
 
 
 def _weights_settings(config: dict, sources: set[str]) -> dict:
@@ -197,11 +247,9 @@ def finished(fit: Fit, out: Path) -> bool:
 
 
 def callback_args(fit: Fit, kind: type) -> dict | None:
-    """The ``init_args`` of the fit's first callback of class ``kind`` (its class path ``classit.train.NAME``, as
-    the configs name it, or its module's); None if it has none."""
-    names = {f"classit.train.{kind.__name__}", f"{kind.__module__}.{kind.__qualname__}"}
+    """The ``init_args`` of the fit's first callback of class ``kind`` or a subclass of it; None if it has none."""
     for callback in fit.resolved["trainer"].get("callbacks") or []:
-        if callback["class_path"] in names:
+        if issubclass(import_class(callback["class_path"]), kind):
             return callback.get("init_args") or {}
     return None
 

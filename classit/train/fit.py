@@ -19,6 +19,7 @@ from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.plan import CurriculumPlan
 from classit.data.store import output_folder
+from classit.lightning_state import parser_keys, subcommand_parser, subcommand_parsers
 from classit.model import BabyLM
 from classit.runtime import keep_freed_memory
 from classit.train.callbacks import FollowsCurriculum, RunProgressBar
@@ -41,12 +42,12 @@ class ClassitCLI(LightningCLI):
         in one line naming the file, as does a ``ckpt_path`` that is not a checkpoint (before Lightning unpickles it
         to read its hyperparameters)."""
         args = sys.argv[1:] if args is None else args
-        for one in (parser, *getattr(self, "_subcommand_parsers", {}).values()):
+        for one in (parser, *subcommand_parsers(self)):
             one.exit_on_error = False
         try:
             self.config = parser.parse_args(expand_config_args(args))
         except ArgumentError as error:
-            keys = [a.dest for a in getattr(self, "_subcommand_parsers", {}).get(args[0] if args else None, parser)._actions]
+            keys = parser_keys(subcommand_parser(self, args[0] if args else None) or parser)
             raise config_error(str(error), args, keys) from None
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
