@@ -128,7 +128,8 @@ def differences(results: list[Result], scores: dict, baseline: str, resamples: i
             d = Difference(unit, task, float(np.mean([v for _, v in base])), float(np.mean([v for _, v in values])))
             out.append(d)
             side_a, side_b = ([r for r in results if r.unit == name and task in task_scores(r)] for name in (baseline, unit))
-            kind = "finetune" if side_a[0].kind == "finetune" else TASKS[task.split("/")[0]].kind  # reading/...
+            # the score's task in the registry (reading's scores are reading/eye_tracking, reading/self_paced)
+            kind = "finetune" if side_a[0].kind == "finetune" else TASKS[task.split("/")[0]].kind
             if kind == "finetune":
                 _finetune(task, side_a, side_b, d, resamples, seed)
             elif kind == "reading":
