@@ -242,14 +242,14 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
 @pytest.mark.slow
 def test_size_tables_are_the_real_sets_and_the_collators(real):
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
-    for key, data in (("blimp", "blimp_filtered"), ("blimp_supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
-        assert tasks.by_official(key).sizes == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
+    for name, data in (("blimp", "blimp_filtered"), ("supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
+        assert tasks.TASKS[name].sizes == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
     assert tasks.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
     assert tasks.ENTITY_TRACKING_FAST == _entity_tracking_sizes(fast / "entity_tracking_fast")
     assert tasks.COMPS == COMPS
     assert tasks.GLUE.sizes == {t: len(_lines(full / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
-    for key, data in (("blimp", "blimp_fast"), ("blimp_supplement", "supplement_fast"), ("ewok", "ewok_fast")):
-        assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {tasks.by_official(key).fast_sizes}
+    for name, data in (("blimp", "blimp_fast"), ("supplement", "supplement_fast"), ("ewok", "ewok_fast")):
+        assert {len(_lines(p)) for p in (fast / data).glob("*.jsonl")} == {tasks.TASKS[name].fast_sizes}
     assert layout.COLLATOR_REVISIONS == {"strict-small": STRICT_SMALL, "strict": STRICT}
 
 
@@ -282,10 +282,10 @@ def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_mode
     blimp = read_json(causal / "blimp" / "blimp_fast" / "predictions.json")
     assert list(blimp) == FAST_BLIMP and all(len(v["predictions"]) == 20 for v in blimp.values())
     summary = read_json(results / "m" / "chck_2M" / "classit" / "full" / "summary.json")
-    wug = tasks.by_official("wug_adj").scorer(read_json(causal / "wug_adj" / "wug_adj_nominalization" / "predictions.json"),
-                                        full / "wug_adj_nominalization")
+    wug = tasks.TASKS["wug"].scorer(read_json(causal / "wug_adj" / "wug_adj_nominalization" / "predictions.json"),
+                                    full / "wug_adj_nominalization")
     assert wug["wug_adj"] == pytest.approx(summary["wug"]["rho"] / 100)
-    reading = tasks.by_official("reading").scorer(read_json(causal / "reading" / "predictions.json"), full / "reading")
+    reading = tasks.TASKS["reading"].scorer(read_json(causal / "reading" / "predictions.json"), full / "reading")
     assert reading == {"spr": pytest.approx(summary["reading"]["self_paced"] / 100),
                        "rt": pytest.approx(summary["reading"]["eye_tracking"] / 100)}
     assert submission.score_milestones(run, results, "m", str(fast), str(full), device="cpu") == []  # kept

@@ -26,6 +26,7 @@ from scipy.stats import pearsonr
 
 from classit import layout
 from classit.eval.scoring import Encoded, score_items
+from classit.eval.tasks import AOA_SIZE
 from classit.files import read_csv, read_json, write_csv, write_json
 from classit.runtime import resolve_device
 
@@ -41,7 +42,6 @@ RECONSTRUCTED_NOTE = ("child AoA from cdi_human_reconstructed.csv, rebuilt from 
 AGES = [str(age) for age in range(16, 31)]
 BOOTSTRAP, SEED = 1000, 0
 TOKENS_PER_TEXT = 32  # padded tokens a forward holds, per text of batch_size (CDI contexts: median 25 tokens)
-AOA_SIZE = 8005  # records of each checkpoint the official collator (collate_preds.py) expects
 
 
 def load_words(path: Path) -> list[tuple[str, list[str]]]:

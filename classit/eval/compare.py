@@ -15,7 +15,7 @@ from pathlib import Path
 from classit import layout
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
 from classit.eval.summary import read_summary
-from classit.eval.tasks import RHO
+from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
 
@@ -41,14 +41,14 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
             continue
         path = layout.predictions_file(folder, task)
         records = read_jsonl(path) if path.is_file() else []
-        result = TaskResult({}, data_folder=s.get("folder"))
-        if task == "aoa":
+        result, kind = TaskResult({}, data_folder=s.get("folder")), TASKS[task].kind
+        if kind == "aoa":
             result.numbers = {"average": s["curve_fitness"], "corrected": s["corrected"]["curve_fitness"]}
             result.items = aoa_items(layout.surprisal_file(s["folder"]))
-        elif task == "reading":
+        elif kind == "reading":
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
-        elif task in RHO:
+        elif kind == "rho":
             result.numbers = {"average": s["rho"] / 100}
             result.items = {k: r["prob"] for k, r in _numbered(records, lambda r: r["uid"]).items()}
         else:
@@ -95,10 +95,10 @@ def _option_indices(task: str, chosen: dict, data_folder: str | None) -> dict:
     return {key: index(key, text) for key, text in chosen.items()}
 
 
-def _differ(task: str, x, y) -> bool:
-    if task == "reading":
+def _differ(kind: str, x, y) -> bool:
+    if kind == "reading":
         return any((p is None) != (q is None) or (p is not None and abs(p - q) > 1e-4) for p, q in zip(x, y))
-    if task in (*RHO, "aoa"):
+    if kind in ("rho", "aoa"):
         return abs(x - y) > 1e-4
     return x != y
 
@@ -118,8 +118,8 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
     lines = []
     if not a.items or not b.items:
         return [f"{task}: items not compared ({'A' if not a.items else 'B'} has no prediction file)"]
-    items_a, items_b = a.items, b.items
-    if task not in (*RHO, "reading", "aoa") and a.pipeline != b.pipeline:  # a text on one side, an index on the other
+    items_a, items_b, kind = a.items, b.items, TASKS[task].kind
+    if kind == "choice" and a.pipeline != b.pipeline:  # a text on one side, an index on the other
         if a.pipeline:
             items_a = _option_indices(task, a.items, b.data_folder)
         else:
@@ -127,10 +127,10 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
     common = [k for k in items_a if k in items_b]
     if len(common) != max(len(items_a), len(items_b)):
         lines.append(f"{task}: A has {len(items_a)} items, B {len(items_b)}; {len(common)} matched")
-    differ = [k for k in common if _differ(task, items_a[k], items_b[k])]
-    what = ("rows differ in surprisal (word/previous word) by more than 1e-4" if task == "reading" else
-            "items differ in probability by more than 1e-4" if task in RHO else
-            "contexts differ in surprisal by more than 1e-4" if task == "aoa" else "items choose a different option")
+    differ = [k for k in common if _differ(kind, items_a[k], items_b[k])]
+    what = {"reading": "rows differ in surprisal (word/previous word) by more than 1e-4",
+            "rho": "items differ in probability by more than 1e-4",
+            "aoa": "contexts differ in surprisal by more than 1e-4"}.get(kind, "items choose a different option")
     lines.append(f"{task}: {len(differ)} of {len(common)} {what}")
     for key in differ[:LISTED]:
         where = a.where.get(key) or b.where.get(key) or ""

@@ -12,7 +12,7 @@ from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
 from classit.eval.summary import write_summary
-from classit.eval.tasks import RHO, TASKS
+from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import evaluate_task
 from classit.files import write_jsonl
 from classit.runtime import resolve_device
@@ -21,11 +21,12 @@ from classit.runtime import resolve_device
 def _detail(task: str, summary: dict) -> str:
     if "skipped" in summary:
         return summary["skipped"]
-    if task == "reading":
+    kind = TASKS[task].kind
+    if kind == "reading":
         return f"eye-tracking {summary['eye_tracking']:.4f}  self-paced {summary['self_paced']:.4f}  ({summary['rule']} rule)"
-    if task in RHO:
+    if kind == "rho":
         return f"Spearman rho {summary['rho'] / 100:.4f}"
-    if task == "aoa":
+    if kind == "aoa":
         return (f"r {summary['curve_fitness']:.4f} over {summary['n_words']} words  "
                 f"(corrected r {summary['corrected']['curve_fitness']:.4f})")
     return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
@@ -80,16 +81,17 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
 
     if tasks:
         names = [t.strip() for t in tasks.split(",") if t.strip()]
-    else:
-        names = [*(TASKS if model else ()), *(["aoa"] if run else [])]
-    unknown = sorted(set(names) - {*TASKS, "aoa"})
+    else:  # a model's tasks with --model, the run's (AoA) with --run
+        names = [name for name, task in TASKS.items() if (run if task.kind == "aoa" else model)]
+    unknown = sorted(set(names) - set(TASKS))
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}, aoa")
-    if "aoa" in names and not run:
+        raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
+    run_tasks = list(dict.fromkeys(t for t in names if TASKS[t].kind == "aoa"))  # scored over a run's checkpoints
+    if run_tasks and not run:
         raise ValueError("--tasks aoa needs --run RUN_DIR, a run folder with milestones/chck_{N}M checkpoints")
-    if run and "aoa" not in names:
+    if run and not run_tasks:
         raise ValueError("--run is read by the aoa task only; add aoa to --tasks")
-    model_tasks = [t for t in names if t != "aoa"]
+    model_tasks = [t for t in names if t not in run_tasks]
     if not names:
         raise ValueError("nothing to evaluate: give --model (the zero-shot tasks) or --run (the aoa task)")
     if model_tasks and not model:
@@ -130,15 +132,14 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         summary[task] = {**result, "folder": str(folder), "seconds": round(time.perf_counter() - start, 2)}
         write_jsonl(records, layout.predictions_file(out_dir, task))
         print(f"{task}: {_detail(task, summary[task])}  ({summary[task]['seconds']:.1f}s)")
-    if "aoa" in names:
-        summary["aoa"] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
+    for task in run_tasks:
+        summary[task] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
     write_summary(layout.summary_file(out_dir), "zero_shot", summary)
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")
-        breakdown = TASKS[task].breakdown if task in TASKS else None  # aoa: its own summary
-        for key, value in s.get(breakdown or "", {}).items():
+        for key, value in s.get(TASKS[task].breakdown or "", {}).items():
             print(f"{'':<24}  {key:<28} {value:6.2f}")
     print(f"\nsummary: {layout.summary_file(out_dir)}")
     return summary

@@ -149,10 +149,10 @@ def write_minimal_pairs(folder: Path, summary: dict, task: str, causal: Path) ->
     for item, r in zip(items, records):
         chosen = (item.texts if spec.names_text else item.continuations)[r["pred"]]
         p = {"id": f"{item.uid}_{len(predictions[item.uid])}", "pred": chosen}
-        if spec.aggregate == "rho":
+        if spec.kind == "rho":
             p["prob"] = r["prob"]
         predictions[item.uid].append(p)
-    if spec.aggregate == "rho":
+    if spec.kind == "rho":
         rho = summary["rho"] / 100
         text = _report({"UID": {"avg": rho}}, rho, "SPEARMAN'S RHO")
     else:

@@ -19,14 +19,13 @@ from typing import Literal
 
 from classit import layout
 from classit.eval.aoa import (
-    AOA_SIZE,
     RECONSTRUCTED_NOTE,
     curve_fitness,
     default_cdi,
     milestones,
 )
 from classit.eval.pipeline import write_minimal_pairs, write_reading
-from classit.eval.tasks import FAST, GLUE, TASKS, Sizes
+from classit.eval.tasks import AOA_SIZE, FAST, GLUE, TASKS, Sizes
 from classit.files import read_csv, read_json, write_json
 
 
@@ -79,17 +78,19 @@ def leaderboard(submission: dict, full: Path, cdi_human: Path | None = None) -> 
     accuracy (%) and the AoA curve fitness r; a task whose data is absent gets the reason instead."""
     scores = {}
     for task in (*TASKS.values(), GLUE):
+        if task.kind == "aoa":
+            continue  # scored from the children's CDI table, last (as the leaderboard prints it)
         if not (full / task.full).is_dir():
             scores[task.label] = f"no data in {full / task.full}"
             continue
         values = task.scorer(submission[task.official], full / task.full)
-        if task.name == "reading":
-            scores["READING (SPR)"], scores["READING (ET)"] = values["spr"] * 100, values["rt"] * 100
+        if task.kind == "reading":
+            scores[f"{task.label} (SPR)"], scores[f"{task.label} (ET)"] = values["spr"] * 100, values["rt"] * 100
         else:
             scores[task.label] = sum(v * 100 for v in values.values()) / len(values)
-    cdi_human = cdi_human or default_cdi(full)
-    scores["AoA"] = (curve_fitness(submission["aoa"]["results"], read_csv(cdi_human))["curve_fitness"]
-                     if cdi_human.is_file() else f"no CDI table {cdi_human}")
+    cdi_human, aoa = cdi_human or default_cdi(full), TASKS["aoa"]
+    scores[aoa.label] = (curve_fitness(submission[aoa.official]["results"], read_csv(cdi_human))["curve_fitness"]
+                         if cdi_human.is_file() else f"no CDI table {cdi_human}")
     return scores
 
 
@@ -130,16 +131,19 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
     report = f"`classit report EVAL/{model} --out REPORT --babylm {results}`"
     submission = {}
     for task in TASKS.values():
+        if task.kind == "aoa":
+            submission[task.official] = load_aoa(layout.surprisal_file(layout.aoa_dir(causal)), revisions,
+                                                 f"`classit evaluate --run RUN --tasks {task.name} --out {causal}` "
+                                                 f"over a run with the {track} milestones")
+            continue
         hint = f"`classit evaluate --model MODEL --tasks {task.name} --out EVAL/{model}/zero_shot`, then {report}"
         submission[task.official] = load_checked(layout.official_predictions(causal / task.results_folder(fast=False)),
                                                  task.official, task.sizes, hint)
-    aoa = layout.surprisal_file(layout.aoa_dir(causal))
-    submission["aoa"] = load_aoa(aoa, revisions, f"`classit evaluate --run RUN --tasks aoa --out {causal}` over a "
-                                                 f"run with the {track} milestones")
-    submission["glue"] = {}
+    submission[GLUE.official] = {}
     for task, size in GLUE.sizes.items():
         hint = f"`classit finetune --model MODEL --tasks {task} --out EVAL/{model}/finetune`, then {report}"
-        submission["glue"] |= load_checked(layout.official_predictions(layout.finetune_dir(main) / task), task, size, hint)
+        submission[GLUE.official] |= load_checked(layout.official_predictions(layout.finetune_dir(main) / task), task,
+                                                  size, hint)
     fast, full = _data_roots(fast_data, data_dir)
     hint = f"`classit submission --run RUN --results {results} --model {model}` (the fast sets of each milestone)"
     submission["fast_eval_results"] = fast_scores(model_dir, revisions, fast, full, hint)
@@ -169,7 +173,7 @@ def score_milestones(run: str | Path, results: str | Path, model: str, fast_data
             summary = evaluate(model=str(path), data_dir=str(root), tasks=",".join(tasks), out=str(out),
                                batch_size=batch_size, device=device)
             for task in tasks:
-                if task == "reading":
+                if TASKS[task].kind == "reading":
                     write_reading(out, summary, causal)
                 else:
                     write_minimal_pairs(out, summary, task, causal)

@@ -1,6 +1,6 @@
-"""The BabyLM evaluation tasks, one typed spec each: where its data is (full and fast sets), how its items are
-decoded and aggregated, what the BabyLM 2025 pipeline calls it, how many items its official sets hold and how the
-leaderboard scores its predictions. Adding a task is one entry in :data:`TASKS`; the (Super)GLUE fine-tuning tasks
+"""The BabyLM evaluation tasks, one typed spec each: what kind of score it is, where its data is (full and fast sets),
+how its items are decoded and aggregated, what the BabyLM 2025 pipeline calls it, how many items its official sets
+hold and how the leaderboard scores its predictions. Adding a task is one entry in :data:`TASKS`; the (Super)GLUE fine-tuning tasks
 are entries of :data:`classit.eval.glue.TASKS`, scored here together as :data:`GLUE`."""
 
 from collections import defaultdict
@@ -29,6 +29,8 @@ class Item:
 Sizes = dict[str, int] | int  # items per subset (lower-cased subset names), or the size of every subset
 Decoder = Callable[[Path, dict, str, bool], Item]  # (file, record, "file:line", full_sentence) → item
 Scorer = Callable[[dict, Path], dict]  # (predictions.json's subsets, the data folder) → score per subset
+Kind = Literal["choice", "rho", "reading", "aoa"]  # what a task's summary holds: accuracy of the chosen options
+# (macro, ties, by_*), Spearman's rho of option 0's probability (x100), the reading gains, AoA's curve fitness
 
 
 @dataclass(frozen=True)
@@ -36,21 +38,22 @@ class Task:
     """One evaluation task."""
 
     name: str  # classit's name: --tasks, summary.json, predictions/NAME.jsonl
+    kind: Kind  # what its summary holds, and so how it is shown, compared, collected and written out
     official: str  # its key in the submission file (also WUG's subset name)
     label: str  # what the leaderboard's calculate_results_from_pred.py prints
-    group: str  # its folder below <revision>/zero_shot/causal in the pipeline's results ("" for reading)
+    group: str  # its folder below <revision>/zero_shot/causal in the pipeline's results ("" for reading, AoA)
     full: str  # its data folder in the full sets
     fast: str | None  # its data folder in the fast sets (WUG, reading: the full set's), None: no fast set
-    sizes: Sizes  # the official full set's items
+    sizes: Sizes  # the official full set's items (AoA: records per checkpoint)
     fast_sizes: Sizes | None  # the official fast set's items
-    scorer: Scorer  # the leaderboard's score of its predictions
+    scorer: Scorer | None  # the leaderboard's score of its predictions (None: AoA, scored from the CDI table)
     decode: Decoder | None = None  # a JSONL record as an item (None: read by its own module)
-    aggregate: Literal["subsets", "files", "rho"] = "subsets"  # macro accuracy over subsets, over files of
-    # subsets, or Spearman's rho (x100) of the probability of option 0 against the human ratio
+    aggregate: Literal["subsets", "files"] = "subsets"  # a choice task's macro accuracy: over subsets, or over
+    # files of subsets
     groups: tuple[str, ...] = ()  # item-level groups reported besides the subsets
     breakdown: str | None = None  # the summary's breakdown shown in tables and logged next to the macro score
     names_text: bool = False  # the pipeline's prediction names the whole chosen text, not its continuation
-    data_file: str | None = None  # the one file read in the data folder (reading)
+    data_file: str | None = None  # the one file read in the data folder (reading, AoA)
 
     @property
     def folders(self) -> tuple[str, ...]:
@@ -221,41 +224,38 @@ ENTITY_TRACKING = {**ENTITY_TRACKING_FAST, "ambiref_0_ops": 607, "ambiref_1_ops"
                    "ambiref_3_ops": 604, "ambiref_4_ops": 615, "ambiref_5_ops": 187, "move_contents_0_ops": 605,
                    "move_contents_1_ops": 606, "move_contents_2_ops": 605, "move_contents_3_ops": 606,
                    "move_contents_4_ops": 529, "move_contents_5_ops": 156}
+AOA_SIZE = 8005  # records of each checkpoint the official collator (collate_preds.py) expects
 COMPS = {"base": 49340, "wugs_dist_before": 13896, "wugs_dist_in_between": 13896, "wugs": 13896}
 
 
-# --- the registry: classit evaluate's tasks, in the submission file's order ---
+# --- the registry: classit evaluate's tasks, in the submission file's order (AoA scores a run, not a model) ---
 
 TASKS = {task.name: task for task in (
-    Task("blimp", "blimp", "BLIMP", "blimp", "blimp_filtered", "blimp_fast", BLIMP, 200,
+    Task("blimp", "choice", "blimp", "BLIMP", "blimp", "blimp_filtered", "blimp_fast", BLIMP, 200,
          _targets("sentence_good"), _blimp, groups=("field", "linguistics_term"), breakdown="by_field"),
-    Task("supplement", "blimp_supplement", "SUPPLEMENT", "blimp", "supplement_filtered", "supplement_fast",
+    Task("supplement", "choice", "blimp_supplement", "SUPPLEMENT", "blimp", "supplement_filtered", "supplement_fast",
          SUPPLEMENT, 50, _targets("sentence_good"), _minimal_pair, breakdown="by_uid"),
-    Task("ewok", "ewok", "EWOK", "ewok", "ewok_filtered", "ewok_fast", EWOK, 100, _targets("Target1"), _ewok,
-         groups=("context_type", "context_contrast", "target_contrast"), breakdown="by_uid"),
-    Task("entity_tracking", "entity_tracking", "ENTITY TRACKING", "entity_tracking", "entity_tracking",
+    Task("ewok", "choice", "ewok", "EWOK", "ewok", "ewok_filtered", "ewok_fast", EWOK, 100, _targets("Target1"),
+         _ewok, groups=("context_type", "context_contrast", "target_contrast"), breakdown="by_uid"),
+    Task("entity_tracking", "choice", "entity_tracking", "ENTITY TRACKING", "entity_tracking", "entity_tracking",
          "entity_tracking_fast", ENTITY_TRACKING, ENTITY_TRACKING_FAST, _score_entity_tracking, _entity_tracking,
          aggregate="files", breakdown="by_file"),
-    Task("wug", "wug_adj", "WUG ADJ", "wug_adj", "wug_adj_nominalization", "wug_adj_nominalization", 200, 200,
-         _score_wug, _wug("wug_adj"), aggregate="rho"),
-    Task("wug_past", "wug_past", "WUG PAST", "wug_past", "wug_past_tense", "wug_past_tense", 50, 50,
-         _score_wug, _wug("wug_past"), aggregate="rho"),
-    Task("comps", "comps", "COMPS", "comps", "comps", None, COMPS, None, _score_comps, _comps,
+    Task("wug", "rho", "wug_adj", "WUG ADJ", "wug_adj", "wug_adj_nominalization", "wug_adj_nominalization", 200, 200,
+         _score_wug, _wug("wug_adj")),
+    Task("wug_past", "rho", "wug_past", "WUG PAST", "wug_past", "wug_past_tense", "wug_past_tense", 50, 50,
+         _score_wug, _wug("wug_past")),
+    Task("comps", "choice", "comps", "COMPS", "comps", "comps", None, COMPS, None, _score_comps, _comps,
          breakdown="by_uid", names_text=True),
-    Task("reading", "reading", "READING", "", "reading", "reading", 1726, 1726, _score_reading,
+    Task("reading", "reading", "reading", "READING", "", "reading", "reading", 1726, 1726, _score_reading,
          data_file="reading_data.csv"),
+    Task("aoa", "aoa", "aoa", "AoA", "", "aoa", None, AOA_SIZE, None, None, data_file="cdi_childes.json"),
 )}
-RHO = tuple(name for name, task in TASKS.items() if task.aggregate == "rho")  # the tasks scored as Spearman's rho
+RHO = tuple(name for name, task in TASKS.items() if task.kind == "rho")  # the tasks scored as Spearman's rho
 FAST = {name: task for name, task in TASKS.items() if task.fast}  # the tasks of the fast sets
 
 # The (Super)GLUE fine-tuning tasks as the leaderboard scores them: their validation sets' predictions, merged.
-GLUE = Task("glue", "glue", "GLUE", "", "glue_filtered", None,
+GLUE = Task("glue", "choice", "glue", "GLUE", "", "glue_filtered", None,
             {name: spec.size for name, spec in sorted(glue.TASKS.items())}, None, _score_glue)
-
-
-def by_official(name: str) -> Task:
-    """The task the submission file calls ``name``."""
-    return next(task for task in (*TASKS.values(), GLUE) if task.official == name)
 
 
 def by_folder(name: str) -> Task | None:

@@ -56,7 +56,7 @@ def _mean_by(items: list[Item], values: list[float], key) -> dict[str, float]:
 def summarize(task: str, items: list[Item], scores: list[list[float]]) -> dict:
     """Macro accuracy over subsets, accuracy per subset and per group, tie count (WUG: Spearman rho × 100)."""
     spec = TASKS[task]
-    if spec.aggregate == "rho":
+    if spec.kind == "rho":
         probs = [torch.tensor(s).softmax(0)[0].item() for s in scores]
         rho = 100.0 * spearmanr(probs, [it.ratio for it in items])[0]
         return {"macro": rho, "rho": rho, "by_uid": {items[0].uid: rho}, "items": len(items)}
@@ -80,7 +80,7 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
     records = []
     for item, s in zip(items, scores):
         record = {"uid": item.uid, "source": item.source, "scores": s, "pred": s.index(max(s))}
-        if TASKS[task].aggregate == "rho":
+        if TASKS[task].kind == "rho":
             record["prob"] = torch.tensor(s).softmax(0)[0].item()
         else:
             record["correct"], record["tie"] = outcome(s)

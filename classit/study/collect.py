@@ -5,13 +5,14 @@ seed and stage each one belongs to (``meta.json`` next to ``summary.json``, else
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from classit import layout
 from classit.eval.finetune import SCORE_METRIC
 from classit.eval.summary import KINDS, Kind, read_summary
-from classit.eval.tasks import RHO
+from classit.eval.tasks import TASKS
 from classit.files import read_json, read_yaml
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
@@ -76,22 +77,27 @@ def find_results(dirs: list[str]) -> list[Result]:
     return results
 
 
+def scored_tasks(result: Result) -> Iterator[tuple[str, str, dict]]:
+    """``(task, kind, numbers)`` of each task the result scored: ``finetune``, or the task's kind in the registry."""
+    for task, s in result.summary.items():
+        if "skipped" not in s:
+            yield task, "finetune" if result.kind == "finetune" else TASKS[task].kind, s
+
+
 def task_scores(result: Result) -> dict[str, float]:
     """The one score per task that the comparison uses: zero-shot macro accuracy, WUG's rho (x100), the two
     reading scores, AoA's curve fitness r (x100); fine-tuning: the mean over fine-tuning seeds of accuracy (F1 for
     MRPC and QQP)."""
     scores = {}
-    for task, s in result.summary.items():
-        if "skipped" in s:
-            continue
-        if result.kind == "finetune":
+    for task, kind, s in scored_tasks(result):
+        if kind == "finetune":
             scores[task] = s[SCORE_METRIC.get(task, "accuracy")]["mean"]
-        elif task == "reading":
-            scores["reading/eye_tracking"], scores["reading/self_paced"] = s["eye_tracking"], s["self_paced"]
-        elif task == "aoa":
+        elif kind == "reading":
+            scores[f"{task}/eye_tracking"], scores[f"{task}/self_paced"] = s["eye_tracking"], s["self_paced"]
+        elif kind == "aoa":
             scores[task] = 100 * s["curve_fitness"]
         else:
-            scores[task] = s["rho"] if task in RHO else s["macro"]
+            scores[task] = s["rho"] if kind == "rho" else s["macro"]
     return scores
 
 
@@ -99,17 +105,15 @@ def long_rows(result: Result) -> list[tuple]:
     """results.csv rows (condition, seed, stage, task, subset, metric, value) of one result."""
     head = (result.condition, result.seed, result.stage)
     rows = []
-    for task, s in result.summary.items():
-        if "skipped" in s:
-            continue
-        if result.kind == "finetune":
+    for task, kind, s in scored_tasks(result):
+        if kind == "finetune":
             rows += [(*head, task, f"finetune_seed{seed}", m, v) for m in ("accuracy", "f1", "mcc")
                      for seed, v in zip(s["seeds"], s[m]["per_seed"])]
-        elif task == "reading":
+        elif kind == "reading":
             rows += [(*head, task, "", m, s[m]) for m in ("eye_tracking", "self_paced")]
-        elif task in RHO:
+        elif kind == "rho":
             rows.append((*head, task, "", "rho", s["rho"]))
-        elif task == "aoa":
+        elif kind == "aoa":
             rows += [(*head, task, "", "r", s["curve_fitness"]), (*head, task, "", "words", s["n_words"]),
                      (*head, task, "corrected", "r", s["corrected"]["curve_fitness"])]
         else:

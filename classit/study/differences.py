@@ -17,7 +17,7 @@ import numpy as np
 
 from classit import layout
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.tasks import RHO
+from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
 from classit.study import stats
@@ -72,7 +72,7 @@ def _binary(task, a: list[dict], b: list[dict], d: Difference, resamples, seed) 
     diffs = defaultdict(list)
     for k in keys:
         diffs[k[0]].append(mean_b[k] - mean_a[k])
-    weights = _weights(keys) if task == "entity_tracking" else {uid: 1 / len(diffs) for uid in diffs}
+    weights = _weights(keys) if TASKS[task].aggregate == "files" else {uid: 1 / len(diffs) for uid in diffs}
     _, d.low, d.high = stats.paired_bootstrap({u: np.array(v) for u, v in diffs.items()}, weights, resamples, seed)
     only_b = sum(pb[k]["correct"] and not pa[k]["correct"] for pa, pb in zip(a, b) for k in keys)
     only_a = sum(pa[k]["correct"] and not pb[k]["correct"] for pa, pb in zip(a, b) for k in keys)
@@ -129,17 +129,19 @@ def differences(results: list[Result], scores: dict, baseline: str, resamples: i
             d = Difference(unit, task, float(np.mean([v for _, v in base])), float(np.mean([v for _, v in values])))
             out.append(d)
             side_a, side_b = ([r for r in results if r.unit == name and task in task_scores(r)] for name in (baseline, unit))
-            if side_a[0].kind == "finetune":
+            # the score's task in the registry (reading's scores are reading/eye_tracking, reading/self_paced)
+            kind = "finetune" if side_a[0].kind == "finetune" else TASKS[task.split("/")[0]].kind
+            if kind == "finetune":
                 _finetune(task, side_a, side_b, d, resamples, seed)
-            elif task.startswith("reading"):
+            elif kind == "reading":
                 d.note = "no item-level interval (a regression over all rows)"
-            elif task == "aoa":
+            elif kind == "aoa":
                 d.note = "no paired interval (a correlation over words; each condition's own is in the AoA table)"
             else:
                 preds = [[_predictions(r, task) for r in s] for s in (side_a, side_b)]
                 if any(p is None for side in preds for p in side):
                     d.note = f"no interval: predictions/{task}.jsonl missing"
-                elif task in RHO:
+                elif kind == "rho":
                     _wug(task, side_a, *preds, d, resamples, seed)
                 else:
                     _binary(task, *preds, d, resamples, seed)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from classit import layout
 from classit.eval.pipeline import write_finetune, write_minimal_pairs, write_reading
-from classit.study.collect import FINAL, Result
+from classit.study.collect import FINAL, Result, scored_tasks
 
 
 def write_babylm(results: list[Result], out: str | Path) -> list[Path]:
@@ -35,12 +35,10 @@ def write_babylm(results: list[Result], out: str | Path) -> list[Path]:
         if r.kind == "finetune":
             write_finetune(r.folder, r.summary, layout.finetune_dir(root))
         else:
-            for task, s in r.summary.items():
-                if "skipped" in s:
-                    continue
-                if task == "reading":
+            for task, kind, s in scored_tasks(r):
+                if kind == "reading":
                     write_reading(r.folder, r.summary, layout.causal_dir(root))
-                elif task == "aoa":
+                elif kind == "aoa":
                     aoa = layout.aoa_dir(layout.causal_dir(root))
                     aoa.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(layout.surprisal_file(s["folder"]), layout.surprisal_file(aoa))
