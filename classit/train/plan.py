@@ -179,11 +179,13 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
                                   round(tokens * epochs_done), round(words * epochs_done), *lrs))
         step = step + steps if step is not None else None
     total = step
-    phases = tuple(PhaseReport(start if k < known_phases else None, length if k < known_phases else None,
-                               p.lr if p.lr is not None else hp.lr,
-                               warmup_steps(p.warmup, length) if k < known_phases else None,
-                               p.decay, p.min_lr_ratio, p.reset_optimizer)
-                   for k, (start, length, p) in enumerate(schedule.phases))
+    phases = []
+    for k, (start, length, p) in enumerate(schedule.phases):
+        if k >= known_phases:
+            start = length = None
+        phases.append(PhaseReport(start, length, p.lr if p.lr is not None else hp.lr,
+                                  warmup_steps(p.warmup, length) if length is not None else None,
+                                  p.decay, p.min_lr_ratio, p.reset_optimizer))
     val_every = max(1, round(total * datamodule.val_every)) if total is not None else None
     every = sorted({n for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and (n := every_n_train_steps(c))})
     tokens = sum(s.tokens or 0 for s in stages)  # of the stages of known length
@@ -191,7 +193,7 @@ def make_plan(datamodule, model, trainer, devices: int, num_nodes: int, estimate
         devices=devices, num_nodes=num_nodes, parameters=model.num_parameters(), block_size=datamodule.block_size,
         global_batch_sequences=plan.batch_size, global_batch_tokens=plan.batch_size * datamodule.block_size,
         micro_batch_size=plan.micro, accumulate_grad_batches=plan.accumulate,
-        stages=tuple(stages), total_steps=total, warmup_steps=phases[0].warmup_steps, phases=phases,
+        stages=tuple(stages), total_steps=total, warmup_steps=phases[0].warmup_steps, phases=tuple(phases),
         tokens=tokens, words=sum(s.words or 0 for s in stages),
         val_every_steps=val_every, val_points=total // val_every if total is not None else None,
         val_sequences_per_source=datamodule.val_sequences, val_sources=datamodule.val_sources,
