@@ -178,3 +178,27 @@ def eval_dir(data: Path, fast: bool = False) -> Path:
     """The evaluation sets of a data folder: the full ones (``babylm-eval``), or with ``fast`` the fast ones
     (``babylm-eval-fast``)."""
     return Path(data) / (FAST_EVAL if fast else FULL_EVAL)
+
+
+# --- the BabyLM corpus of a data folder ---
+
+CORPUS = "babylm-corpus"  # one folder per split: train_100M, train_10M, train_3M, dev
+SAMPLE_SPLIT = "train_3M"  # the 3M-word sample of the training splits
+
+
+def corpus_split(path: str) -> str | None:
+    """The corpus split a path of the data folder lies in (``babylm-corpus/train_100M/x.train`` → ``train_100M``);
+    None for a path outside the corpus."""
+    parts = Path(path).parts
+    return parts[1] if len(parts) > 1 and parts[0] == CORPUS else None
+
+
+def in_split(path: str, split: str) -> str:
+    """The same corpus path in another split (``babylm-corpus/train_100M/x.train`` → ``babylm-corpus/train_3M/x.train``)."""
+    corpus, _, *rest = Path(path).parts
+    return str(Path(corpus, split, *rest))
+
+
+def split_dir(data: Path, split: str) -> Path:
+    """A split's folder in a data folder: ``babylm-corpus/{split}``."""
+    return Path(data) / CORPUS / split

@@ -9,6 +9,8 @@ The data hands the model its stages' steps and phases (:class:`StagePlan`); :met
 turns them into the run's phases.
 """
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -42,14 +44,19 @@ class Phase:
 def lr_factor(step: int, total: int, warmup: float, min_ratio: float, decay: str = "cosine") -> float:
     """The LR of step ``step`` (from 0) of a phase of ``total`` steps as a share of the phase's peak: linear warm-up
     over the fraction ``warmup`` of the steps, then ``decay`` to ``min_ratio``, reached at the last step."""
-    warmup_steps = round(warmup * total)
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
+    warm = warmup_steps(warmup, total)
+    if step < warm:
+        return (step + 1) / warm
     if decay == "constant":
         return 1.0
-    progress = min((step - warmup_steps) / max(total - 1 - warmup_steps, 1), 1.0)
+    progress = min((step - warm) / max(total - 1 - warm, 1), 1.0)
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
     return min_ratio + (1 - min_ratio) * shape
+
+
+def warmup_steps(warmup: float, total: int) -> int:
+    """The warm-up steps of a phase of ``total`` steps that warms up over the fraction ``warmup`` of them."""
+    return round(warmup * total)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,23 @@ class StagePlan:
     name: str
     steps: int
     phase: Phase | None = None
+
+
+def cut_at(stages: list[StagePlan], max_steps: int) -> list[StagePlan]:
+    """The stages of a run that ``max_steps > 0`` ends: each keeps its steps before that end (none past it)."""
+    if max_steps <= 0:
+        return list(stages)
+    cut, step = [], 0
+    for stage in stages:
+        steps = max(min(stage.steps, max_steps - step), 0)
+        cut.append(dataclasses.replace(stage, steps=steps))
+        step += steps
+    return cut
+
+
+def phase_numbers(stages: list[StagePlan]) -> list[int]:
+    """The phase (from 0) each stage trains in: the first stage starts one, and so does a stage with a ``phase``."""
+    return list(itertools.accumulate(int(i > 0 and stage.phase is not None) for i, stage in enumerate(stages)))
 
 
 @dataclass(frozen=True)
@@ -69,14 +93,15 @@ class Schedule:
     def build(cls, stages: list[StagePlan], first: Phase, max_steps: int = -1) -> "Schedule":
         """The phases of ``stages``: the first stage starts one (``first`` unless it names its own), a stage with a
         ``phase`` starts another; ``max_steps > 0`` cuts the run (its phases end there)."""
+        stages = cut_at(stages, max_steps)
         phases, step = [], 0
-        for i, stage in enumerate(stages):
-            if i == 0 or stage.phase is not None:
+        for number, stage in zip(phase_numbers(stages), stages):
+            if number == len(phases):
                 phases.append([step, 0, stage.phase if stage.phase is not None else first])
             phases[-1][1] += stage.steps
             step += stage.steps
         if max_steps > 0:
-            phases = [[start, min(length, max_steps - start), p] for start, length, p in phases if start < max_steps]
+            phases = [p for p in phases if p[0] < max_steps]
         return cls(tuple(tuple(p) for p in phases))
 
     @property

@@ -43,6 +43,16 @@ def test_steps_per_stage_and_the_stage_of_an_epoch():
         p.stage_index(4)
 
 
+def test_max_steps_cuts_the_stages_and_their_phases_alike():
+    assert plan().stage_steps() == [6, 8]
+    assert plan(max_steps=10).stage_steps() == [6, 4] and plan(max_steps=4).stage_steps() == [4, 0]
+    assert [plan().phase_of(i) for i in range(2)] == [0, 1]
+    assert plan(stages=(STAGES[0], Stage("more", ["corpus"]))).phase_of(1) == 0  # no phase of its own: continues
+    cut = plan(max_steps=10).schedule(Phase())
+    assert [(start, length) for start, length, _ in cut.phases] == [(0, 6), (6, 4)]
+    assert [(start, length) for start, length, _ in plan(max_steps=6).schedule(Phase()).phases] == [(0, 6)]
+
+
 def test_weights_set_the_share_of_batches_and_keep_the_epoch_length():
     weighted = Stage("it", ["talk", "wiki"], weights=[3, 1])
     p = plan(stages=(weighted,))

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from classit import layout
+from classit.data.babylm import BabyLMCorpus
+from classit.data.switchboard import Switchboard
 
 # The official collator's lists (evaluation_pipeline/collate_preds.py), written out as it writes them.
 STRICT_SMALL = [f"chck_{i}M" for i in range(1, 10)] + [f"chck_{i * 10}M" for i in range(1, 11)]
@@ -63,3 +65,16 @@ def test_the_results_tree_and_evaluation_data_names():
     assert layout.summary_file(out) == Path("out/summary.json") and layout.meta_file(out) == Path("out/meta.json")
     assert layout.predictions_file(out, "rte_seed42") == Path("out/predictions/rte_seed42.jsonl")
     assert layout.official_predictions(causal / "blimp" / "blimp_fast") == causal / "blimp/blimp_fast/predictions.json"
+
+
+def test_a_corpus_path_its_split_and_its_sample_counterpart():
+    assert layout.corpus_split("babylm-corpus/train_100M") == "train_100M"
+    assert layout.corpus_split("swda/train") is None and layout.corpus_split("babylm-corpus") is None
+    assert layout.split_dir(Path("data"), layout.SAMPLE_SPLIT) == Path("data/babylm-corpus/train_3M")
+    corpus = BabyLMCorpus(train_dir="babylm-corpus/train_100M")
+    assert (corpus.corpus_split(), corpus.sample_path()) == ("train_100M", "babylm-corpus/train_3M")
+    talk = Switchboard(babylm_file="babylm-corpus/train_10M/switchboard.train")
+    assert talk.sample_path() == "babylm-corpus/train_3M/switchboard.train"
+    talk.read_corpus(talk.sample_path())
+    assert talk.corpus_path() == "babylm-corpus/train_3M/switchboard.train"
+    assert Switchboard(swda="swda").corpus_split() is None

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from classit.cli import main
-from classit.train.plan import load, make_plan
+from classit.train.plan import PlanReport, load, make_plan
 from helpers import babylm_file, scalars, small_corpus, small_eval_fast
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
@@ -29,17 +29,15 @@ def test_every_config_plans_the_same_run_on_1_8_and_64_devices(configs, data_roo
     plans = [make_plan(cli.datamodule, cli.model, cli.trainer, n, 1, estimates) for n in devices]
     for plan in plans[1:]:
         for key in ("global_batch_tokens", "total_steps", "warmup_steps", "tokens", "words", "val_every_steps"):
-            assert plan[key] == plans[0][key], (key, plan["devices"])
-        assert [s["steps"] for s in plan["stages"]] == [s["steps"] for s in plans[0]["stages"]]
-        assert [s["lr_start"] for s in plan["stages"]] == [s["lr_start"] for s in plans[0]["stages"]]
+            assert getattr(plan, key) == getattr(plans[0], key), (key, plan.devices)
+        assert [s.steps for s in plan.stages] == [s.steps for s in plans[0].stages]
+        assert [s.lr_start for s in plan.stages] == [s.lr_start for s in plans[0].stages]
     one, many = plans[0], plans[2]
-    assert many["micro_batch_size"] * devices[2] * many["accumulate_grad_batches"] == one["global_batch_sequences"]
-    assert {"stages", "total_steps", "global_batch_tokens", "warmup_steps"} <= set(one)
-    for stage in one["stages"]:
-        assert {"name", "epochs", "steps", "tokens", "words", "lr_start", "lr_end"} <= set(stage)
-        assert stage["steps"] > 0 and stage["tokens"] > stage["words"] > 0
+    assert many.micro_batch_size * devices[2] * many.accumulate_grad_batches == one.global_batch_sequences
+    for stage in one.stages:
+        assert stage.steps > 0 and stage.tokens > stage.words > 0
     if "100M" in configs[0].read_text():  # the real-size corpus is not here: estimated from the sample, and said so
-        assert "pretrain" in one["estimated"] and one["words"] > 700e6
+        assert "pretrain" in one.estimated and one.words > 700e6
 
 
 @pytest.mark.slow
@@ -88,7 +86,7 @@ def test_plan_matches_the_run(tokenizer, data_root, tmp_path, capsys):
     assert len(curves["val/loss"]) == plan["val_points"] == 2
 
 
-def plan_of(name: str) -> dict:
+def plan_of(name: str) -> PlanReport:
     cli, estimates = load(["--config", str(Path(__file__).parent.parent / "configs" / f"{name}.yaml")])
     return make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
 
@@ -96,18 +94,18 @@ def plan_of(name: str) -> dict:
 @pytest.mark.slow
 def test_baseline_sequential_and_merged_pretrain_alike_and_tune_with_equal_exposure(data_root, cache_root):
     plans = {name: plan_of(name) for name in ("pretrain_100m", "seq_100m", "seq_rev_100m", "merged_100m")}
-    pretraining = {name: {k: p["stages"][0][k] for k in ("steps", "lr_start", "lr_end", "tokens")}
+    pretraining = {name: {k: getattr(p.stages[0], k) for k in ("steps", "lr_start", "lr_end", "tokens")}
                    for name, p in plans.items()}
     assert len({json.dumps(v, sort_keys=True) for v in pretraining.values()}) == 1, pretraining  # the same baseline
-    tuning = {name: p["stages"][1:] for name, p in plans.items() if name != "pretrain_100m"}
-    steps = {name: sum(s["steps"] for s in stages) for name, stages in tuning.items()}
-    sequences = {name: sum(s["sequences"] for s in stages) for name, stages in tuning.items()}
+    tuning = {name: p.stages[1:] for name, p in plans.items() if name != "pretrain_100m"}
+    steps = {name: sum(s.steps for s in stages) for name, stages in tuning.items()}
+    sequences = {name: sum(s.sequences for s in stages) for name, stages in tuning.items()}
     assert len(set(steps.values())) == 1 and len(set(sequences.values())) == 1, (steps, sequences)
-    assert {s["epochs"] for stages in tuning.values() for s in stages} == {10}  # every example seen 10 times
+    assert {s.epochs for stages in tuning.values() for s in stages} == {10}  # every example seen 10 times
     for name, stages in tuning.items():  # instruction tuning warms up from its own start, not pre-training's tail
-        phase = plans[name]["phases"][1]
-        assert phase["first_step"] == plans[name]["stages"][1]["first_step"] and phase["reset_optimizer"]
-        assert stages[0]["lr_start"] == pytest.approx(phase["lr"] / phase["warmup_steps"])
+        phase = plans[name].phases[1]
+        assert phase.first_step == plans[name].stages[1].first_step and phase.reset_optimizer
+        assert stages[0].lr_start == pytest.approx(phase.lr / phase.warmup_steps)
 
 
 @pytest.mark.slow

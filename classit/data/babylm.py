@@ -41,8 +41,6 @@ class BabyLMCorpus(Source):
     """Pre-training text: the BabyLM corpus folders of the data directory, tokenized once and packed into blocks
     with ``<s> document </s>`` one after another."""
 
-    corpus_key = "train_dir"
-
     def __init__(self, train_dir: str = "babylm-corpus/train_3M", val_dir: str | None = "babylm-corpus/dev",
                  num_proc: int = 2):
         """
@@ -51,6 +49,12 @@ class BabyLMCorpus(Source):
             num_proc: processes that tokenize.
         """
         self.train_dir, self.val_dir, self.num_proc = train_dir, val_dir, num_proc
+
+    def corpus_path(self) -> str | None:
+        return self.train_dir
+
+    def read_corpus(self, path: str) -> None:
+        self.train_dir = path
 
     def _files(self, split: str) -> list[Path]:
         folder = self.train_dir if split == "train" else self.val_dir

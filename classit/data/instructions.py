@@ -114,8 +114,6 @@ class InstructionFile(InstructionSource):
     the authors' published set, or what ``classit data build-it`` wrote. A JSONL or Parquet file or a ``datasets``
     folder in the data directory, or (with the Hub reachable) a dataset name for ``datasets.load_dataset``."""
 
-    corpus_key = "path"
-
     def __init__(self, path: str, val_path: str | None = None, sources: list[str] | None = None,
                  max_examples: int | None = None, max_words: int | None = None, pack: bool = False,
                  train_on_prompt: bool = False):
@@ -130,6 +128,12 @@ class InstructionFile(InstructionSource):
         super().__init__(pack, train_on_prompt)
         self.path, self.val_path, self.sources = path, val_path, sources
         self.max_examples, self.max_words = max_examples, max_words
+
+    def corpus_path(self) -> str | None:
+        return self.path
+
+    def read_corpus(self, path: str) -> None:
+        self.path = path
 
     def options(self) -> dict:
         return {"path": self.path, "val_path": self.val_path, "sources": self.sources,

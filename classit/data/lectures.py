@@ -245,8 +245,6 @@ class LMLectureGenerator(LectureGenerator):
 class SimpleWikiLectures(InstructionSource):
     """Lecture examples from a Simple Wikipedia file; validation from the dev split's file (never trained on)."""
 
-    corpus_key = "file"
-
     def __init__(self, file: str = "babylm-corpus/train_3M/simple_wiki.train",
                  val_file: str | None = "babylm-corpus/dev/simple_wiki.dev", generator: LectureGenerator | None = None,
                  pack: bool = False, train_on_prompt: bool = False):
@@ -260,6 +258,12 @@ class SimpleWikiLectures(InstructionSource):
         super().__init__(pack, train_on_prompt)
         self.file, self.val_file = file, val_file
         self.generator = generator or TemplateLectureGenerator()
+
+    def corpus_path(self) -> str | None:
+        return self.file
+
+    def read_corpus(self, path: str) -> None:
+        self.file = path
 
     def options(self) -> dict:
         return {"generator": type(self.generator).__name__, **vars(self.generator)}

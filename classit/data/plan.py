@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from classit.optim import Phase, Schedule, StagePlan
+from classit.optim import Phase, Schedule, StagePlan, cut_at, phase_numbers
 
 
 @dataclass
@@ -124,6 +124,14 @@ class CurriculumPlan:
     def stage_plans(self) -> list[StagePlan]:
         """Every stage's optimizer steps (``limit_train_batches`` counts, ``max_steps`` not) and the phase it starts."""
         return [StagePlan(s.name, s.epochs * self.epoch_steps(s), s.phase) for s in self.stages]
+
+    def stage_steps(self) -> list[int]:
+        """Every stage's optimizer steps in the run, ``max_steps`` counted (a stage past it has none)."""
+        return [s.steps for s in cut_at(self.stage_plans(), self.max_steps)]
+
+    def phase_of(self, index: int) -> int:
+        """The LR phase (from 0) that stage ``index`` trains in."""
+        return phase_numbers(self.stage_plans())[index]
 
     def schedule(self, first: Phase) -> Schedule:
         """The run's LR phases, the first from ``first`` unless the first stage names its own; cut at ``max_steps``."""

@@ -13,20 +13,34 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from classit import layout
 from classit.data.store import fingerprint
 from classit.data.tokenizer import tokenizer_fingerprint
 
 
 class Source:
-    """Base class of curriculum sources (see the module docstring). ``corpus_key``: the argument that names the
-    BabyLM corpus split (a folder or file in the data directory) this source trains on, if any (``classit plan``
-    estimates an absent split from the sample)."""
-
-    corpus_key: str | None = None
+    """Base class of curriculum sources (see the module docstring)."""
 
     def bind(self, name: str, root: Path, tokenizer, block_size: int, cache: Path) -> None:
         """Attach the run's settings; called by the curriculum before anything else."""
         self.name, self.root, self.tokenizer, self.block_size, self.cache = name, root, tokenizer, block_size, cache
+
+    def corpus_path(self) -> str | None:
+        """The BabyLM corpus folder or file (in the data directory) this source trains on; None: none."""
+        return None
+
+    def read_corpus(self, path: str) -> None:
+        """Train on the corpus folder or file ``path`` instead of :meth:`corpus_path`."""
+        raise NotImplementedError(f"{type(self).__name__} trains on no BabyLM corpus file")
+
+    def corpus_split(self) -> str | None:
+        """The BabyLM corpus split this source trains on (``train_100M``), if any."""
+        path = self.corpus_path()
+        return layout.corpus_split(path) if path else None
+
+    def sample_path(self) -> str:
+        """The sample split's counterpart of :meth:`corpus_path` (``classit plan`` estimates an absent split from it)."""
+        return layout.in_split(self.corpus_path(), layout.SAMPLE_SPLIT)
 
     def tokenizer_files(self) -> list[Path]:
         """Text files a tokenizer can be trained on (a corpus source's training files); none by default."""

@@ -114,8 +114,6 @@ def switchboard_examples(swda_dir: Path | None = None, babylm_file: Path | None 
 class Switchboard(InstructionSource):
     """Conversational examples: SwDA ``train``/``val`` splits (and optionally BabyLM's switchboard file for training)."""
 
-    corpus_key = "babylm_file"
-
     def __init__(self, swda: str | None = "swda", babylm_file: str | None = None, context_turns: int = 0,
                  min_words: int = 3, drop_backchannels: bool = True, pack: bool = False, train_on_prompt: bool = False):
         """
@@ -134,6 +132,12 @@ class Switchboard(InstructionSource):
             raise ValueError("Switchboard needs swda or babylm_file")
         self.swda, self.babylm_file = swda, babylm_file
         self.pairing = {"context_turns": context_turns, "min_words": min_words, "drop_backchannels": drop_backchannels}
+
+    def corpus_path(self) -> str | None:
+        return self.babylm_file
+
+    def read_corpus(self, path: str) -> None:
+        self.babylm_file = path
 
     def options(self) -> dict:
         return self.pairing

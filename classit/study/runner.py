@@ -401,12 +401,12 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
         if dry_run:
             cli, estimates = load(["--config", fit.condition.config, *fit.condition.overrides])
             plan = make_plan(cli.datamodule, cli.model, cli.trainer, 1, 1, estimates)
-            left = plan["stages"][fit.branch[1]:] if fit.branch else plan["stages"]  # the shared stages are done once
-            tokens = sum(s["tokens"] or 0 for s in left)  # None: a stage whose data is absent (plan["unknown"])
-            total = "?" if plan["total_steps"] is None else f"{plan['total_steps']:,}"
-            unknown = f"; unknown, their data absent: {', '.join(plan['unknown'])}" if plan["unknown"] else ""
-            print(f"    {sum(s['steps'] or 0 for s in left):,} of {total} optimizer steps to train, "
-                  f"{tokens / 1e6:.1f}M tokens, ≈{plan['flops'] * tokens / plan['tokens']:.2e} FLOPs{unknown}")
+            left = plan.stages[fit.branch[1]:] if fit.branch else plan.stages  # the shared stages are done once
+            tokens = sum(s.tokens or 0 for s in left)  # None: a stage whose data is absent (plan.unknown)
+            total = "?" if plan.total_steps is None else f"{plan.total_steps:,}"
+            unknown = f"; unknown, their data absent: {', '.join(plan.unknown)}" if plan.unknown else ""
+            print(f"    {sum(s.steps or 0 for s in left):,} of {total} optimizer steps to train, "
+                  f"{tokens / 1e6:.1f}M tokens, ≈{plan.flops * tokens / plan.tokens:.2e} FLOPs{unknown}")
         elif state == "to run":
             _run(fit_command(fit, out_dir))
             done_marker(fit, out_dir).touch()

@@ -123,13 +123,12 @@ class HFExport(FollowsCurriculum, L.Callback):
         self.export(trainer, pl_module)
 
 
-class RunProgressBar(RichProgressBar):
+class RunProgressBar(FollowsCurriculum, RichProgressBar):
     """Lightning's progress bar counting the run's optimizer steps (every epoch and stage), not the epoch's batches."""
 
     @property
     def total_train_batches(self) -> int | float:
-        schedule = getattr(self.trainer.lightning_module, "schedule", None)
-        return schedule.total_steps if schedule is not None else super().total_train_batches
+        return self.plan.total_steps if self.plan is not None else super().total_train_batches
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.global_step - 1)  # shows global_step
