@@ -26,10 +26,14 @@ def tiny(data: Path, tokenizer: str) -> list[str]:
 
 
 def small_milestones(config: Path, out: Path) -> str:
-    """A copy of a demo config whose milestones (words) fall inside the tiny runs' ≈ 10k words."""
+    """A copy of a demo config whose milestones (words) fall inside the tiny runs' ≈ 10k words; the config it builds
+    on (``base:``) is copied beside it the same way."""
     resolved = yaml.safe_load(config.read_text())
-    export = next(c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("MilestoneExport"))
-    export["init_args"]["milestones"] = [1500, 3000, 6000, 9000]
+    callbacks = resolved.get("trainer", {}).get("callbacks", [])
+    for export in (c for c in callbacks if c["class_path"].endswith("MilestoneExport")):
+        export["init_args"]["milestones"] = [1500, 3000, 6000, 9000]
+    if "base" in resolved:
+        small_milestones(config.parent / resolved["base"], out.parent / resolved["base"])
     out.write_text(yaml.safe_dump(resolved))
     return str(out)
 
