@@ -95,9 +95,14 @@ def where(key: str, layers: list[tuple[Path, dict]], args: list[str], inner: str
         return f"--{key}"
     for path, config in reversed(layers):
         if has_key(config, key.split(".")):
-            line = key_line(path, key, inner)
-            return f"{path}:{line}: {key}" if line else f"{path}: {key}"
+            return located(path, key, inner)
     return f"--{key}"
+
+
+def located(path: str | Path, key: str, inner: str | None = None) -> str:
+    """``file:line: key`` of a dotted key of a config file (``file: key`` where the line is not found)."""
+    line = key_line(path, key, inner)
+    return f"{path}:{line}: {key}" if line else f"{path}: {key}"
 
 
 def has_key(config, parts: list[str]) -> bool:

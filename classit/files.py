@@ -98,6 +98,7 @@ def write_jsonl(records: Iterable[dict], path: Path, *, ensure_ascii: bool = Fal
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(record, ensure_ascii=ensure_ascii) + "\n" for record in records)
 
+
 def read_yaml(path: Path):
     """One YAML document; a syntax error stops naming the file and the line (jsonargparse names neither)."""
     import yaml

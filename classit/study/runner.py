@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from classit import layout
-from classit.config_files import import_class, key_line, nearest
+from classit.config_files import import_class, located, nearest
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
@@ -93,7 +93,7 @@ def load_study(path: str | Path) -> StudySettings:
                   for name, spec in study["conditions"].items()}
     seeds = study.get("seeds") or [42]
     if not isinstance(seeds, list) or not all(type(seed) is int for seed in seeds):
-        raise ValueError(f"{at(path, 'seeds')}: give a list of fit seeds (integers), got {seeds!r}")
+        raise ValueError(f"{located(path, 'seeds')}: give a list of fit seeds (integers), got {seeds!r}")
     evaluations = mapping(path, "evaluate", study.get("evaluate"))
     check_keys(path, "evaluate", evaluations, list(EVALUATIONS))
     for kind, command in EVALUATIONS.items():
@@ -111,9 +111,10 @@ def read_condition(path: Path, name: str, spec, conditions: dict) -> Condition:
     check_keys(path, key, spec, [f.name for f in fields(Condition) if f.name != "name"])
     for field_name, value in spec.items():
         if field_name == "overrides" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise ValueError(f"{at(path, f'{key}.overrides')}: give a list of command-line arguments, got {value!r}")
+            raise ValueError(f"{located(path, f'{key}.overrides')}: give a list of command-line arguments, "
+                             f"got {value!r}")
         if field_name != "overrides" and not isinstance(value, str | None):
-            raise ValueError(f"{at(path, f'{key}.{field_name}')}: give a string, got {value!r}")
+            raise ValueError(f"{located(path, f'{key}.{field_name}')}: give a string, got {value!r}")
     condition = Condition(name=name, **spec)
     if bool(condition.config) == bool(condition.of):
         raise ValueError(f"{path}: {key}: give either config (a fit config) or of + stage")
@@ -132,7 +133,7 @@ def mapping(path: Path, key: str, value) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{at(path, key)}: give a mapping of settings, got {value!r}")
+        raise ValueError(f"{located(path, key)}: give a mapping of settings, got {value!r}")
     return value
 
 
@@ -141,13 +142,7 @@ def check_keys(path: Path, under: str, settings: dict, known: list[str]) -> None
     for key in settings:
         if key not in known:
             dotted = f"{under}.{key}" if under else str(key)
-            raise ValueError(f"{at(path, dotted)}: unknown key{nearest(str(key), known)}")
-
-
-def at(path: Path, key: str) -> str:
-    """``file:line: key`` of a dotted key of the study config (``file: key`` where the line is not found)."""
-    line = key_line(path, key)
-    return f"{path}:{line}: {key}" if line else f"{path}: {key}"
+            raise ValueError(f"{located(path, dotted)}: unknown key{nearest(str(key), known)}")
 
 
 def _weights_settings(config: dict, sources: set[str]) -> dict:
