@@ -13,7 +13,7 @@ from classit.cli import main
 from classit.eval.compare import compare
 from classit.study import stats
 from classit.study.collect import find_results
-from helpers import blimp_subset, write_jsonl
+from helpers import blimp_subset, error_line, write_jsonl
 
 FILES = ("adjunct_island", "anaphor_gender_agreement")
 N = 5  # items per BLiMP file (the bundled sample has 5 of each)
@@ -239,3 +239,62 @@ def test_bad_input_through_the_cli(tmp_path, setup, message):
     with pytest.raises(SystemExit) as e:
         main(["report", f"[{folder}]", "--out", str(tmp_path / "r")])
     assert str(e.value).startswith(f"classit: error: {folder}") and message in str(e.value)
+
+
+def fast_subset(data_root, out):
+    """``out/blimp_fast``: the same BLiMP files as ``blimp_dir`` with the next N items, a set of other sentences."""
+    folder = out / "blimp_fast"
+    folder.mkdir(parents=True)
+    for name in FILES:
+        lines = (data_root / "babylm-eval" / "blimp_filtered" / f"{name}.jsonl").read_text().splitlines()[N:2 * N]
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_seeds_scored_on_different_sets_are_refused_by_name(tmp_path, blimp_dir, data_root):
+    fast = fast_subset(data_root, tmp_path / "data-fast")
+    root = tmp_path / "study"
+    for seed in (0, 1):
+        write_evaluate(root / "baseline" / f"seed{seed}" / "eval", blimp_dir, OUTCOMES["baseline"][seed])
+    write_evaluate(root / "merged" / "seed0" / "eval", blimp_dir, OUTCOMES["merged"][0])
+    write_evaluate(root / "merged" / "seed1" / "eval", fast, OUTCOMES["merged"][1])
+    line = error_line(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
+    assert line == (f"blimp of condition 'merged': seed 0 was scored on {blimp_dir} ({2 * N} items), seed 1 on {fast} "
+                    f"({2 * N} items); score every seed on the same set, or give each set its own condition (meta.json)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_conditions_scored_on_different_sets_are_not_paired(tmp_path, blimp_dir, data_root):
+    fast = fast_subset(data_root, tmp_path / "data-fast")
+    root = tmp_path / "study"
+    for seed in (0, 1):
+        write_evaluate(root / "baseline" / f"seed{seed}" / "eval", blimp_dir, OUTCOMES["baseline"][seed])
+        write_evaluate(root / "sequential" / f"seed{seed}" / "eval", fast, OUTCOMES["sequential"][seed])
+    main(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
+    row = next(x for x in (tmp_path / "r" / "report.md").read_text().splitlines() if x.startswith("| sequential | blimp |"))
+    assert (f"no paired interval: baseline was scored on {blimp_dir} ({2 * N} items), sequential on {fast} "
+            f"({2 * N} items)") in row
+    assert "McNemar" not in row and row.endswith("| – | no |")
+
+
+def test_items_are_paired_by_identity_not_position(tmp_path, blimp_dir):
+    """The same outcomes written in another order pair the same items: the McNemar counts do not change."""
+    root = tmp_path / "study"
+    write_evaluate(root / "baseline" / "seed0" / "eval", blimp_dir, OUTCOMES["baseline"][0])
+    folder = root / "sequential" / "seed0" / "eval"
+    write_evaluate(folder, blimp_dir, OUTCOMES["sequential"][0])
+    records = (folder / "predictions" / "blimp.jsonl").read_text().splitlines()
+    (folder / "predictions" / "blimp.jsonl").write_text("\n".join(records[::-1]) + "\n")
+    main(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
+    only_seq = sum(s and not b for b, s in zip(OUTCOMES["baseline"][0], OUTCOMES["sequential"][0]))
+    only_base = sum(b and not s for b, s in zip(OUTCOMES["baseline"][0], OUTCOMES["sequential"][0]))
+    row = next(x for x in (tmp_path / "r" / "report.md").read_text().splitlines() if x.startswith("| sequential | blimp |"))
+    assert f"McNemar exact ({only_seq} vs {only_base} discordant)" in row
+
+
+def test_one_seed_shows_its_score_without_a_spread(tmp_path, blimp_dir):
+    root = tmp_path / "study"
+    summary = write_evaluate(root / "baseline" / "seed0" / "eval", blimp_dir, OUTCOMES["baseline"][0])
+    main(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"| blimp | {summary['blimp']['macro']:.2f} (1 seed) |" in md and "± 0.00" not in md

@@ -122,14 +122,33 @@ def long_rows(result: Result) -> list[tuple]:
     return rows
 
 
-def numbered(records: list[dict]) -> dict[tuple[str, int], dict]:
-    """Zero-shot records keyed (uid, n): the n-th item of its subset in file order, as classit compare pairs them."""
-    seen, out = {}, {}
-    for r in records:
-        n = seen.get(r["uid"], 0)
-        seen[r["uid"]] = n + 1
-        out[r["uid"], n] = r
-    return out
+def item_set(result: Result, task: str) -> str | None:
+    """The set a zero-shot task was scored on, as a report names it: its data folder and item count (None for AoA,
+    scored on the run's own milestones)."""
+    s = result.summary[task]
+    if result.kind == "finetune" or TASKS[task].kind == "aoa":
+        return None
+    return f"{s.get('folder')} ({s.get('items')} items)"
+
+
+def check_sets(results: list[Result]) -> None:
+    """Stop with one line when the seeds of one condition scored a task on different sets (the full and the fast
+    BLiMP, say): their mean would mix two sets."""
+    first = {}
+    for r in results:
+        for task in r.summary:
+            if "skipped" in r.summary[task] or (name := item_set(r, task)) is None:
+                continue
+            seed, seen = first.setdefault((r.unit, task), (r.seed, name))
+            if seen != name:
+                raise ValueError(f"{task} of condition {r.unit!r}: seed {seed} was scored on {seen}, seed {r.seed} on "
+                                 f"{name}; score every seed on the same set, or give each set its own condition "
+                                 f"(meta.json)")
+
+
+def by_item(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """Zero-shot records keyed by their item: (subset, source file and line)."""
+    return {(r["uid"], r["source"]): r for r in records}
 
 
 def run_curves(result: Result) -> dict[str, list[tuple[int, float]]]:

@@ -1,8 +1,9 @@
 """Each condition against the baseline, task by task: the difference of the means over seeds, a 95% interval
 from a seeded paired bootstrap and a paired test.
 
-- Zero-shot minimal pairs: items paired by (subset, position), the bootstrap redraws items within subsets
-  and recomputes the macro score; McNemar's exact test on the item outcomes (seeds paired in order).
+- Zero-shot minimal pairs: items paired by identity (subset, source file and line), the bootstrap redraws items
+  within subsets and recomputes the macro score; McNemar's exact test on the item outcomes (seeds paired in order).
+  Conditions scored on different sets (the full and the fast BLiMP) get no paired interval.
 - WUG: the same items redrawn for both models, Spearman's rho recomputed; the bootstrap's p-value.
 - Fine-tuning: the bootstrap redraws the validation items (the same for both) and each side's runs; a
   permutation test over the runs' scores (training seed x fine-tuning seed).
@@ -21,7 +22,7 @@ from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
 from classit.study import stats
-from classit.study.collect import Result, numbered, task_scores
+from classit.study.collect import Result, by_item, item_set, task_scores
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Difference:
 
 def _predictions(result: Result, task: str) -> dict | None:
     path = layout.predictions_file(result.folder, task)
-    return numbered(read_jsonl(path)) if path.is_file() else None
+    return by_item(read_jsonl(path)) if path.is_file() else None
 
 
 def _weights(keys) -> dict[str, float]:
@@ -84,7 +85,7 @@ def _wug(task, results_a: list[Result], a: list[dict], b: list[dict], d: Differe
     if not folder or not Path(folder).is_dir():
         d.note = f"no interval: the WUG data folder {folder} is needed for the human ratios"
         return
-    ratios = {k: r["ratio"] for k, r in numbered([{"uid": it.uid, "ratio": it.ratio} for it in load_items(task, folder)]).items()}
+    ratios = {(it.uid, it.source): it.ratio for it in load_items(task, folder)}
     keys = sorted(set(ratios).intersection(*(set(p) for p in a + b)))
     probs = [[np.array([p[k]["prob"] for k in keys]) for p in side] for side in (a, b)]
     _, d.low, d.high, d.p = stats.bootstrap_rho(*probs, np.array([ratios[k] for k in keys]), resamples, seed)
@@ -137,6 +138,8 @@ def differences(results: list[Result], scores: dict, baseline: str, resamples: i
                 d.note = "no item-level interval (a regression over all rows)"
             elif kind == "aoa":
                 d.note = "no paired interval (a correlation over words; each condition's own is in the AoA table)"
+            elif (set_a := item_set(side_a[0], task)) != (set_b := item_set(side_b[0], task)):
+                d.note = f"no paired interval: {baseline} was scored on {set_a}, {unit} on {set_b}"
             else:
                 preds = [[_predictions(r, task) for r in s] for s in (side_a, side_b)]
                 if any(p is None for side in preds for p in side):

@@ -40,7 +40,7 @@ def zscore_plot(z: dict[str, dict[str, float]], path: Path) -> Path | None:
 
 
 def task_bars(table: dict[str, dict[str, tuple[float, float]]], units: list[str], path: Path) -> Path | None:
-    """Per task, each condition's mean with its std over seeds as an error bar."""
+    """Per task, each condition's mean with its std over seeds as an error bar (none for one seed: std None)."""
     if not table:
         return None
     cols = min(4, len(table))
@@ -48,7 +48,8 @@ def task_bars(table: dict[str, dict[str, tuple[float, float]]], units: list[str]
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     for ax, (task, cells) in zip(axes.flat, table.items()):
         present = [u for u in units if u in cells]
-        ax.bar(range(len(present)), [cells[u][0] for u in present], yerr=[cells[u][1] for u in present],
+        errors = [np.nan if cells[u][1] is None else cells[u][1] for u in present]
+        ax.bar(range(len(present)), [cells[u][0] for u in present], yerr=errors,
                color=[f"C{units.index(u)}" for u in present], capsize=3)
         ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=8)
         ax.set_title(task, fontsize=9)

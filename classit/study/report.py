@@ -10,7 +10,7 @@ from pathlib import Path
 
 from classit.files import write_csv, write_text
 from classit.study import plots
-from classit.study.collect import find_results, long_rows, run_curves, task_scores
+from classit.study.collect import check_sets, find_results, long_rows, run_curves, task_scores
 from classit.study.differences import differences
 from classit.study.stats import zscores
 
@@ -19,6 +19,10 @@ COLUMNS = ("condition", "seed", "stage", "task", "subset", "metric", "value")
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_std(mean: float, std: float | None, n: int) -> str:
+    return f"{mean:.2f} (1 seed)" if std is None else f"{mean:.2f} ± {std:.2f} ({n})"
 
 
 class Document:
@@ -136,6 +140,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         ``{"scores": {(condition, task): [(seed, score)]}, "z": {condition: {task: z}}, "differences": [...]}``.
     """
     results = sorted(find_results(dirs), key=lambda r: (r.seed, r.stage))
+    check_sets(results)
     units = list(dict.fromkeys(r.unit for r in results))
     base = baseline or ("baseline" if "baseline" in units else units[0])
     if base not in units:
@@ -153,7 +158,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
             scores.setdefault((r.unit, task), []).append((r.seed, value))
     tasks = list(dict.fromkeys(t for _, t in scores))
     table = {t: {u: (statistics.fmean(v for _, v in scores[u, t]),
-                     statistics.stdev(v for _, v in scores[u, t]) if len(scores[u, t]) > 1 else 0.0)
+                     statistics.stdev(v for _, v in scores[u, t]) if len(scores[u, t]) > 1 else None)
                  for u in units if (u, t) in scores} for t in tasks}
     z = {u: {} for u in units}
     for t, cells in table.items():
@@ -167,12 +172,12 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
     doc.table(["condition", "seed", "stage", "kind", "folder"],
               [[r.unit, str(r.seed), r.stage, r.kind, str(r.folder)] for r in results])
     doc.heading("Scores")
-    doc.text("Mean ± sample std over seeds (n seeds). Zero-shot: macro accuracy (%, ties count wrong), WUG: "
-             "Spearman's rho x100, reading: eye-tracking and self-paced reading scores, AoA: the official curve "
-             "fitness (Pearson r of model and child age of acquisition) x100; fine-tuning: accuracy "
-             "(F1 for MRPC and QQP, %), the mean over fine-tuning seeds.")
-    doc.table(["task", *units], [[t, *(f"{_fmt(table[t][u][0])} ± {_fmt(table[t][u][1])} ({len(scores[u, t])})"
-                                       if u in table[t] else "–" for u in units)] for t in tasks])
+    doc.text("Mean ± sample std over seeds (n seeds; one seed: its score, no spread). Zero-shot: macro accuracy "
+             "(%, ties count wrong), WUG: Spearman's rho x100, reading: eye-tracking and self-paced reading scores, "
+             "AoA: the official curve fitness (Pearson r of model and child age of acquisition) x100; fine-tuning: "
+             "accuracy (F1 for MRPC and QQP, %), the mean over fine-tuning seeds.")
+    doc.table(["task", *units], [[t, *(_mean_std(*table[t][u], len(scores[u, t])) if u in table[t] else "–"
+                                       for u in units)] for t in tasks])
     ties = [(r.unit, r.seed, t, s["ties"]) for r in results if r.kind == "zero_shot"
             for t, s in r.summary.items() if s.get("ties")]
     if ties:
