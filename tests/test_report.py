@@ -1,13 +1,16 @@
 """``classit report``: collation, statistics and the BabyLM layout, from result files written here."""
 
+import base64
 import csv
+import itertools
 import json
+import re
 import shutil
 import statistics
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, spearmanr
 
 from classit.cli import main
 from classit.eval.compare import compare
@@ -298,3 +301,207 @@ def test_one_seed_shows_its_score_without_a_spread(tmp_path, blimp_dir):
     main(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
     md = (tmp_path / "r" / "report.md").read_text()
     assert f"| blimp | {summary['blimp']['macro']:.2f} (1 seed) |" in md and "± 0.00" not in md
+
+
+# A results tree with known predictions for every kind of paired row: EWoK (subsets weighted equally), entity
+# tracking (subsets averaged within files, then files), WUG (rho), fine-tuning (accuracy for RTE, F1 for MRPC)
+EWOK = {"agent-properties": 6, "social-relations": 4, "spatial-relations": 5}
+ENTITY = {"regular_0_ops": 4, "regular_1_ops": 4, "regular_2_ops": 4, "ambiref_0_ops": 4, "ambiref_1_ops": 4,
+          "move_contents_2_ops": 6}
+FT_LABELS = [0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]
+RESAMPLES, SEED = 100, 7
+
+
+def choice_records(sizes, correct):
+    """Prediction records of a choice task, subset by subset, from the outcome of each item (in order)."""
+    records, k = [], 0
+    for uid, n in sizes.items():
+        for line in range(1, n + 1):
+            records.append({"uid": uid, "source": f"/sets/{uid}.jsonl:{line}", "scores": [-1.0, -2.0] if correct[k]
+                            else [-2.0, -1.0], "pred": 0 if correct[k] else 1, "correct": bool(correct[k]), "tie": False})
+            k += 1
+    return records
+
+
+def subset_accuracy(records):
+    by_uid = {}
+    for r in records:
+        by_uid.setdefault(r["uid"], []).append(100.0 * r["correct"])
+    return {uid: statistics.fmean(v) for uid, v in by_uid.items()}
+
+
+def confusion_scores(labels, preds):
+    """Accuracy, F1 of label 1 (%) and Matthews' correlation, from the confusion counts."""
+    tp = sum(y == 1 and p == 1 for y, p in zip(labels, preds))
+    tn = sum(y == 0 and p == 0 for y, p in zip(labels, preds))
+    fp = sum(y == 0 and p == 1 for y, p in zip(labels, preds))
+    fn = sum(y == 1 and p == 0 for y, p in zip(labels, preds))
+    denominator = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)) ** 0.5
+    return (100.0 * (tp + tn) / len(labels), 100.0 * 2 * tp / (2 * tp + fp + fn),
+            (tp * tn - fp * fn) / denominator if denominator else 0.0)
+
+
+def write_stats_tree(root, wug_folder, ratios):
+    """baseline and merged, seeds 0 and 1: zero-shot EWoK, entity tracking, WUG; fine-tuning RTE and MRPC (seeds 42,
+    43). Returns what was written: (condition, seed) → {"ewok", "entity", "wug", "ft"}."""
+    rng = np.random.default_rng(11)
+    written = {}
+    for condition, p_right, wug_noise in (("baseline", 0.45, 1.0), ("merged", 0.7, 0.15)):
+        for seed in (0, 1):
+            ewok = choice_records(EWOK, rng.random(sum(EWOK.values())) < p_right)
+            # entity tracking: the same outcomes for both conditions but in move_contents, all wrong for the baseline
+            # and all right for merged (a difference of 100 in one file of three: 33.33 points, with no spread)
+            base = np.random.default_rng(seed).random(sum(ENTITY.values())) < 0.5
+            base[-ENTITY["move_contents_2_ops"]:] = condition == "merged"
+            entity = choice_records(ENTITY, base)
+            probs = np.clip(np.array(ratios) + wug_noise * rng.standard_normal(len(ratios)), 0, 1)
+            wug = [{"uid": "wug_adj", "source": f"{wug_folder / 'wug.jsonl'}:{i + 1}", "scores": [0.0, 0.0],
+                    "pred": 0, "prob": float(q)} for i, q in enumerate(probs)]
+            out = root / condition / f"seed{seed}" / "eval"
+            summary = {}
+            for task, records, folder in (("ewok", ewok, "/sets/ewok"), ("entity_tracking", entity, "/sets/entity")):
+                write_jsonl(out / "predictions" / f"{task}.jsonl", records)
+                by_uid = subset_accuracy(records)
+                files = {}
+                for uid, acc in by_uid.items():
+                    files.setdefault(uid.rsplit("_", 2)[0], []).append(acc)
+                macro = (statistics.fmean(statistics.fmean(v) for v in files.values()) if task == "entity_tracking"
+                         else statistics.fmean(by_uid.values()))
+                summary[task] = {"by_uid": by_uid, "macro": macro, "ties": 0, "items": len(records), "folder": folder}
+            rho = 100 * spearmanr(probs, ratios)[0]
+            write_jsonl(out / "predictions" / "wug.jsonl", wug)
+            summary["wug"] = {"macro": rho, "rho": rho, "by_uid": {"wug_adj": rho}, "items": len(wug),
+                              "folder": str(wug_folder)}
+            (out / "summary.json").write_text(json.dumps({"kind": "zero_shot", **summary}))
+            ft, ft_summary = {}, {}
+            for task in ("rte", "mrpc"):
+                runs = [[y if rng.random() < p_right + 0.1 else 1 - y for y in FT_LABELS] for _ in (42, 43)]
+                ft[task] = runs
+                for ft_seed, preds in zip((42, 43), runs):
+                    write_jsonl(root / condition / f"seed{seed}" / "finetune" / "predictions"
+                                / f"{task}_seed{ft_seed}.jsonl",
+                                [{"id": f"{task}_{i}", "idx": i, "label": y, "pred": q, "probs": [0.5, 0.5]}
+                                 for i, (y, q) in enumerate(zip(FT_LABELS, preds))])
+                numbers = [confusion_scores(FT_LABELS, preds) for preds in runs]
+                ft_summary[task] = {m: {"mean": statistics.fmean(v), "std": statistics.stdev(v), "per_seed": list(v)}
+                                    for m, v in zip(("accuracy", "f1", "mcc"), zip(*numbers))}
+                ft_summary[task].update(seeds=[42, 43], best_epoch=[1, 1], selection="heldout", seconds=1.0)
+            (root / condition / f"seed{seed}" / "finetune" / "summary.json").write_text(
+                json.dumps({"kind": "finetune", **ft_summary}))
+            written[condition, seed] = {"ewok": ewok, "entity": entity, "wug": probs, "ft": ft, "summary": summary,
+                                        "ft_summary": ft_summary}
+    return written
+
+
+def diff_row(md, condition, task):
+    """The differences row of ``task``: (difference, low, high, test, p, real)."""
+    line = next(x for x in md.splitlines() if x.startswith(f"| {condition} | {task} |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    low, high = (float(x) for x in cells[5].strip("[]").split(","))
+    return float(cells[4]), low, high, cells[6], cells[7], cells[8]
+
+
+def percentile_interval(boot):
+    return tuple(np.percentile(boot, [2.5, 97.5]))
+
+
+def test_report_statistics_against_computations_written_here(tmp_path, data_root):
+    import random
+
+    from helpers import wug_items
+
+    wug_folder = tmp_path / "data" / "wug_adj_nominalization"
+    items = wug_items(random.Random(3), 14)
+    write_jsonl(wug_folder / "wug.jsonl", items)
+    ratios = [it["ratio"] for it in items]
+    root, out = tmp_path / "study", tmp_path / "report"
+    w = write_stats_tree(root, wug_folder, ratios)
+    main(["report", str(root), "--out", str(out), "--replies", "false", "--resamples", str(RESAMPLES),
+          "--seed", str(SEED)])
+    md = (out / "report.md").read_text()
+    seeds = (0, 1)
+
+    # EWoK: seed-mean item outcomes, domains weighted equally, items redrawn within each domain (file order)
+    rng = np.random.default_rng(SEED)
+    estimate, boot, start = 0.0, np.zeros(RESAMPLES), 0
+    for n in EWOK.values():
+        d = np.array([100 * (np.mean([w["merged", s]["ewok"][k]["correct"] for s in seeds])
+                             - np.mean([w["baseline", s]["ewok"][k]["correct"] for s in seeds]))
+                      for k in range(start, start + n)])
+        start += n
+        estimate += d.mean() / len(EWOK)
+        boot += d[rng.integers(0, n, (RESAMPLES, n))].mean(axis=1) / len(EWOK)
+    diff, low, high, test, p, real = diff_row(md, "merged", "ewok")
+    macro = {c: statistics.fmean(w[c, s]["summary"]["ewok"]["macro"] for s in seeds) for c in ("baseline", "merged")}
+    assert diff == pytest.approx(macro["merged"] - macro["baseline"], abs=0.006) == pytest.approx(estimate, abs=0.006)
+    assert (low, high) == pytest.approx(percentile_interval(boot), abs=0.006)
+    only = [sum(w[c, s]["ewok"][k]["correct"] and not w[o, s]["ewok"][k]["correct"] for s in seeds
+                for k in range(sum(EWOK.values()))) for c, o in (("merged", "baseline"), ("baseline", "merged"))]
+    assert test == f"McNemar exact ({only[0]} vs {only[1]} discordant)"
+    p_exact = binomtest(only[0], sum(only)).pvalue
+    assert p == ("< 0.001" if p_exact < 0.001 else f"{p_exact:.4f}")
+
+    # entity tracking: move_contents (one file of three) differs by 100 on every item: +33.33 with no spread
+    diff, low, high, test, p, real = diff_row(md, "merged", "entity_tracking")
+    assert diff == low == high == pytest.approx(100 / 3, abs=0.006)
+    n = ENTITY["move_contents_2_ops"] * len(seeds)
+    assert test == f"McNemar exact ({n} vs 0 discordant)" and p == "< 0.001" and real == "yes"
+
+    # WUG: the same items redrawn for both conditions, Spearman's rho of each seed, the seed mean, B - A (x100)
+    rng = np.random.default_rng(SEED)
+    idx = rng.integers(0, len(ratios), (RESAMPLES, len(ratios)))
+    target = np.array(ratios)
+    rho = {c: np.mean([[spearmanr(w[c, s]["wug"][i], target[i])[0] for i in idx] for s in seeds], axis=0)
+           for c in ("baseline", "merged")}
+    boot = 100 * (rho["merged"] - rho["baseline"])
+    diff, low, high, test, p, real = diff_row(md, "merged", "wug")
+    observed = 100 * np.mean([spearmanr(w["merged", s]["wug"], target)[0]
+                              - spearmanr(w["baseline", s]["wug"], target)[0] for s in seeds])
+    assert diff == pytest.approx(observed, abs=0.006) and low <= diff <= high
+    assert (low, high) == pytest.approx(percentile_interval(boot), abs=0.006)
+    p_boot = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()))
+    assert test == "paired bootstrap" and p == ("< 0.001" if p_boot < 0.001 else f"{p_boot:.4f}")
+
+    # fine-tuning: accuracy (RTE) and F1 (MRPC) from the confusion counts; items redrawn for both, runs per side
+    labels = np.array(FT_LABELS)
+    for task, column in (("rte", 0), ("mrpc", 1)):
+        runs = {c: [np.array(r) for s in seeds for r in w[c, s]["ft"][task]] for c in ("baseline", "merged")}
+        rng = np.random.default_rng(SEED)
+        idx = rng.integers(0, len(labels), (RESAMPLES, len(labels)))
+        boot = {}
+        for c in ("baseline", "merged"):
+            scores = np.array([[confusion_scores(labels[i], r[i])[column] for i in idx] for r in runs[c]])
+            pick = rng.integers(0, len(runs[c]), (RESAMPLES, len(runs[c])))
+            boot[c] = np.array([scores[pick[j], j].mean() for j in range(RESAMPLES)])
+        per_run = {c: [confusion_scores(labels, r)[column] for r in runs[c]] for c in runs}
+        diff, low, high, test, p, real = diff_row(md, "merged", task)
+        assert diff == pytest.approx(np.mean(per_run["merged"]) - np.mean(per_run["baseline"]), abs=0.006)
+        assert (low, high) == pytest.approx(percentile_interval(boot["merged"] - boot["baseline"]), abs=0.006)
+        pooled = per_run["baseline"] + per_run["merged"]
+        observed = abs(np.mean(per_run["merged"]) - np.mean(per_run["baseline"]))
+        splits = list(itertools.combinations(range(8), 4))
+        hits = sum(abs(np.mean([pooled[i] for i in range(8) if i not in first]) - np.mean([pooled[i] for i in first]))
+                   >= observed - 1e-9 for first in splits)
+        assert test == "permutation over runs (4 vs 4)" and p == f"{hits / len(splits):.4f}"
+    # the scores table: MRPC is scored by F1, not accuracy; results.csv has every fine-tuning seed's F1 and MCC
+    mrpc = [statistics.fmean(confusion_scores(FT_LABELS, r)[1] for r in w["merged", s]["ft"]["mrpc"]) for s in seeds]
+    assert f"{statistics.fmean(mrpc):.2f} ± {statistics.stdev(mrpc):.2f} (2)" in next(
+        x for x in md.splitlines() if x.startswith("| mrpc |"))
+    rows = _csv(out / "results.csv")
+    for (c, s), numbers in w.items():
+        for task, runs in numbers["ft"].items():
+            for ft_seed, preds in zip((42, 43), runs):
+                _, f1, mcc = confusion_scores(FT_LABELS, preds)
+                mine = {r["metric"]: float(r["value"]) for r in rows
+                        if (r["condition"], r["seed"], r["task"], r["subset"]) == (c, str(s), task, f"finetune_seed{ft_seed}")}
+                assert mine["f1"] == pytest.approx(f1) and mine["mcc"] == pytest.approx(mcc)
+
+    # the HTML page: every section, table and figure the report promises for this tree
+    page = (out / "report.html").read_text()
+    assert re.findall(r"<h2>(.*?)</h2>", page) == ["Inputs", "Scores", "z-scores", "Differences from baseline"]
+    assert page.count("<table>") == 5
+    figures = dict(re.findall(r"<img alt='(.*?)' src='data:image/png;base64,(.*?)'>", page))
+    assert list(figures) == ["z-scores per condition", "scores per task"]
+    for alt, name in (("z-scores per condition", "zscores.png"), ("scores per task", "tasks.png")):
+        assert base64.b64decode(figures[alt]) == (out / name).read_bytes()
+        assert f"![{alt}]({name})" in md

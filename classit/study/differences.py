@@ -67,7 +67,7 @@ def _weights(keys) -> dict[str, float]:
 
 def _binary(task, a: list[dict], b: list[dict], d: Difference, resamples, seed) -> None:
     """Seed-mean item outcomes bootstrapped within subsets; McNemar over items and seeds paired in order."""
-    keys = sorted(set.intersection(*(set(p) for p in a + b)))
+    keys = [k for k in a[0] if all(k in p for p in a + b)]  # the items all scored, in the baseline's file order
     mean_a = {k: 100 * np.mean([p[k]["correct"] for p in a]) for k in keys}  # percent, as the macro score
     mean_b = {k: 100 * np.mean([p[k]["correct"] for p in b]) for k in keys}
     diffs = defaultdict(list)
@@ -86,7 +86,7 @@ def _wug(task, results_a: list[Result], a: list[dict], b: list[dict], d: Differe
         d.note = f"no interval: the WUG data folder {folder} is needed for the human ratios"
         return
     ratios = {(it.uid, it.source): it.ratio for it in load_items(task, folder)}
-    keys = sorted(set(ratios).intersection(*(set(p) for p in a + b)))
+    keys = [k for k in ratios if all(k in p for p in a + b)]  # in file order
     probs = [[np.array([p[k]["prob"] for k in keys]) for p in side] for side in (a, b)]
     _, d.low, d.high, d.p = stats.bootstrap_rho(*probs, np.array([ratios[k] for k in keys]), resamples, seed)
     d.test = "paired bootstrap"
