@@ -402,3 +402,15 @@ def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
     (root / "aoa" / "cdi_human.csv").write_text("\n".join(",".join(map(str, r)) for r in
                                                            [["word", "category", *ages, "word_length"], *rows]) + "\n")
     return root
+
+
+def rte_items(rng: random.Random, n: int) -> list[dict]:
+    """RTE items as BabyLM's glue_filtered has them: does sentence 1 entail sentence 2 (0) or not (1)?"""
+    names, places = ["Anna", "Mark", "Lucy", "Tom", "Kate", "Paul"], ["the park", "the shop", "school", "the beach"]
+    items = []
+    for k in range(n):
+        name, place, other = rng.choice(names), *rng.sample(places, 2)
+        label = rng.randrange(2)
+        items.append({"sentence1": f"{name} walked to {place} in the morning.",
+                      "sentence2": f"{name} went to {(place, other)[label]}.", "label": label, "idx": k})
+    return items

@@ -505,3 +505,32 @@ def test_report_statistics_against_computations_written_here(tmp_path, data_root
     for alt, name in (("z-scores per condition", "zscores.png"), ("scores per task", "tasks.png")):
         assert base64.b64decode(figures[alt]) == (out / name).read_bytes()
         assert f"![{alt}]({name})" in md
+
+
+@pytest.mark.slow
+def test_finetune_on_two_tasks_then_report(tmp_path, tiny_model_dir):
+    """The documented route `classit finetune --tasks rte,wsc` → `classit report`: the report lists each task with
+    the numbers of the fine-tuning summary."""
+    import random
+
+    from helpers import rte_items, wsc_items
+
+    rng, data = random.Random(0), tmp_path / "glue"
+    for task, make in (("rte", rte_items), ("wsc", wsc_items)):
+        write_jsonl(data / f"{task}.train.jsonl", make(rng, 24))
+        write_jsonl(data / f"{task}.valid.jsonl", make(rng, 8))
+    finetuned = tmp_path / "results" / "tiny" / "finetune"
+    main(["finetune", "--model", str(tiny_model_dir), "--data_dir", str(data), "--tasks", "rte,wsc", "--seeds", "1,2",
+          "--out", str(finetuned), "--max_epochs", "1", "--batch_size", "8"])
+    summary = json.loads((finetuned / "summary.json").read_text())
+    out = tmp_path / "report"
+    main(["report", str(tmp_path / "results"), "--out", str(out), "--replies", "false"])
+    md = (out / "report.md").read_text()
+    for task in ("rte", "wsc"):
+        assert f"| {task} | {summary[task]['accuracy']['mean']:.2f} (1 seed) |" in md
+    rows = _csv(out / "results.csv")
+    for task in ("rte", "wsc"):
+        for metric in ("accuracy", "f1", "mcc"):
+            got = [float(r["value"]) for r in rows if (r["condition"], r["task"], r["metric"]) == ("tiny", task, metric)]
+            assert got == pytest.approx(summary[task][metric]["per_seed"]) and len(got) == 2
+    assert "| tiny | 0 | final | finetune |" in md
