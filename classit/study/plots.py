@@ -39,7 +39,7 @@ def zscore_plot(z: dict[str, dict[str, float]], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def task_bars(table: dict[str, dict[str, tuple[float, float]]], units: list[str], path: Path) -> Path | None:
+def task_bars(table: dict[str, dict[str, tuple[float, float | None]]], units: list[str], path: Path) -> Path | None:
     """Per task, each condition's mean with its std over seeds as an error bar (none for one seed: std None)."""
     if not table:
         return None
