@@ -402,3 +402,15 @@ def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
     (root / "aoa" / "cdi_human.csv").write_text("\n".join(",".join(map(str, r)) for r in
                                                            [["word", "category", *ages, "word_length"], *rows]) + "\n")
     return root
+
+
+def rte_items(sentences: list[str], n: int) -> list[dict]:
+    """RTE items as BabyLM's glue_filtered has them: does ``sentence1`` entail ``sentence2`` (label 0) or not (1)?
+    A sentence entails its own first half, not another sentence."""
+    items = []
+    for k in range(n):
+        premise, other = sentences[2 * k % len(sentences)], sentences[(2 * k + 1) % len(sentences)]
+        words = premise.split()
+        hypothesis = " ".join(words[:max(2, len(words) // 2)]) if k % 2 == 0 else other
+        items.append({"sentence1": premise, "sentence2": hypothesis, "label": k % 2, "idx": k})
+    return items
