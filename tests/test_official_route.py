@@ -2,8 +2,6 @@
 tasks) → ``classit report --babylm`` → ``classit submission``, and the leaderboard scores it prints checked against
 the predictions on disk."""
 
-import json
-import random
 from pathlib import Path
 
 import pytest
