@@ -264,6 +264,29 @@ def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsy
 
 
 @pytest.mark.slow
+def test_the_documented_route_finetune_report_babylm_submission(tree, finetuned, tmp_path, capsys):
+    """End to end through the CLI: ``classit finetune`` (RTE and WSC on their real validation sets, the
+    ``finetuned`` fixture) → ``classit report --babylm`` into a copy of the tree without those two tasks →
+    ``classit submission``: the file holds the fine-tuned predictions, and every printed score is the official
+    rule's on the file written."""
+    results = tmp_path / "results"
+    shutil.copytree(tree["results"] / "m", results / "tiny", symlinks=True)
+    for task in ("rte", "wsc"):
+        shutil.rmtree(results / "tiny" / "main" / "finetune" / task)
+    main(["report", str(finetuned / "eval"), "--out", str(tmp_path / "report"), "--babylm", str(results)])
+    capsys.readouterr()
+    main(["submission", "--results", str(results), "--model", "tiny", *tree["args"][5:]])
+    printed = capsys.readouterr().out.splitlines()
+    got = read_json(results / "tiny" / "all_full_preds_and_fast_scores_causal.json")
+    for task in ("rte", "wsc"):
+        ours = _lines(finetuned / "eval" / "tiny" / "finetune" / "predictions" / f"{task}_seed1.jsonl")
+        assert got["glue"][task]["predictions"] == [{"id": r["id"], "pred": r["pred"]} for r in ours]
+    scores = {**_leaderboard(got, tree["data"]), "AoA": 0.0}
+    header = printed.index("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
+    assert printed[header + 1:header + 1 + len(scores)] == [f"  {label:<16} {v:.2f}" for label, v in scores.items()]
+
+
+@pytest.mark.slow
 def test_default_out_is_the_collators_path(tree):
     main(tree["args"])
     assert (tree["results"] / "m" / "all_full_preds_and_fast_scores_causal.json").is_file()
