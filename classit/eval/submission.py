@@ -83,7 +83,7 @@ def load_aoa(path: Path, revisions: list[str], hint: str) -> dict:
         raise ValueError(f'{path}: expected {{"results": [{{"step": ..., "target_word": ..., "surprisal": ...}}, '
                          f'...]}}, found {json.dumps(aoa)[:60]}')
     counts = defaultdict(int)
-    for record in aoa["results"]:
+    for record in records:
         counts[record["step"]] += 1
     if set(counts) != set(revisions) or any(counts[r] != AOA_SIZE for r in revisions):
         found = ", ".join(f"{n} for {r}" for r, n in list(counts.items())[:3]) + (", …" if len(counts) > 3 else "")
@@ -176,9 +176,9 @@ def on_track(run: Path, track: str) -> list[layout.Milestone]:
     found, wanted = milestones(run), layout.COLLATOR_REVISIONS[track]
     used = [m for m in found if m.name in wanted]
     unused = [m.name for m in found if m.name not in wanted]
-    track_names = f"the {track} track's milestones ({', '.join(wanted)})"
     if not used:
-        raise ValueError(f"--run {run}: none of its milestones ({', '.join(unused)}) is one of {track_names}")
+        raise ValueError(f"--run {run}: none of its milestones ({', '.join(unused)}) is one of the {track} track's "
+                         f"milestones ({', '.join(wanted)})")
     print(f"--run {run}: scoring {', '.join(m.name for m in used)}" +
           (f"; not on the {track} track, left out: {', '.join(unused)}" if unused else ""))
     return used
