@@ -1,8 +1,7 @@
 """Shared fixtures: the data folder (the real one, or the bundled sample completed for the tests), a real tokenizer
 trained on it, a tiny HF model folder and that model loaded, tiny fit configs, that model fine-tuned on RTE and WSC
-(``finetuned``); the ``full_data`` marker for tests
-that need the real data folder (the ``slow`` marker, for what the quick loop ``pytest -m "not slow"`` leaves out, is
-declared in pyproject.toml)."""
+(``finetuned``); the ``full_data`` marker for tests that need the real data folder (the ``slow`` marker, for what
+the quick loop ``pytest -m "not slow"`` leaves out, is declared in pyproject.toml)."""
 
 import os
 from pathlib import Path
