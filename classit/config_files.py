@@ -81,6 +81,9 @@ def config_error(message: str, args: list[str], keys: list[str]) -> ValueError:
             name = option[2]
             return ValueError(f"{where(key, layers, args, name)}: {name}: unknown key"
                               f"{nearest(name, init_parameters(option[1]))} (an argument of {option[1]})")
+        if choice := re.search(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (.*)", problem, re.S):
+            names = choice[1].replace("'", "")
+            problem = f"{choice[2].strip()!r} is not one of {names}"
         return ValueError(f"{where(key, layers, args)}: {one_line(problem)}")
     if unrecognized := re.match(r"unrecognized arguments: --([^\s=]+)", message):
         return ValueError(f"{one_line(message)}{nearest(unrecognized[1], keys)}")

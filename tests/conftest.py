@@ -1,17 +1,20 @@
 """Shared fixtures: the data folder (the real one, or the bundled sample completed for the tests), a real tokenizer
-trained on it, a tiny HF model folder and that model loaded, tiny fit configs; the ``full_data`` marker for tests
-that need the real data folder (the ``slow`` marker, for what the quick loop ``pytest -m "not slow"`` leaves out, is
-declared in pyproject.toml)."""
+trained on it, a tiny HF model folder and that model loaded, tiny fit configs, that model fine-tuned on RTE and WSC
+(``finetuned``); the ``full_data`` marker for tests that need the real data folder (the ``slow`` marker, for what
+the quick loop ``pytest -m "not slow"`` leaves out, is declared in pyproject.toml)."""
 
 import os
+import random
 from pathlib import Path
 
 import pytest
-from helpers import TinyRuns, complete_sample, small_corpus
+from helpers import TinyRuns, complete_sample, rte_items, small_corpus, write_jsonl
 
+from classit.cli import main
 from classit.data.corpus import corpus_files
 from classit.data.store import DATA_ENV, unpack_sample
 from classit.data.tokenizer import cached_tokenizer
+from classit.files import read_jsonl
 
 SMALL_VOCAB = 2048
 REAL_DATA = os.environ.get(DATA_ENV)  # read before data_root points the variable at the tests' own folder
@@ -96,3 +99,23 @@ def tiny_runs(tmp_path, data_root, tokenizer) -> TinyRuns:
     """Tiny fit configs in this test's folder, over a small corpus (``tmp_path/data``: two BabyLM dev files) and the
     session tokenizer: ``tiny_runs.config(name, **changes)``, their logs in ``tiny_runs.run_dir(name)``."""
     return TinyRuns(tmp_path, small_corpus(data_root, tmp_path / "data"), tokenizer.name_or_path)
+
+
+@pytest.fixture(scope="session")
+def finetuned(tiny_model_dir, data_root, tmp_path_factory) -> Path:
+    """``classit finetune`` of the tiny model on RTE and WSC (16 training items, one epoch, one seed), scored on
+    the data folder's validation sets (RTE: built here where the bundled sample lacks it)."""
+    tmp = tmp_path_factory.mktemp("route")
+    glue, source = tmp / "glue", data_root / "babylm-eval" / "glue_filtered"
+    for task in ("rte", "wsc"):
+        if (source / f"{task}.valid.jsonl").is_file():
+            write_jsonl(glue / f"{task}.train.jsonl", read_jsonl(source / f"{task}.train.jsonl")[:16])
+            (glue / f"{task}.valid.jsonl").symlink_to(source / f"{task}.valid.jsonl")
+        else:
+            rng = random.Random(0)
+            write_jsonl(glue / "rte.train.jsonl", rte_items(rng, 16))
+            write_jsonl(glue / "rte.valid.jsonl", rte_items(rng, 20))
+    out = tmp / "eval" / "tiny" / "finetune"
+    main(["finetune", "--model", str(tiny_model_dir), "--tasks", "rte,wsc", "--seeds", "1", "--max_epochs", "1",
+          "--data_dir", str(glue), "--out", str(out)])
+    return tmp

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy.stats import spearmanr
 
 from classit import layout
 from classit.cli import main
@@ -56,6 +57,44 @@ def real() -> Path:
     return Path(os.environ["CLASSIT_DATA_DIR"])
 
 
+def _right(subset: str, i: int) -> bool:
+    """Whether item ``i`` of a subset is predicted right: a share from about 30% to 90% that differs by subset."""
+    share = 0.3 + 0.6 * (sum(map(ord, subset)) % 7) / 6
+    return random.Random(f"{subset} {i}").random() < share
+
+
+def _write_known_predictions(causal: Path, data: Path, surprisal: list[float], previous: list[float]) -> None:
+    """Full-set predictions in the official sizes, right or wrong item by item as :func:`_right` says; WUG
+    probabilities that follow the human ratios with noise; the reading surprisals given."""
+    def choices(folder: str, right: str, wrong) -> dict:
+        return {p.stem: {"predictions": [{"id": i, "pred": r[right] if _right(p.stem, i) else wrong(r)}
+                                         for i, r in enumerate(_lines(p))]} for p in sorted((data / folder).glob("*.jsonl"))}
+
+    _dump(causal / "blimp/blimp_filtered/predictions.json",
+          choices("blimp_filtered", "sentence_good", lambda r: r["sentence_bad"]))
+    _dump(causal / "blimp/supplement_filtered/predictions.json",
+          choices("supplement_filtered", "sentence_good", lambda r: r["sentence_bad"]))
+    _dump(causal / "ewok/ewok_filtered/predictions.json", choices("ewok_filtered", "Target1", lambda r: r["Target2"]))
+    et = {}
+    for p in sorted((data / "entity_tracking").glob("*.jsonl")):
+        for r in _lines(p):
+            block = et.setdefault(f"{p.stem}_{r['numops']}_ops", {"predictions": []})["predictions"]
+            block.append({"pred": r["options"][0 if _right(p.stem, len(block) + 1000 * r["numops"]) else 1]})
+    _dump(causal / "entity_tracking/entity_tracking/predictions.json", et)
+    comps = {}
+    for subset, stem in tasks.COMPS_FILES.items():
+        comps[subset] = {"predictions": [
+            {"pred": f"{r['prefix_acceptable' if _right(stem, i) else 'prefix_unacceptable']} {r['property_phrase']}"}
+            for i, r in enumerate(_lines(data / "comps" / f"{stem}.jsonl"))]}
+    _dump(causal / "comps/comps/predictions.json", comps)
+    for key, folder in (("wug_adj", "wug_adj_nominalization"), ("wug_past", "wug_past_tense")):
+        noise = random.Random(key)
+        _dump(causal / f"wug_{key[4:]}/{folder}/predictions.json", {key: {"predictions": [
+            {"pred": "x", "prob": r["ratio"] + noise.gauss(0, 0.3)} for r in _lines(data / folder / f"{folder}.jsonl")]}})
+    _dump(causal / "reading/predictions.json", {"reading": {"predictions": [
+        {"id": i, "pred": s, "prev_pred": p} for i, (s, p) in enumerate(zip(surprisal, previous))]}})
+
+
 @pytest.fixture(scope="module")
 def tree(real, tmp_path_factory) -> dict:
     """A strict-small results tree of synthetic predictions in the official sizes; fast predictions with known
@@ -71,30 +110,33 @@ def tree(real, tmp_path_factory) -> dict:
     (fast / "wug_past_tense").mkdir()
     write_jsonl(fast / "wug_past_tense" / "wug_past_tense.jsonl", wug_past)
 
+    data = root / "data"  # the full sets: the real ones, COMPS written here, the synthetic WUG past tense
+    for folder in full.iterdir():
+        (data / folder.name).parent.mkdir(exist_ok=True)
+        (data / folder.name).symlink_to(folder)
+    (data / "wug_past_tense").symlink_to(fast / "wug_past_tense")
+    for stem, n in (("comps_base", 49340), ("comps_wugs_dist-before", 13896), ("comps_wugs_dist-in-between", 13896),
+                    ("comps_wugs", 13896)):
+        write_jsonl(data / "comps" / f"{stem}.jsonl", [
+            {"prefix_acceptable": f"a {stem} {i}", "prefix_unacceptable": f"b {stem} {i}", "property_phrase": "can fly"}
+            for i in range(n)])
+
     main_dir = root / "results" / "m" / "main"
     causal = main_dir / "zero_shot" / "causal"
-    for folder, data in (("blimp/blimp_filtered", "blimp_filtered"), ("blimp/supplement_filtered", "supplement_filtered"),
-                         ("ewok/ewok_filtered", "ewok_filtered")):
-        _dump(causal / folder / "predictions.json",
-              {p.stem: _preds(len(_lines(p))) for p in sorted((full / data).glob("*.jsonl"))})
-    _dump(causal / "entity_tracking/entity_tracking/predictions.json",
-          {k: _preds(n) for k, n in _entity_tracking_sizes(full / "entity_tracking").items()})
-    _dump(causal / "wug_adj/wug_adj_nominalization/predictions.json", {"wug_adj": _preds(200, prob=0.5)})
-    _dump(causal / "wug_past/wug_past_tense/predictions.json", {"wug_past": _preds(50, prob=0.5)})
-    _dump(causal / "comps/comps/predictions.json", {k: _preds(n) for k, n in COMPS.items()})
     rows = len(pd.read_csv(full / "reading" / "reading_data.csv"))
-    _dump(causal / "reading/predictions.json", {"reading": _preds(rows, prev_pred=1.0)})
+    surprisal = [1.0 + 0.1 * (i % 7) for i in range(rows)]
+    previous = [math.nan if i % 10 == 0 else 2.0 + 0.3 * (i % 5) for i in range(rows)]
+    _write_known_predictions(causal, data, surprisal, previous)
+    for task in GLUE:  # right with a share that differs by task
+        labels = [r["label"] for r in _lines(full / "glue_filtered" / f"{task}.valid.jsonl")]
+        _dump(main_dir / "finetune" / task / "predictions.json", {task: {"predictions": [
+            {"id": f"{task}_{i}", "pred": label if _right(task, i) else (label + 1) % 2}
+            for i, label in enumerate(labels)]}})
     _dump(causal / "AoA_word/surprisal.json", {"metadata": {}, "results": [
         {"step": s, "target_word": "w", "context_id": i, "surprisal": 1.0}
         for s in STRICT_SMALL for i in range(AOA_PER_CHECKPOINT)]})
-    for task in GLUE:
-        n = len(_lines(full / "glue_filtered" / f"{task}.valid.jsonl"))
-        _dump(main_dir / "finetune" / task / "predictions.json", {task: {"predictions": [
-            {"id": f"{task}_{i}", "pred": 0} for i in range(n)]}})
 
     wug_adj = [r["ratio"] for r in _lines(full / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl")]
-    surprisal = [1.0 + 0.1 * (i % 7) for i in range(rows)]
-    previous = [math.nan if i % 10 == 0 else 2.0 + 0.3 * (i % 5) for i in range(rows)]
     for k, revision in enumerate(STRICT_SMALL):  # revision k: the first k + 1 BLiMP items right, the rest wrong
         causal = root / "results" / "m" / revision / "zero_shot" / "causal"
         _dump(causal / "blimp/blimp_fast/predictions.json", {uid: {"predictions": [
@@ -115,8 +157,8 @@ def tree(real, tmp_path_factory) -> dict:
         _dump(causal / "reading/predictions.json", {"reading": {"predictions": [
             {"id": i, "pred": s, "prev_pred": p} for i, (s, p) in enumerate(zip(surprisal, previous))]}})
     args = ["submission", "--results", str(root / "results"), "--model", "m", "--track", "strict-small",
-            "--fast_data", str(fast), "--data_dir", str(full)]
-    return {"results": root / "results", "args": args, "surprisal": surprisal, "previous": previous}
+            "--fast_data", str(fast), "--data_dir", str(data)]
+    return {"results": root / "results", "args": args, "surprisal": surprisal, "previous": previous, "data": data}
 
 
 def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> dict:
@@ -139,16 +181,59 @@ def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> 
     return {"spr": gain("self_paced_reading_time", base), "rt": rt}
 
 
+def _leaderboard(submission: dict, data: Path) -> dict[str, float]:
+    """The leaderboard's full-set scores of a submission, as ``calculate_results_from_pred.py`` computes them,
+    written out here: per subset the share of predictions equal to the target (stripped), averaged over subsets
+    (entity tracking: its files' subsets by number of operations); Spearman's rho x100 for WUG; the reading gains."""
+    def mean(values):
+        return sum(values) / len(values)
+
+    def accuracy(predictions, targets):
+        right = [p["pred"].strip() == t.strip() for p, t in zip(predictions, targets)]
+        return 100 * sum(right) / len(right)
+
+    def by_file(results, folder, target, files=None):
+        return mean([accuracy(block["predictions"], [target(r) for r in _lines(data / folder / f"{(files or {}).get(k, k)}.jsonl")])
+                     for k, block in results.items()])
+
+    entity = []
+    for path in (data / "entity_tracking").glob("*.jsonl"):
+        targets = {}
+        for r in _lines(path):
+            targets.setdefault(r["numops"], []).append(r["options"][0])
+        entity += [accuracy(submission["entity_tracking"][f"{path.stem}_{n}_ops"]["predictions"], t)
+                   for n, t in targets.items()]
+    wug = {key: 100 * spearmanr([p["prob"] for p in submission[key][key]["predictions"]],
+                                [r["ratio"] for r in _lines(data / folder / f"{folder}.jsonl")])[0]
+           for key, folder in (("wug_adj", "wug_adj_nominalization"), ("wug_past", "wug_past_tense"))}
+    reading = submission["reading"]["reading"]["predictions"]
+    gains = _reading_gains(data / "reading" / "reading_data.csv", [p["pred"] for p in reading],
+                           [p["prev_pred"] for p in reading])
+    glue = [100 * mean([p["pred"] == r["label"] for p, r in zip(block["predictions"],
+                                                                _lines(data / "glue_filtered" / f"{task}.valid.jsonl"))])
+            for task, block in submission["glue"].items()]
+    comps_files = {"base": "comps_base", "wugs": "comps_wugs", "wugs_dist_before": "comps_wugs_dist-before",
+                   "wugs_dist_in_between": "comps_wugs_dist-in-between"}
+    return {"BLIMP": by_file(submission["blimp"], "blimp_filtered", lambda r: r["sentence_good"]),
+            "SUPPLEMENT": by_file(submission["blimp_supplement"], "supplement_filtered", lambda r: r["sentence_good"]),
+            "EWOK": by_file(submission["ewok"], "ewok_filtered", lambda r: r["Target1"]),
+            "ENTITY TRACKING": mean(entity), "WUG ADJ": wug["wug_adj"], "WUG PAST": wug["wug_past"],
+            "COMPS": by_file(submission["comps"], "comps", lambda r: f"{r['prefix_acceptable']} {r['property_phrase']}",
+                             comps_files),
+            "READING (SPR)": 100 * gains["spr"], "READING (ET)": 100 * gains["rt"], "GLUE": mean(glue)}
+
+
 @pytest.mark.slow
 def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsys):
     out = tmp_path / "all_full_preds_and_fast_scores_causal.json"
     main([*tree["args"], "--out", str(out)])
-    printed = capsys.readouterr().out.splitlines()  # the leaderboard's rules (calculate_results_from_pred.py)
-    glue = [100 * sum(r["label"] == 0 for r in rows) / len(rows)  # every GLUE prediction here is label 0
-            for rows in (_lines(real / "babylm-eval" / "glue_filtered" / f"{t}.valid.jsonl") for t in GLUE)]
-    for label, value in (("BLIMP", 0.0), ("EWOK", 0.0), ("GLUE", sum(glue) / len(glue)), ("AoA", 0.0)):
-        assert f"  {label:<16} {value:.2f}" in printed, (label, printed)
+    printed = capsys.readouterr().out.splitlines()
     got = json.loads(out.read_text())
+    scores = _leaderboard(got, tree["data"])
+    scores["AoA"] = 0.0  # one surprisal for every word and checkpoint: no curve to fit
+    header = printed.index("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
+    assert printed[header + 1:header + 1 + len(scores)] == [f"  {label:<16} {v:.2f}" for label, v in scores.items()]
+    assert len({f"{v:.2f}" for v in scores.values()}) > 8  # scores that tell one task's rule from another's
     assert list(got) == KEYS
     causal = tree["results"] / "m" / "main" / "zero_shot" / "causal"
     sources = {"blimp": "blimp/blimp_filtered", "blimp_supplement": "blimp/supplement_filtered",
@@ -176,6 +261,29 @@ def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsy
     assert fast["wug_past"][3] == {"wug_past": pytest.approx(-1.0)}
     expected = _reading_gains(real / "babylm-eval" / "reading" / "reading_data.csv", tree["surprisal"], tree["previous"])
     assert fast["reading"][-1] == expected  # bit-equal: the collator's fractions, averaged as it does
+
+
+@pytest.mark.slow
+def test_the_documented_route_finetune_report_babylm_submission(tree, finetuned, tmp_path, capsys):
+    """End to end through the CLI: ``classit finetune`` (RTE and WSC on their real validation sets, the
+    ``finetuned`` fixture) → ``classit report --babylm`` into a copy of the tree without those two tasks →
+    ``classit submission``: the file holds the fine-tuned predictions, and every printed score is the official
+    rule's on the file written."""
+    results = tmp_path / "results"
+    shutil.copytree(tree["results"] / "m", results / "tiny", symlinks=True)
+    for task in ("rte", "wsc"):
+        shutil.rmtree(results / "tiny" / "main" / "finetune" / task)
+    main(["report", str(finetuned / "eval"), "--out", str(tmp_path / "report"), "--babylm", str(results)])
+    capsys.readouterr()
+    main(["submission", "--results", str(results), "--model", "tiny", *tree["args"][5:]])
+    printed = capsys.readouterr().out.splitlines()
+    got = read_json(results / "tiny" / "all_full_preds_and_fast_scores_causal.json")
+    for task in ("rte", "wsc"):
+        ours = _lines(finetuned / "eval" / "tiny" / "finetune" / "predictions" / f"{task}_seed1.jsonl")
+        assert got["glue"][task]["predictions"] == [{"id": r["id"], "pred": r["pred"]} for r in ours]
+    scores = {**_leaderboard(got, tree["data"]), "AoA": 0.0}
+    header = printed.index("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
+    assert printed[header + 1:header + 1 + len(scores)] == [f"  {label:<16} {v:.2f}" for label, v in scores.items()]
 
 
 @pytest.mark.slow

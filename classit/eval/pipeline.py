@@ -198,9 +198,9 @@ def write_finetune(folder: Path, summary: dict[str, dict], out: Path) -> None:
             continue
         seed = s["seeds"][0]
         records = read_jsonl(layout.predictions_file(folder, f"{task}_seed{seed}"))
-        folder = out / task
-        folder.mkdir(parents=True, exist_ok=True)
+        task_out = out / task
+        task_out.mkdir(parents=True, exist_ok=True)
         write_json({task: {"predictions": [{"id": r["id"], "pred": r["pred"]} for r in records]}},
-                   layout.official_predictions(folder))
+                   layout.official_predictions(task_out))
         write_text("\n".join(f"{m}: {s[m]['per_seed'][0]}" for m in ("accuracy", "f1", "mcc")) + f"\nseed: {seed}\n",
-                   folder / "results.txt")
+                   task_out / "results.txt")

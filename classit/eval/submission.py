@@ -13,6 +13,7 @@ The file holds the full-set predictions as they are (``blimp``, ``blimp_suppleme
 Every file is checked against the collator's sizes; unlike it, a task split in subsets must have all of them.
 """
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -35,12 +36,27 @@ def _amount(expected: Sizes) -> str:
     return f"{expected} items in each subset"
 
 
+PREDICTIONS_SHAPE = '{"SUBSET": {"predictions": [{"pred": ...}, ...]}, ...}'
+
+
+def _check_shape(path: Path, results) -> None:
+    """A ``predictions.json`` of the collator's shape (:data:`PREDICTIONS_SHAPE`), else one line naming the part
+    that is not."""
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: expected {PREDICTIONS_SHAPE}, found a JSON {type(results).__name__}")
+    for key, block in results.items():
+        predictions = block.get("predictions") if isinstance(block, dict) else None
+        if not isinstance(predictions, list) or not all(isinstance(p, dict) and "pred" in p for p in predictions):
+            raise ValueError(f"{path}: expected {PREDICTIONS_SHAPE}, found {key!r}: {json.dumps(block)[:60]}")
+
+
 def load_checked(path: Path, name: str, expected: Sizes, hint: str) -> dict:
-    """A ``predictions.json`` (``{subset: {"predictions": [...]}}``) checked as the collator's ``_check_size``
-    (subset names lower-cased) and for missing subsets; any fault stops in one line."""
+    """A ``predictions.json`` (``{subset: {"predictions": [...]}}``) checked for its shape, as the collator's
+    ``_check_size`` (subset names lower-cased) and for missing subsets; any fault stops in one line."""
     if not path.is_file():
         raise FileNotFoundError(f"{name}: expected {_amount(expected)}, found none (no {path}); produce it with {hint}")
     results = read_json(path)
+    _check_shape(path, results)
     found = {key.lower() for key in results}
     if isinstance(expected, dict) and found != set(expected):
         missing, unknown = sorted(set(expected) - found), sorted(found - set(expected))
@@ -62,8 +78,12 @@ def load_aoa(path: Path, revisions: list[str], hint: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"aoa: expected {expected}, found none (no {path}); produce it with {hint}")
     aoa = read_json(path)
+    records = aoa.get("results") if isinstance(aoa, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "step" in r for r in records):
+        raise ValueError(f'{path}: expected {{"results": [{{"step": ..., "target_word": ..., "surprisal": ...}}, '
+                         f'...]}}, found {json.dumps(aoa)[:60]}')
     counts = defaultdict(int)
-    for record in aoa["results"]:
+    for record in records:
         counts[record["step"]] += 1
     if set(counts) != set(revisions) or any(counts[r] != AOA_SIZE for r in revisions):
         found = ", ".join(f"{n} for {r}" for r, n in list(counts.items())[:3]) + (", …" if len(counts) > 3 else "")
@@ -150,20 +170,36 @@ def collate(results: str | Path, model: str, track: str = "strict", fast_data: s
     return submission
 
 
+def on_track(run: Path, track: str) -> list[layout.Milestone]:
+    """The run's milestones that the track's submission uses; those it will not use are named first, and a run
+    with none of the track's stops in one line."""
+    found, wanted = milestones(run), layout.COLLATOR_REVISIONS[track]
+    used = [m for m in found if m.name in wanted]
+    unused = [m.name for m in found if m.name not in wanted]
+    if not used:
+        raise ValueError(f"--run {run}: none of its milestones ({', '.join(unused)}) is one of the {track} track's "
+                         f"milestones ({', '.join(wanted)})")
+    print(f"--run {run}: scoring {', '.join(m.name for m in used)}" +
+          (f"; not on the {track} track, left out: {', '.join(unused)}" if unused else ""))
+    return used
+
+
 def score_milestones(run: str | Path, results: str | Path, model: str, fast_data: str | None = None,
-                     data_dir: str | None = None, batch_size: int = 64, device: str = "auto") -> list[str]:
-    """Score each ``RUN/milestones/chck_{N}M`` on the fast sets with ``classit evaluate`` (its outputs in
-    ``RESULTS/<model>/<revision>/classit/``) and write them in the pipeline's layout below
+                     data_dir: str | None = None, batch_size: int = 64, device: str = "auto",
+                     track: str = "strict") -> list[str]:
+    """Score each ``RUN/milestones/chck_{N}M`` of the track on the fast sets with ``classit evaluate`` (its
+    outputs in ``RESULTS/<model>/<revision>/classit/``) and write them in the pipeline's layout below
     ``RESULTS/<model>/<revision>/zero_shot/causal``; a revision with all its fast predictions is kept as it is.
     Returns the revisions scored."""
     from classit.eval.evaluate import evaluate
 
+    used = on_track(Path(run), track)
     fast, full = _data_roots(fast_data, data_dir)
     roots = defaultdict(list)  # data root → the classit tasks read from it
     for task in FAST.values():
         roots[data_folder(task.fast, fast, full).parent].append(task.name)
     scored = []
-    for revision, _, path in milestones(Path(run)):
+    for revision, _, path in used:
         causal = layout.causal_dir(Path(results) / model / revision)
         if all(layout.official_predictions(causal / task.results_folder(fast=True)).is_file() for task in FAST.values()):
             print(f"{revision}: fast predictions already in {causal}, kept")
@@ -179,6 +215,15 @@ def score_milestones(run: str | Path, results: str | Path, model: str, fast_data
                     write_minimal_pairs(out, summary, task, causal)
         scored.append(revision)
     return scored
+
+
+def _check_out(path: Path) -> None:
+    """The submission file can be written at ``path``: not a folder, not below a file (checked before any work)."""
+    if path.is_dir():
+        raise ValueError(f"--out {path}: is a folder; name the file to write (e.g. {path / layout.SUBMISSION})")
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: {parent} is a file, not a folder")
 
 
 def submission_command(*, results: str, model: str, out: str | None = None,
@@ -204,10 +249,11 @@ def submission_command(*, results: str, model: str, out: str | None = None,
         batch_size: texts per forward pass (``--run``).
         device: ``auto``, ``cpu``, ``cuda``... (``--run``).
     """
-    if run:
-        score_milestones(run, results, model, fast_data, data_dir, batch_size, device)
-    submission = collate(results, model, track, fast_data, data_dir)
     path = Path(out) if out else Path(results) / model / layout.SUBMISSION
+    _check_out(path)
+    if run:
+        score_milestones(run, results, model, fast_data, data_dir, batch_size, device, track)
+    submission = collate(results, model, track, fast_data, data_dir)
     write_json(submission, path)
     print(f"submission: {path} ({track} track, {len(layout.COLLATOR_REVISIONS[track])} milestones)")
     print("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
