@@ -12,6 +12,7 @@ import lightning as L
 import torch
 
 from classit.train.callbacks import RunCheckpoint
+from classit.train.signals import CheckpointOnSignal
 
 
 class RowRecorder(L.Callback):
@@ -63,8 +64,9 @@ class SignalAt(L.Callback):
 
 
 class TouchAt(L.Callback):
-    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then slows
-    each batch down, so that the signal comes long before the run's end."""
+    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then holds
+    that batch until the run's ``CheckpointOnSignal`` has received the signal: it lands in that step, however slow
+    the machine."""
 
     def __init__(self, step: int, path: str):
         self.step, self.path = step, path
@@ -72,7 +74,9 @@ class TouchAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step >= self.step:
             Path(self.path).touch()
-            time.sleep(0.5)
+            stop = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal))
+            while stop.received is None:
+                time.sleep(0.01)
 
 
 class HangAt(L.Callback):

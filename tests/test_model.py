@@ -122,3 +122,18 @@ def test_dense_peaks_of_gpus_lightning_misses():
     assert dense_peak_flops("NVIDIA H200 NVL", torch.bfloat16) == 835.5e12
     assert dense_peak_flops("NVIDIA H200", "tfloat32") == 494.7e12
     assert dense_peak_flops("NVIDIA H100 80GB HBM3", torch.bfloat16) is None  # Lightning's table has it
+
+
+@pytest.mark.parametrize("arch, tied", [("llama", True), ("llama", False), ("gpt2", True)])
+def test_flops_per_token_count_the_models_matrix_products(arch, tied):
+    """6 FLOPs per weight a token passes through (forward and backward) plus the attention scores and their mix over
+    the block (12 · layers · width · block): counted here from the shapes. An embedding lookup, of tokens or of
+    positions, is no product; the output layer is one, tied or not."""
+    V, L_, d, m, T = 300, 2, 32, 64, 16
+    module = BabyLM(arch=arch, vocab_size=V, n_layer=L_, n_embd=d, n_head=2, intermediate_size=m, block_size=T,
+                    tie_embeddings=tied)
+    if arch == "llama":  # q, k, v, o; gate, up, down; two RMSNorms a layer, one at the end
+        weights = L_ * (4 * d * d + 3 * d * m + 2 * d) + d
+    else:  # qkv and projection with biases; fc and projection with biases; two LayerNorms a layer, one at the end
+        weights = L_ * ((3 * d * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d) + 4 * d) + 2 * d
+    assert module.flops_per_token == 6 * (weights + V * d) + 12 * L_ * d * T
