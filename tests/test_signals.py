@@ -16,8 +16,9 @@ from classit.checkpoint_io import load_checkpoint
 from helpers import DEMO, classit, fit, scalars
 
 
-def signal_at(name: str, step: int, times: int = 1) -> list[dict]:
-    return [{"class_path": "probes.SignalAt", "init_args": {"signal_name": name, "step": step, "times": times}}]
+def signal_at(name: str, step: int, times: int = 1, rank: int | None = None) -> list[dict]:
+    return [{"class_path": "probes.SignalAt", "init_args": {"signal_name": name, "step": step, "times": times,
+                                                           "rank": rank}}]
 
 
 @pytest.mark.slow
@@ -59,6 +60,30 @@ def test_second_ctrl_c_exits_at_once_unsaved(tiny_runs):
     assert code == 130, out[-3000:]
     assert "classit: second SIGINT: exiting now without a new checkpoint; no checkpoint was saved" in out
     assert "Traceback" not in out and not list((tiny_runs.tmp / "logs").rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_ddp_rank_saves_once_and_both_ranks_exit(tiny_runs):
+    """SLURM may signal one task of a job: the ranks agree on the stop at the step's end, save once, and exit."""
+    pids = tiny_runs.tmp / "pids"
+    probes = signal_at("SIGTERM", 2, rank=1) + [{"class_path": "probes.PidFiles", "init_args": {"out_dir": str(pids)}}]
+    config = tiny_runs.config("ddp", devices=2, strategy="ddp", max_steps=12, callbacks=probes,
+                              data_args={"batch_size": 8, "micro_batch_size": 4})
+    out, code = fit(config)
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    last = tiny_runs.run_dir("ddp") / "checkpoints" / "last.ckpt"
+    assert out.count("classit: SIGTERM: saving a checkpoint at the end of this optimizer step") == 1, out[-3000:]
+    assert out.count(" saved ") == 1 and f"classit: a signal on another rank: saved {last} at step 3" in out
+    assert "Traceback" not in out, out[-3000:]
+    checkpoint = load_checkpoint(last)
+    assert checkpoint["global_step"] == 3  # the step the signal landed in, on both ranks
+    assert [p.name for p in last.parent.iterdir()] == ["last.ckpt"]
+    for rank in (0, 1):  # no rank left behind, waiting in a collective for the other
+        pid = int((pids / f"rank{rank}.pid").read_text())
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), f"rank {rank} still runs"
 
 
 def signal_job_when(process, ready: Path, signum: int) -> tuple[str, int]:
