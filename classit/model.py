@@ -90,9 +90,13 @@ class BabyLM(L.LightningModule):
 
     @cached_property
     def flops_per_token(self) -> int:
-        """Training FLOPs per token: 6 × parameters plus attention (the PaLM/nanoGPT estimate)."""
-        cfg = self.model.config
-        return 6 * self.num_parameters() + 12 * cfg.num_hidden_layers * cfg.hidden_size * self.hparams.block_size
+        """Training FLOPs per token: 6 × parameters plus attention (the PaLM/nanoGPT estimate); an embedding table
+        that is only looked up (the tokens' when untied, GPT-2's positions') takes no FLOPs."""
+        cfg, output = self.model.config, self.model.get_output_embeddings().weight
+        lookups = sum(m.weight.numel() for m in self.model.modules()
+                      if isinstance(m, torch.nn.Embedding) and m.weight is not output)
+        attention = 12 * cfg.num_hidden_layers * cfg.hidden_size * self.hparams.block_size
+        return 6 * (self.num_parameters() - lookups) + attention
 
     def training_memory(self, sequences: int, half: bool = False) -> int:
         """Bytes that training one micro-batch of ``sequences`` × ``block_size`` tokens holds at its peak: float32

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 
 from classit.train.callbacks import RunCheckpoint
+from classit.train.signals import CheckpointOnSignal
 
 
 class RowRecorder(L.Callback):
@@ -50,21 +51,36 @@ class KillAtStep(L.Callback):
 
 
 class SignalAt(L.Callback):
-    """Sends this process a real signal when the first micro-batch after ``step`` optimizer steps starts."""
+    """Sends this process a real signal when the first micro-batch after ``step`` optimizer steps starts (with
+    ``rank``: only in that rank's process)."""
 
-    def __init__(self, signal_name: str, step: int, times: int = 1):
-        self.signum, self.step, self.times = signal.Signals[signal_name], step, times
+    def __init__(self, signal_name: str, step: int, times: int = 1, rank: int | None = None):
+        self.signum, self.step, self.times, self.rank = signal.Signals[signal_name], step, times, rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.rank not in (None, trainer.global_rank):
+            return
         if trainer.global_step == self.step and self.times:
             for _ in range(self.times):
                 self.times -= 1
                 os.kill(os.getpid(), self.signum)
 
 
+class PidFiles(L.Callback):
+    """Writes ``out_dir/rankN.pid`` when training starts: the process id of each rank."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+
+    def on_train_start(self, trainer, pl_module):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.pid").write_text(str(os.getpid()))
+
+
 class TouchAt(L.Callback):
-    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then slows
-    each batch down, so that the signal comes long before the run's end."""
+    """Creates ``path`` when ``step`` optimizer steps are done (the test outside then signals the job), then holds
+    that batch until the run's ``CheckpointOnSignal`` has received the signal: it lands in that step, however slow
+    the machine."""
 
     def __init__(self, step: int, path: str):
         self.step, self.path = step, path
@@ -72,7 +88,9 @@ class TouchAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step >= self.step:
             Path(self.path).touch()
-            time.sleep(0.5)
+            stop = next(c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal))
+            while stop.received is None:
+                time.sleep(0.01)
 
 
 class HangAt(L.Callback):

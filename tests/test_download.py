@@ -4,12 +4,14 @@ import functools
 import hashlib
 import json
 import shutil
+import socket
 import threading
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import error_line
 
 from classit.cli import main
 from classit.data.download import DEFAULT_SETS, LOCK_FILE, MANIFEST, DownloadError, download, rebase
@@ -264,3 +266,58 @@ def test_the_hidden_tasks_come_with_the_evaluation_data(server, tmp_path, www):
     assert (eval_dir / TASKS["comps"].full / "comps_base.jsonl").is_file()
     assert f"{OFFICIAL_HOST}/tofu/hidden.zip" in json.loads((cache / LOCK_FILE).read_text())
     assert MANIFEST["eval"][0]["extract"] == {"full_eval": "babylm-eval"}  # the official set: the same folder
+
+
+def test_refresh_with_the_old_folder_and_zip_in_place_swaps_in_the_new_folder(server, www, tmp_path, monkeypatch):
+    base_url, requests = server
+    served = www / "tofu" / "eval.zip"
+    served.parent.mkdir()
+    served.write_bytes((www / "archives" / "evaluation_data.zip").read_bytes())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"eval": [zip_entry("eval.zip")]}))
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    out, cache = tmp_path / "out", tmp_path / "cache" / "downloads"
+    command = ["data", "download", "--out", str(out), "--base_url", base_url, "--manifest", str(manifest),
+               "--sets", "eval"]
+    main(command)
+    old = sorted(p.relative_to(out).as_posix() for p in (out / "babylm-eval").rglob("*") if p.is_file())
+    assert old == ["babylm-eval/" + rel.split("/", 1)[1] for rel in FILES[2:]]
+    with zipfile.ZipFile(served, "w") as zf:  # the source changes on purpose
+        zf.writestr("evaluation_data/full_eval/new.jsonl", "{}\n")
+    main(command)  # old folder and zip in place: nothing fetched
+    assert len(requests) == 1 and not (out / "babylm-eval" / "new.jsonl").exists()
+
+    main([*command, "--refresh", "true"])
+    assert len(requests) == 2
+    assert (cache / "eval.zip").read_bytes() == served.read_bytes()
+    assert json.loads((cache / LOCK_FILE).read_text()) == {zip_entry("eval.zip")["url"]: sha256(served)}
+    assert [p.name for p in (out / "babylm-eval").iterdir()] == ["new.jsonl"]  # the old folder replaced whole
+    assert sorted(p.name for p in out.iterdir()) == ["babylm-eval"] and not leftovers(tmp_path)  # no .old left
+
+
+def test_an_unreachable_server_says_so_and_names_base_url(tmp_path, monkeypatch):
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [{"url": f"{OFFICIAL_HOST}/data/a.train", "path": "a.train",
+                                               "sha256": None, "size": None}]}))
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    line = error_line(["data", "download", "--out", str(tmp_path / "out"), "--manifest", str(manifest),
+                       "--base_url", f"http://127.0.0.1:{port}", "--sets", "files"])
+    assert line.startswith(f"http://127.0.0.1:{port}/data/a.train: cannot reach the server ("), line
+    assert line.endswith("check the network, or pass --base_url a mirror that serves the same paths"), line
+    assert not leftovers(tmp_path)
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_download(server, data_root, tmp_path, monkeypatch):
+    base_url, requests = server
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [file_entry(data_root, FILES[0])]}))
+    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "a_file").write_text("not a folder\n")
+    out = tmp_path / "a_file" / "data"
+    line = error_line(["data", "download", "--out", str(out), "--base_url", base_url, "--manifest", str(manifest),
+                       "--sets", "files"])
+    assert line == f"{out}: cannot write there (Not a directory); nothing was downloaded, choose another --out"
+    assert requests == []

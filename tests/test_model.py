@@ -1,5 +1,9 @@
 """The LightningModule: preset sizes, token-normalised gradient accumulation, loading weights."""
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import lightning as L
@@ -122,3 +126,52 @@ def test_dense_peaks_of_gpus_lightning_misses():
     assert dense_peak_flops("NVIDIA H200 NVL", torch.bfloat16) == 835.5e12
     assert dense_peak_flops("NVIDIA H200", "tfloat32") == 494.7e12
     assert dense_peak_flops("NVIDIA H100 80GB HBM3", torch.bfloat16) is None  # Lightning's table has it
+
+
+@pytest.mark.parametrize("arch, tied", [("llama", True), ("llama", False), ("gpt2", True)])
+def test_flops_per_token_count_the_models_matrix_products(arch, tied):
+    """6 FLOPs per weight a token passes through (forward and backward) plus the attention scores and their mix over
+    the block (12 · layers · width · block): counted here from the shapes. An embedding lookup, of tokens or of
+    positions, is no product; the output layer is one, tied or not."""
+    V, L_, d, m, T = 300, 2, 32, 64, 16
+    module = BabyLM(arch=arch, vocab_size=V, n_layer=L_, n_embd=d, n_head=2, intermediate_size=m, block_size=T,
+                    tie_embeddings=tied)
+    if arch == "llama":  # q, k, v, o; gate, up, down; two RMSNorms a layer, one at the end
+        weights = L_ * (4 * d * d + 3 * d * m + 2 * d) + d
+    else:  # qkv and projection with biases; fc and projection with biases; two LayerNorms a layer, one at the end
+        weights = L_ * ((3 * d * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d) + 4 * d) + 2 * d
+    assert module.flops_per_token == 6 * (weights + V * d) + 12 * L_ * d * T
+
+
+MEASURE_PEAK = textwrap.dedent("""
+    import resource, sys
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+    from classit.model import BabyLM
+
+    def fit(vocab, block, sequences):
+        rows = torch.randint(3, vocab, (2 * sequences, block), generator=torch.Generator().manual_seed(0))
+        module = BabyLM(vocab_size=vocab, n_layer=2, n_embd=64, n_head=2, intermediate_size=128, block_size=block)
+        L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False, accelerator="cpu").fit(
+            module, DataLoader([{"input_ids": r, "labels": r} for r in rows], batch_size=sequences))
+        return module.training_memory(sequences)
+
+    fit(300, 256, 8)  # a small run first: the code that training loads, loaded before the measure
+    before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+    estimate = fit(32000, 256, 8)
+    print(estimate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+""")
+
+
+@pytest.mark.slow
+def test_the_training_memory_estimate_is_within_3_percent_of_the_measured_peak_on_cpu():
+    """A real Trainer's two steps (the second with AdamW's moments), logits the largest part as in small models; the
+    peak measured as the process's resident high-water mark above what it held before the model was built."""
+    done = subprocess.run([sys.executable, "-c", MEASURE_PEAK], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    estimate, peak = map(int, done.stdout.split()[-2:])
+    assert peak > 700 * 2 ** 20  # the measure saw the run
+    assert estimate == pytest.approx(peak, rel=0.03)

@@ -83,25 +83,27 @@ def test_fingerprint_sees_content_names_and_order(data_root, tmp_path):
 
 
 def test_two_processes_build_an_entry_once(tmp_path):
+    """The builder holds the lock until the kernel lists the other process waiting on it (``/proc/locks``): the two
+    calls overlap, whatever the order and speed the processes start in, and only one builds."""
     script = textwrap.dedent(f"""
-        import sys, time
+        import os, re, sys, time
         from pathlib import Path
         from classit.data.prepare import build_once
 
         def build(tmp):
+            inode = os.stat({str(tmp_path / ".entry.lock")!r}).st_ino
+            waiting = re.compile(rf"-> FLOCK .*:{{inode}} ")
+            while not any(waiting.search(line) for line in open("/proc/locks")):  # the other caller is blocked
+                time.sleep(0.01)
             with open({str(tmp_path / "builds.log")!r}, "a") as log:
                 log.write(sys.argv[1] + "\\n")
-            time.sleep(0.5)
             tmp.write_text("built by " + sys.argv[1])
 
-        while not Path({str(tmp_path / "go")!r}).exists():  # start together
-            time.sleep(0.01)
         print(build_once(Path({str(tmp_path / "entry")!r}), build).read_text())
     """)
     runs = [subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True)
             for name in ("first", "second")]
-    (tmp_path / "go").touch()
-    outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
+    outputs = [run.communicate(timeout=120)[0].strip() for run in runs]
     assert all(run.returncode == 0 for run in runs)
     builders = (tmp_path / "builds.log").read_text().split()
     assert len(builders) == 1

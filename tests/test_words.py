@@ -1,17 +1,20 @@
 """The BabyLM word budget: words counted from the data trained on; ready-made instruction files through a run."""
 
 import json
+import signal
 
 import lightning as L
 import pytest
 
+from classit import layout
+from classit.checkpoint_io import load_checkpoint
 from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.instructions import InstructionFile
 from classit.model import BabyLM
 from classit.train.callbacks import MilestoneExport
 from classit.train.fit import CurriculumSetup
-from helpers import instruction_records, write_jsonl
+from helpers import fit, instruction_records, scalars, write_jsonl
 from probes import RowRecorder
 
 
@@ -56,3 +59,54 @@ def test_a_bad_instruction_file_names_file_and_line(tmp_path, tokenizer, line, m
 def test_milestones_must_increase():
     with pytest.raises(ValueError, match=r"MilestoneExport.milestones: positive word counts in increasing order"):
         MilestoneExport(milestones=[1000, 500])
+
+
+def words_after_steps(run) -> list[float]:
+    """The words seen after 1, 2, … optimizer steps, as the run logged them."""
+    return [words for _, words in scalars(run)["train/words_seen"]]
+
+
+@pytest.mark.slow
+def test_the_word_budget_stops_or_warns_in_the_middle_of_a_run(tiny_runs):
+    out, code = fit(tiny_runs.config("whole"))
+    assert code == 0, out[-3000:]
+    seen = words_after_steps(tiny_runs.run_dir("whole"))
+    assert len(seen) == 6
+    budget = lambda action: [{"class_path": "classit.train.WordBudget",
+                              "init_args": {"words": int(seen[2]) - 1, "action": action}}]  # reached by step 3
+
+    out, code = fit(tiny_runs.config("stop", callbacks=budget("stop")))
+    assert code == 0, out[-3000:]
+    assert f"word budget reached at step 3: {seen[2]:,.0f} words seen, budget {int(seen[2]) - 1:,}; stopping" in out
+    assert words_after_steps(tiny_runs.run_dir("stop")) == seen[:3]
+    assert load_checkpoint(tiny_runs.run_dir("stop") / "checkpoints" / "last.ckpt")["global_step"] == 3
+
+    out, code = fit(tiny_runs.config("warn", callbacks=budget("warn")))
+    assert code == 0, out[-3000:]
+    assert out.count("word budget reached") == 1 and "word budget reached at step 3" in out
+    assert "stopping" not in out and words_after_steps(tiny_runs.run_dir("warn")) == seen
+
+
+@pytest.mark.slow
+def test_a_resumed_run_writes_the_next_milestone_and_not_the_passed_ones_again(tiny_runs):
+    out, code = fit(tiny_runs.config("whole"))
+    assert code == 0, out[-3000:]
+    seen = words_after_steps(tiny_runs.run_dir("whole"))
+    milestones = [int(seen[1]), int(seen[4])]  # passed at steps 2 and 5
+    config = lambda *probes: tiny_runs.config("run", callbacks=[
+        {"class_path": "classit.train.MilestoneExport", "init_args": {"milestones": milestones}}, *probes])
+    stop = {"class_path": "probes.SignalAt", "init_args": {"signal_name": "SIGTERM", "step": 2}}
+    out, code = fit(config(stop), "--ckpt_path", "last")
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    run = tiny_runs.run_dir("run")
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
+    first, second = (layout.milestone_export(run, m) for m in milestones)
+    assert first.is_dir() and not second.exists()
+    written = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in first.iterdir()}
+
+    out, code = fit(config(), "--ckpt_path", "last")
+    assert code == 0, out[-3000:]
+    assert f"milestone {milestones[0]:,} words" not in out and f"milestone {milestones[1]:,} words" in out
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in first.iterdir()} == written
+    assert json.loads((second / layout.MILESTONE_FILE).read_text())["step"] == 5
+    assert sorted(p.name for p in layout.milestone_dir(run).iterdir()) == sorted([first.name, second.name])

@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -117,7 +118,10 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
                 check_zip(part, url)
     except urllib.error.HTTPError as error:
         raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+    except urllib.error.URLError as error:  # no connection: no network, a wrong host, a server that is down
+        raise DownloadError(f"{url}: cannot reach the server ({error.reason}); check the network, or pass "
+                            f"--base_url a mirror that serves the same paths") from None
+    except (OSError, http.client.HTTPException) as error:
         raise DownloadError(f"{url}: download failed: {getattr(error, 'reason', error)}") from error
     return digest.hexdigest(), total is not None or archive
 
@@ -176,6 +180,16 @@ def extract(archive: Path, folder: str, dest: Path, url: str) -> None:
                             f"`classit data download --refresh true` fetches it again") from None
 
 
+def check_writable(folder: Path) -> None:
+    """Raise ``DownloadError`` unless ``folder`` is (or can be made) a folder a file can be written into."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise DownloadError(f"{folder}: cannot write there ({error.strerror}); nothing was downloaded, "
+                            "choose another --out") from None
+
+
 def load_manifest(manifest: dict | str | Path | None = None) -> dict:
     """The manifest: a dict of set name -> entries, a JSON file holding one, or (None) the official ``MANIFEST``."""
     if manifest is None:
@@ -201,6 +215,7 @@ def download(out: Path, sets: list[str], manifest: dict | str | Path | None = No
     if unknown:
         raise ValueError(f"unknown data sets {unknown}; choose from {sorted(manifest)}")
     out = Path(out).expanduser()
+    check_writable(out)
     cache = Path(cache) if cache is not None else cache_dir() / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
     entries = [entry for name in sets for entry in manifest[name]]
