@@ -414,3 +414,18 @@ def rte_items(rng: random.Random, n: int) -> list[dict]:
         items.append({"sentence1": f"{name} walked to {place} in the morning.",
                       "sentence2": f"{name} went to {(place, other)[label]}.", "label": label, "idx": k})
     return items
+
+
+def head_zeroed_model(model_dir: Path, out: Path) -> Path:
+    """``model_dir`` (a Hugging Face folder, not tied to its embeddings) copied to ``out`` with its LM head's weights
+    zeroed: every next token gets the same log-probability, so options of as many scored tokens tie exactly."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    assert not model.config.tie_word_embeddings
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out

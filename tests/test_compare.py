@@ -10,7 +10,7 @@ from classit.cli import main
 from classit.eval.compare import compare
 from helpers import blimp_subset, write_jsonl
 
-N = 4  # BLiMP items: 0 agree, 1 classit wrong and the pipeline right, 2 a tie, 3 both wrong
+N = 4  # BLiMP items: 0 agree, 1 classit wrong and the pipeline right, 2 a tie (right on both sides), 3 both wrong
 
 
 @pytest.fixture()
@@ -24,10 +24,11 @@ def write_classit(out, data_dir, tasks=("blimp", "wug", "reading")):
     file = data_dir / "adjunct_island.jsonl"
     scores = [[-10.0, -12.0], [-12.0, -10.0], [-11.0, -11.0], [-13.0, -9.0]]
     blimp = [{"uid": "adjunct_island", "source": f"{file}:{k + 1}", "scores": s, "pred": s.index(max(s)),
-              "correct": s[0] > s[1], "tie": s[0] == s[1]} for k, s in enumerate(scores)]
-    summary = {
-        "blimp": {"by_uid": {"adjunct_island": 25.0}, "by_field": {"syntax": 25.0},
-                  "by_linguistics_term": {"island_effects": 25.0}, "macro": 25.0, "ties": 1, "items": N,
+              "correct": s[0] >= s[1], "tie": s[0] == s[1]} for k, s in enumerate(scores)]
+    summary = {  # the tie counts right (the official rule), wrong in the strict score
+        "blimp": {"by_uid": {"adjunct_island": 50.0}, "by_field": {"syntax": 50.0},
+                  "by_linguistics_term": {"island_effects": 50.0}, "macro": 50.0,
+                  "strict": {"macro": 25.0, "by_uid": {"adjunct_island": 25.0}}, "ties": 1, "items": N,
                   "folder": str(data_dir)},
         "wug": {"macro": 64.5332, "rho": 64.5332, "by_uid": {"wug_adj_nominalization": 64.5332}, "items": 2},
         "reading": {"rule": "official", "eye_tracking": 0.0939, "self_paced": 0.1852, "items": 3},
@@ -83,14 +84,15 @@ def test_classit_against_the_pipeline(data_dir, tmp_path, capsys):
     main(["compare", str(tmp_path / "a"), str(tmp_path / "results")])
     out = capsys.readouterr().out
     rows = compare(str(tmp_path / "a"), str(tmp_path / "results"))
-    assert rows["blimp", "average"] == (25.0, 75.0, 50.0) and rows["blimp", "uid/adjunct_island"][2] == 50.0
-    assert rows["blimp", "field/syntax"][2] == rows["blimp", "linguistics_term/island_effects"][2] == 50.0
+    assert rows["blimp", "average"] == (50.0, 75.0, 25.0) and rows["blimp", "uid/adjunct_island"][2] == 25.0
+    assert rows["blimp", "field/syntax"][2] == rows["blimp", "linguistics_term/island_effects"][2] == 25.0
+    assert rows["blimp", "strict (ties wrong)"] == (25.0, None, None)  # classit's strict score, beside the official
     assert rows["wug", "average"][2] == 0.0  # 0.6453 equals the report's 0.65 at its two decimals
     assert rows["reading", "eye_tracking"][2] == 0.0
     assert rows["reading", "self_paced"][2] == 0.07
-    assert "largest gap: blimp average: +50.0000 (A 25.0000, B 75.0000)" in out
+    assert "largest gap: blimp average: +25.0000 (A 50.0000, B 75.0000)" in out
     assert "blimp: 1 of 4 items choose a different option\n  adjunct_island #1  A 1  B 0" in out
-    assert "blimp: 1 ties" in out and "  adjunct_island #2  A 0  B 0" in out
+    assert "blimp: 1 ties (the first option wins a tie" in out and "  adjunct_island #2  A 0  B 0" in out
     assert "wug: 1 of 2 items differ in probability" in out
     assert "reading: 2 of 3 rows differ" in out and "row #1  A 9.0000/3.0000  B 9.5000/3.0000" in out
 

@@ -47,6 +47,9 @@ def test_callback_on_a_tiny_training_run(tokenizer, tmp_path):
     events = EventAccumulator(trainer.logger.log_dir).Reload()
     tags = events.Tags()["scalars"]
     assert {"zero_shot/blimp", "zero_shot/ewok", "zero_shot/blimp/syntax"} <= set(tags)
+    blimp = callback.results["blimp"]  # the official score logged, the strict one and the ties beside it
+    logged = [events.Scalars(f"zero_shot/blimp{tag}")[-1].value for tag in ("", "/strict", "/ties")]
+    assert logged == pytest.approx([blimp["macro"], blimp["strict"]["macro"], blimp["ties"]], abs=1e-4)
     # every 2 optimizer steps (2, 4, 6) and at epoch ends (3; 6 is not repeated)
     assert [e.step for e in events.Scalars("zero_shot/blimp")] == [2, 3, 4, 6]
     assert callback.results["blimp"]["items"] == 30 and callback.results["ewok"]["items"] == 30

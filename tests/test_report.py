@@ -39,14 +39,17 @@ def blimp_dir(data_root, tmp_path):
 
 
 def write_evaluate(out, blimp_dir, outcomes, tie_at=None):
-    """classit evaluate output for BLiMP with these item outcomes (a tie at item ``tie_at``)."""
+    """classit evaluate output for BLiMP with these item outcomes (a tie at item ``tie_at``: right, as the official
+    pipeline counts it, and wrong in the strict score)."""
     records = []
     for k, right in enumerate(outcomes):
         uid, line = FILES[k // N], k % N + 1
         s = [-11.0, -11.0] if k == tie_at else ([-10.0, -12.0] if right else [-12.0, -10.0])
         records.append({"uid": uid, "source": f"{blimp_dir / uid}.jsonl:{line}", "scores": s, "pred": s.index(max(s)),
-                        "correct": s[0] > s[1], "tie": s[0] == s[1]})
+                        "correct": s[0] >= s[1], "tie": s[0] == s[1]})
     by_uid = {uid: 100.0 * statistics.mean(r["correct"] for r in records if r["uid"] == uid) for uid in FILES}
+    strict = {uid: 100.0 * statistics.mean(r["correct"] and not r["tie"] for r in records if r["uid"] == uid)
+              for uid in FILES}
     items = [json.loads(x) for uid in FILES for x in (blimp_dir / f"{uid}.jsonl").read_text().splitlines()]
     fields = {}
     for item, r in zip(items, records):
@@ -57,6 +60,7 @@ def write_evaluate(out, blimp_dir, outcomes, tie_at=None):
     summary = {"blimp": {"by_uid": by_uid, "by_field": {k: 100.0 * statistics.mean(v) for k, v in fields.items()},
                          "by_linguistics_term": {k: 100.0 * statistics.mean(v) for k, v in terms.items()},
                          "macro": statistics.mean(by_uid.values()), "ties": int(tie_at is not None),
+                         "strict": {"macro": statistics.mean(strict.values()), "by_uid": strict},
                          "items": len(records), "folder": str(blimp_dir)}}
     write_jsonl(out / "predictions" / "blimp.jsonl", records)
     (out / "summary.json").write_text(json.dumps(summary))
@@ -195,7 +199,9 @@ def test_babylm_tie_goes_to_the_first_option(tmp_path, blimp_dir):
     first = json.loads((blimp_dir / f"{FILES[0]}.jsonl").read_text().splitlines()[0])
     assert json.loads((blimp / "predictions.json").read_text())[FILES[0]]["predictions"][0]["pred"] == first["sentence_good"]
     assert f"{FILES[0]}: {100 / N:.2f}" in (blimp / "best_temperature_report.txt").read_text()  # the tie counts right there
-    assert "ties count wrong" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()  # the official score first, the strict one beside it
+    assert "a tie counts right" in report and f"seq seed 0 blimp: 1 ties, strict {0.0:.2f}" in report
+    assert f"| blimp | {100 / N / 2:.2f} (1 seed) |" in report
 
 
 @pytest.mark.slow
@@ -367,7 +373,8 @@ def write_stats_tree(root, wug_folder, ratios):
                     files.setdefault(uid.rsplit("_", 2)[0], []).append(acc)
                 macro = (statistics.fmean(statistics.fmean(v) for v in files.values()) if task == "entity_tracking"
                          else statistics.fmean(by_uid.values()))
-                summary[task] = {"by_uid": by_uid, "macro": macro, "ties": 0, "items": len(records), "folder": folder}
+                summary[task] = {"by_uid": by_uid, "macro": macro, "strict": {"macro": macro, "by_uid": by_uid}, "ties": 0,
+                                 "items": len(records), "folder": folder}
             rho = 100 * spearmanr(probs, ratios)[0]
             write_jsonl(out / "predictions" / "wug.jsonl", wug)
             summary["wug"] = {"macro": rho, "rho": rho, "by_uid": {"wug_adj": rho}, "items": len(wug),

@@ -1,4 +1,5 @@
-"""Zero-shot tasks: loaders, aggregation as the BabyLM pipeline does it (ties wrong), the evaluate command."""
+"""Zero-shot tasks: loaders, aggregation as the BabyLM pipeline does it (a tie goes to the first option), the
+evaluate command."""
 
 import json
 from collections import defaultdict
@@ -38,7 +39,8 @@ def small_eval_dir(data_root, tmp_path_factory):
 
 
 def _reference_by_uid(model, tokenizer, task, folder):
-    """A plain loop: every option of every item scored on its own text, ties wrong, accuracy per subset."""
+    """A plain loop: every option of every item scored on its own text, the first of the best options chosen (the
+    pipeline's ``torch.max``), accuracy per subset."""
     totals, correct = defaultdict(int), defaultdict(int)
     for path in sorted(folder.glob("*.jsonl")):
         for line in path.read_text().splitlines():
@@ -54,7 +56,7 @@ def _reference_by_uid(model, tokenizer, task, folder):
                 uid = f"{path.stem}_{r['numops']}_ops"
             scores = [score_plain(model, tokenizer, [t], [c])[0] for t, c in zip(texts, conts)]
             totals[uid] += 1
-            correct[uid] += scores[0] > max(scores[1:])
+            correct[uid] += int(torch.tensor(scores).argmax()) == 0
     return {uid: 100.0 * correct[uid] / totals[uid] for uid in totals}
 
 
@@ -67,13 +69,18 @@ def test_per_uid_accuracy_matches_a_plain_loop(model, tokenizer, small_eval_dir,
     assert len(records) == summary["items"] and all(len(r["scores"]) >= 2 for r in records)
 
 
-def test_ties_count_as_wrong():
-    assert outcome([-3.0, -3.0]) == (False, True)
-    assert outcome([-1.0, -3.0, -1.0]) == (False, True)
+def test_a_tie_goes_to_the_first_option_and_the_strict_score_counts_it_wrong():
+    """The official pipeline takes the first of equal scores (``torch.max``): option 0, the correct one, wins a tie
+    with it (this test asserted the opposite rule, ties wrong, before the official rule became the headline)."""
+    assert outcome([-3.0, -3.0]) == (True, True)
+    assert outcome([-1.0, -3.0, -1.0]) == (True, True)
+    assert outcome([-3.0, -1.0, -1.0]) == (False, True)  # a tie among wrong options stays wrong
     assert outcome([-1.0, -2.0]) == (True, False)
-    items = [Item("a", ["x", "y"], ["x", "y"], "f:1"), Item("b", ["x", "y"], ["x", "y"], "f:2")]
-    summary = summarize("supplement", items, [[-5.0, -5.0], [-5.0, -5.0]])  # constant logits
-    assert summary["macro"] == 0.0 and summary["ties"] == 2
+    items = [Item("a", ["x", "y"], ["x", "y"], "f:1"), Item("b", ["x", "y"], ["x", "y"], "f:2"),
+             Item("b", ["x", "y"], ["x", "y"], "f:3")]
+    summary = summarize("supplement", items, [[-5.0, -5.0], [-5.0, -5.0], [-1.0, -2.0]])  # two ties
+    assert summary["macro"] == summary["by_uid"]["a"] == summary["by_uid"]["b"] == 100.0
+    assert summary["strict"] == {"macro": 25.0, "by_uid": {"a": 0.0, "b": 50.0}} and summary["ties"] == 2
 
 
 def test_entity_tracking_aggregation():

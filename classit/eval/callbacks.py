@@ -19,7 +19,8 @@ from classit.train.callbacks import MilestoneEvaluator
 class MinimalPairEvalCallback(MilestoneEvaluator):
     """Scores ``pl_module.model`` with ``pl_module.tokenizer`` on zero-shot sets at the end of every
     training epoch (and every ``every_n_steps`` optimizer steps) and logs ``zero_shot/TASK`` (macro
-    accuracy) and ``zero_shot/TASK/GROUP`` (per field for BLiMP, per domain for EWoK...).
+    accuracy, a tie right as the leaderboard counts it), ``zero_shot/TASK/strict`` (ties wrong) and
+    ``zero_shot/TASK/ties`` beside it, and ``zero_shot/TASK/GROUP`` (per field for BLiMP, per domain for EWoK...).
 
     Under DDP each rank scores every ``world_size``-th item and the scores are summed across ranks,
     so every rank ends with the same numbers. The model's train/eval modes and the RNG states are
@@ -92,6 +93,9 @@ class MinimalPairEvalCallback(MilestoneEvaluator):
         metrics = {}
         for task, summary in self.results.items():
             metrics[f"zero_shot/{task}"] = summary["macro"]
+            if "strict" in summary:  # not WUG's rho
+                metrics[f"zero_shot/{task}/strict"] = summary["strict"]["macro"]
+                metrics[f"zero_shot/{task}/ties"] = summary["ties"]
             for key, value in summary.get(TASKS[task].breakdown or "", {}).items():
                 metrics[f"zero_shot/{task}/{key}"] = value
         if trainer.is_global_zero:

@@ -52,7 +52,7 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
             result.numbers = {"average": s["rho"] / 100}
             result.items = {k: r["prob"] for k, r in _numbered(records, lambda r: r["uid"]).items()}
         else:
-            result.numbers = {"average": s["macro"]}
+            result.numbers = {"average": s["macro"], "strict (ties wrong)": s["strict"]["macro"]}
             for key, values in s.items():
                 if key.startswith("by_"):
                     result.numbers.update({f"{key[3:]}/{name}": v for name, v in values.items()})
@@ -137,8 +137,8 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
         lines.append(f"  {key[0]} #{key[1]}  A {_show(items_a[key])}  B {_show(items_b[key])}  {where}".rstrip())
     ties = sorted((a.ties | b.ties) & set(common))
     if ties:
-        lines.append(f"{task}: {len(ties)} ties (classit counts a tie wrong, the official pipeline right when option 0 is "
-                     "among the best)")
+        lines.append(f"{task}: {len(ties)} ties (the first option wins a tie, in classit's score as in the official "
+                     "pipeline's; classit's strict score counts them wrong)")
         lines += [f"  {key[0]} #{key[1]}  A {_show(items_a[key])}  B {_show(items_b[key])}  {a.where.get(key) or b.where.get(key)}".rstrip()
                   for key in ties[:LISTED]]
     return lines
@@ -147,8 +147,8 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
 def compare(a: str, b: str) -> dict:
     """Compare two result folders task by task and subset by subset.
 
-    Prints both numbers and their difference, the largest gap, and the items that disagree (ties apart:
-    classit counts a tie wrong, the pipeline right).
+    Prints both numbers and their difference (classit's strict score, ties wrong, beside its official one), the
+    largest gap, the items that disagree and the ties (the first option wins, as in the pipeline).
 
     Args:
         a: a ``classit evaluate`` output folder or a BabyLM pipeline results tree.

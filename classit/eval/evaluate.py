@@ -29,7 +29,7 @@ def _detail(task: str, summary: dict) -> str:
     if kind == "aoa":
         return (f"r {summary['curve_fitness']:.4f} over {summary['n_words']} words  "
                 f"(corrected r {summary['corrected']['curve_fitness']:.4f})")
-    return f"macro {summary['macro']:.2f}%  ties {summary['ties']}"
+    return f"macro {summary['macro']:.2f}%  strict {summary['strict']['macro']:.2f}%  ties {summary['ties']}"
 
 
 def default_data_dir() -> Path:
@@ -49,7 +49,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
              aoa_rule: Literal["official", "nospace"] = "official") -> dict:
     """Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does.
 
-    Scores as the pipeline's causal backend (ties count as wrong); writes ``OUT/summary.json`` and
+    Scores as the pipeline's causal backend (a tie goes to the first option, the correct one, as the leaderboard
+    counts it; ``strict`` counts it wrong); writes ``OUT/summary.json`` and
     ``OUT/predictions/TASK.jsonl``. The ``aoa`` task scores a run's milestone checkpoints instead (``OUT/AoA_word/``,
     see :func:`classit.eval.aoa.score_run`).
 
@@ -74,7 +75,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         aoa_rule: ``official`` (the word after the context and a space, as the BabyLM pipeline) or ``nospace``.
 
     Returns:
-        The summary: per task its macro score, per-subset and per-group accuracies, tie count
+        The summary: per task its macro score, per-subset and per-group accuracies, the strict macro and per-subset
+        accuracies (ties wrong), tie count
         (WUG: Spearman rho x100; reading: eye-tracking and self-paced reading scores and the rule used).
     """
     from classit.export import load_pretrained

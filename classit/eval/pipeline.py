@@ -9,8 +9,7 @@ writing classit's outputs in it (``classit report --babylm``), as its collation 
     <model>/<revision>/finetune/<task>/{predictions.json, results.txt}
 
 A prediction names the chosen completion (COMPS: the whole chosen text, as the pipeline writes it); a tie goes to the
-first option, as in the pipeline (``torch.max``), so its reports count a tie as correct where classit's summary counts
-it wrong. Fine-tuning predictions are those of the first fine-tuning seed (the pipeline runs one). The pipeline's
+first option, as in the pipeline (``torch.max``) and in classit's summary, so both count a tie as correct. Fine-tuning predictions are those of the first fine-tuning seed (the pipeline runs one). The pipeline's
 reports print two decimals.
 """
 

@@ -1,6 +1,7 @@
 """BLiMP, the BLiMP supplement, EWoK, entity tracking, WUG (adjective nominalization and past tense) and COMPS:
-read the JSONL sets, score them with :mod:`classit.eval.scoring`, aggregate as the BabyLM 2025 pipeline does (ties
-count as wrong); each task's decoding and aggregation are its spec in :mod:`classit.eval.tasks`."""
+read the JSONL sets, score them with :mod:`classit.eval.scoring`, aggregate as the BabyLM 2025 pipeline does (a tie
+goes to the first option, the correct one; the strict score, ties wrong, beside it); each task's decoding and
+aggregation are its spec in :mod:`classit.eval.tasks`."""
 
 import statistics
 from collections import defaultdict
@@ -41,9 +42,10 @@ def encode_items(tokenizer, items: list[Item]) -> list[list[Encoded]]:
 
 
 def outcome(scores: list[float]) -> tuple[bool, bool]:
-    """(correct, tie): correct only when option 0 beats every other option strictly."""
+    """(correct, tie) as the official pipeline decides: the first of the best options is chosen (``torch.max``), so
+    option 0 is correct when no option scores higher, a tie included; ``tie``: the best score is shared."""
     best = max(scores)
-    return scores[0] == best and scores.count(best) == 1, scores.count(best) > 1
+    return scores[0] == best, scores.count(best) > 1
 
 
 def _mean_by(items: list[Item], values: list[float], key) -> dict[str, float]:
@@ -53,15 +55,9 @@ def _mean_by(items: list[Item], values: list[float], key) -> dict[str, float]:
     return {k: 100.0 * sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
-def summarize(task: str, items: list[Item], scores: list[list[float]]) -> dict:
-    """Macro accuracy over subsets, accuracy per subset and per group, tie count (WUG: Spearman rho × 100)."""
+def _accuracies(task: str, items: list[Item], correct: list[float]) -> dict:
+    """Accuracy per subset and per group, and the macro average over subsets (entity tracking: over files)."""
     spec = TASKS[task]
-    if spec.kind == "rho":
-        probs = [torch.tensor(s).softmax(0)[0].item() for s in scores]
-        rho = 100.0 * spearmanr(probs, [it.ratio for it in items])[0]
-        return {"macro": rho, "rho": rho, "by_uid": {items[0].uid: rho}, "items": len(items)}
-    results = [outcome(s) for s in scores]
-    correct = [float(c) for c, _ in results]
     summary = {"by_uid": _mean_by(items, correct, lambda it: it.uid)}
     for group in spec.groups:
         summary[f"by_{group}"] = _mean_by(items, correct, lambda it: it.groups[group])
@@ -71,7 +67,21 @@ def summarize(task: str, items: list[Item], scores: list[list[float]]) -> dict:
             files[uid.rsplit("_", 2)[0]].append(acc)
         summary["by_file"] = {f: statistics.mean(v) for f, v in sorted(files.items())}
     summary["macro"] = statistics.mean((summary["by_file"] if spec.aggregate == "files" else summary["by_uid"]).values())
-    summary.update(ties=sum(t for _, t in results), items=len(items))
+    return summary
+
+
+def summarize(task: str, items: list[Item], scores: list[list[float]]) -> dict:
+    """The official accuracies (a tie counts right, as the leaderboard counts it), ``strict`` (macro and per subset,
+    a tie counts wrong) and the number of ``ties`` (WUG: Spearman rho × 100)."""
+    if TASKS[task].kind == "rho":
+        probs = [torch.tensor(s).softmax(0)[0].item() for s in scores]
+        rho = 100.0 * spearmanr(probs, [it.ratio for it in items])[0]
+        return {"macro": rho, "rho": rho, "by_uid": {items[0].uid: rho}, "items": len(items)}
+    results = [outcome(s) for s in scores]
+    summary = _accuracies(task, items, [float(c) for c, _ in results])
+    strict = _accuracies(task, items, [float(c and not t) for c, t in results])
+    summary.update(strict={"macro": strict["macro"], "by_uid": strict["by_uid"]}, ties=sum(t for _, t in results),
+                   items=len(items))
     return summary
 
 

@@ -117,7 +117,8 @@ def long_rows(result: Result) -> list[tuple]:
             rows += [(*head, task, "", "r", s["curve_fitness"]), (*head, task, "", "words", s["n_words"]),
                      (*head, task, "corrected", "r", s["corrected"]["curve_fitness"])]
         else:
-            rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"])]
+            rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"]),
+                     (*head, task, "strict", "accuracy", s["strict"]["macro"])]
             rows += [(*head, task, uid, "accuracy", v) for uid, v in s["by_uid"].items()]
     return rows
 

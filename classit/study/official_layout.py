@@ -10,7 +10,7 @@ the pipeline::
 
 ``<model>`` is the condition (``<condition>_seed<k>`` when it has several seeds), ``<revision>`` the stage
 (``main`` for the final model). A prediction names the chosen completion; a tie goes to the first option, as in
-the pipeline (``torch.max``), so its reports count a tie as correct where classit's summary counts it wrong.
+the pipeline (``torch.max``) and in classit's summary, so both count a tie as correct.
 Fine-tuning predictions are those of the first fine-tuning seed (the pipeline runs one).
 """
 
