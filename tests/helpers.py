@@ -414,3 +414,26 @@ def rte_items(rng: random.Random, n: int) -> list[dict]:
         items.append({"sentence1": f"{name} walked to {place} in the morning.",
                       "sentence2": f"{name} went to {(place, other)[label]}.", "label": label, "idx": k})
     return items
+
+
+def gpt2_without_bos(out: Path, sentences: list[str], vocab_size: int = 600) -> Path:
+    """A Hugging Face folder as GPT-2's is: a byte-level BPE trained on ``sentences`` that adds no BOS (its one
+    special token ``<|endoftext|>`` is BOS, EOS and UNK, no pad token) and a tiny random ``GPT2LMHeadModel``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    bpe.train_from_iterator(sentences, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    end = "<|endoftext|>"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=end, eos_token=end, unk_token=end)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
