@@ -15,7 +15,7 @@ from classit.eval.scoring import encode, score_items
 from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import load_items
 from helpers import (classit, entity_tracking_items, error_line, gpt2_without_bos, hypernym_items, sample_sentences,
-                     wug_items, write_jsonl, write_reading_csv)
+                     wsc_items, wug_items, write_jsonl, write_reading_csv)
 from test_wug_past_comps import COMPS, comps_items, wug_past_items
 
 ZERO_SHOT = ["blimp", "supplement", "ewok", "entity_tracking", "wug", "wug_past", "comps"]
@@ -152,3 +152,19 @@ def test_a_slow_tokenizer_stops_in_one_line_saying_scoring_needs_a_fast_one(gpt2
     assert message == (f"{folder}: CTRLTokenizer is a slow tokenizer, without the character offsets the scoring "
                        "needs; save a fast one in the folder (a tokenizer.json: transformers' convert_slow_tokenizer, "
                        "or the tokenizers library)")
+
+
+@pytest.mark.slow
+def test_finetune_takes_a_model_whose_tokenizer_adds_no_bos(gpt2_dir, tmp_path):
+    """WSC fine-tuned on the GPT-2-style model (no BOS, no pad token: EOS pads), one epoch: every validation item
+    predicted."""
+    rng = random.Random(0)
+    write_jsonl(tmp_path / "glue" / "wsc.train.jsonl", wsc_items(rng, 32))
+    valid = wsc_items(rng, 8)
+    write_jsonl(tmp_path / "glue" / "wsc.valid.jsonl", valid)
+    main(["finetune", "--model", str(gpt2_dir), "--data_dir", str(tmp_path / "glue"), "--tasks", "wsc",
+          "--seeds", "42", "--max_epochs", "1", "--out", str(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    predictions = (tmp_path / "out" / "predictions" / "wsc_seed42.jsonl").read_text().splitlines()
+    assert len(predictions) == len(valid)
+    assert 0 <= summary["wsc"]["accuracy"]["mean"] <= 100

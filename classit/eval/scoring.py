@@ -161,15 +161,16 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
     are scored each on its own. ``batch_size`` counts options (texts) per forward.
     """
     device = next(model.parameters()).device
-    runs, where = [], []  # the lists of options scored together; per item, (run, option) of each of its options
+    runs, prefix_len, where = [], [], []  # options scored together, their common prefix; per item, (run, option)
     for options in items:
-        if _common_prefix(options):
+        if n := _common_prefix(options):
             where.append([(len(runs), k) for k in range(len(options))])
             runs.append(options)
+            prefix_len.append(n)
         else:
             where.append([(len(runs) + k, 0) for k in range(len(options))])
             runs += [[o] for o in options]
-    prefix_len = [_common_prefix(options) for options in runs]
+            prefix_len += [len(o.ids) for o in options]
     scores: list[list[float]] = [[] for _ in runs]
     with _fp32(device):
         for batch in tqdm(_batches(runs, prefix_len, batch_size), disable=not progress, desc="scoring", leave=False):
