@@ -77,7 +77,8 @@ def load_pretrained(path: str | Path):
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
         check_weights(path)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
+        tokenizer = load_tokenizer(path, need_bos=False)  # a model classit did not train: scored as the pipeline does
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokenizer
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
     checkpoint = load_checkpoint(path)  # a damaged checkpoint stops here with one line

@@ -429,3 +429,62 @@ def head_zeroed_model(model_dir: Path, out: Path) -> Path:
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
     return out
+
+
+def gpt2_without_bos(out: Path, sentences: list[str], vocab_size: int = 600) -> Path:
+    """A Hugging Face folder as GPT-2's is: a byte-level BPE trained on ``sentences`` that adds no BOS (its one
+    special token ``<|endoftext|>`` is BOS, EOS and UNK, no pad token) and a tiny random ``GPT2LMHeadModel``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    bpe.train_from_iterator(sentences, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    end = "<|endoftext|>"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=end, eos_token=end, unk_token=end)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# the pipeline's COMPS files and the subset (UID) its decode_comps gives each
+COMPS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before",
+         "comps_wugs_dist-in-between": "wugs_dist_in_between"}
+CONCEPTS = {"robin": "can fly.", "eagle": "has feathers.", "salmon": "lives in water.", "dog": "has four legs.",
+            "bicycle": "has two wheels.", "hammer": "is made of metal.", "rose": "has petals.", "cow": "eats grass."}
+
+
+def wug_past_items(rng: random.Random, n: int) -> list[dict]:
+    """Nonce verbs: the regular past first, then one or two irregular ones; the share of people who gave the first."""
+    onsets, vowels, codas = ["spl", "gr", "dr", "bl", "sn", "fl", "tr", "sk"], ["i", "ee", "ai", "o"], ["ng", "nk", "d", "t"]
+    verbs = sorted({(rng.choice(onsets), rng.choice(vowels), rng.choice(codas)) for _ in range(200)})[:n]
+    items = []
+    for k, (onset, vowel, coda) in enumerate(verbs):
+        forms = [onset + vowel + coda + "ed", onset + "u" + coda] + ([onset + "a" + coda] if k % 4 == 0 else [])
+        items.append({"sentences": "\t".join(f"They {onset + vowel + coda} every day. Yesterday they {f}." for f in forms),
+                      "ratio": round(rng.random(), 4)})
+    return items
+
+
+def comps_items(rng: random.Random, subset: str, n: int) -> list[dict]:
+    """COMPS pairs: the property phrase after a concept that has it and after one that does not."""
+    names = list(CONCEPTS)
+    items = []
+    for k in range(n):
+        good, bad = rng.sample(names, 2)
+        prefix = {"comps_base": "A {}",
+                  "comps_wugs": "A wug is a {}. Therefore, a wug",
+                  "comps_wugs_dist-before": "A dax is a {other}. A wug is a {}. Therefore, a wug",
+                  "comps_wugs_dist-in-between": "A wug is a {}. A dax is a {other}. Therefore, a wug"}[subset]
+        items.append({"id": k, "property_phrase": CONCEPTS[good], "acceptable_concept": good,
+                      "unacceptable_concept": bad, "negative_sample_type": "random",
+                      "prefix_acceptable": prefix.format(good, other=bad),
+                      "prefix_unacceptable": prefix.format(bad, other=good)})
+    return items

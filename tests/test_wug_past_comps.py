@@ -12,42 +12,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from classit.cli import main
 from classit.eval.compare import compare
 from classit.eval.zero_shot import load_items
-from helpers import write_jsonl
+from helpers import COMPS, comps_items, wug_past_items, write_jsonl
 
-# the pipeline's COMPS files and the subset (UID) its decode_comps gives each
-COMPS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before",
-         "comps_wugs_dist-in-between": "wugs_dist_in_between"}
-CONCEPTS = {"robin": "can fly.", "eagle": "has feathers.", "salmon": "lives in water.", "dog": "has four legs.",
-            "bicycle": "has two wheels.", "hammer": "is made of metal.", "rose": "has petals.", "cow": "eats grass."}
-
-
-def wug_past_items(rng: random.Random, n: int) -> list[dict]:
-    """Nonce verbs: the regular past first, then one or two irregular ones; the share of people who gave the first."""
-    onsets, vowels, codas = ["spl", "gr", "dr", "bl", "sn", "fl", "tr", "sk"], ["i", "ee", "ai", "o"], ["ng", "nk", "d", "t"]
-    verbs = sorted({(rng.choice(onsets), rng.choice(vowels), rng.choice(codas)) for _ in range(200)})[:n]
-    items = []
-    for k, (onset, vowel, coda) in enumerate(verbs):
-        forms = [onset + vowel + coda + "ed", onset + "u" + coda] + ([onset + "a" + coda] if k % 4 == 0 else [])
-        items.append({"sentences": "\t".join(f"They {onset + vowel + coda} every day. Yesterday they {f}." for f in forms),
-                      "ratio": round(rng.random(), 4)})
-    return items
-
-
-def comps_items(rng: random.Random, subset: str, n: int) -> list[dict]:
-    """COMPS pairs: the property phrase after a concept that has it and after one that does not."""
-    names = list(CONCEPTS)
-    items = []
-    for k in range(n):
-        good, bad = rng.sample(names, 2)
-        prefix = {"comps_base": "A {}",
-                  "comps_wugs": "A wug is a {}. Therefore, a wug",
-                  "comps_wugs_dist-before": "A dax is a {other}. A wug is a {}. Therefore, a wug",
-                  "comps_wugs_dist-in-between": "A wug is a {}. A dax is a {other}. Therefore, a wug"}[subset]
-        items.append({"id": k, "property_phrase": CONCEPTS[good], "acceptable_concept": good,
-                      "unacceptable_concept": bad, "negative_sample_type": "random",
-                      "prefix_acceptable": prefix.format(good, other=bad),
-                      "prefix_unacceptable": prefix.format(bad, other=good)})
-    return items
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +150,8 @@ def test_babylm_layout_is_the_official_one_and_compares_equal(evaluated, data_di
     capsys.readouterr()
     rows = compare(str(evaluated), str(tree))
     printed = capsys.readouterr().out
-    assert {label for task, label in rows if task == "comps"} == {"average", *(f"uid/{u}" for u in COMPS.values())}
+    assert {label for task, label in rows if task == "comps"} == {"average", "strict (ties wrong)",
+                                                                    *(f"uid/{u}" for u in COMPS.values())}
     assert ("wug_past", "average") in rows and all(diff in (0, None) for _, _, diff in rows.values())
     assert "comps: 0 of 32 items choose a different option" in printed
     assert "wug_past: 0 of 30 items differ in probability" in printed

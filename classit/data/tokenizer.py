@@ -58,16 +58,27 @@ def train_tokenizer(files: list[Path], vocab_size: int, out: Path) -> PreTrained
     return load_tokenizer(out)
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer folder and check that it prepends BOS, as the evaluations need."""
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts its BOS token first (classit's do; GPT-2's, Pythia's and most Hub tokenizers
+    do not)."""
+    return tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+
+
+def load_tokenizer(path: str | Path, need_bos: bool = True) -> PreTrainedTokenizerFast:
+    """Load a tokenizer folder: a fast one (the scoring reads its character offsets) that prepends BOS, as classit's
+    training needs; ``need_bos=False`` (a model to evaluate) also takes one without BOS."""
     path = Path(path)
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{path}: not a tokenizer folder (no tokenizer.json); "
                                 f"train one with `classit tokenizer --corpus DIR --out {path}`")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer.bos_token_id is None or tokenizer("a")["input_ids"][0] != tokenizer.bos_token_id:
-        raise ValueError(f"{path}: tokenizer does not put its BOS token first; "
-                         "minimal-pair scoring would leave the first word unscored")
+    if not tokenizer.is_fast:
+        raise ValueError(f"{path}: {type(tokenizer).__name__} is a slow tokenizer, without the character offsets the "
+                         "scoring needs; save a fast one in the folder (a tokenizer.json: transformers' "
+                         "convert_slow_tokenizer, or the tokenizers library)")
+    if need_bos and not adds_bos(tokenizer):
+        raise ValueError(f"{path}: tokenizer does not put its BOS token first; classit trains with BOS first "
+                         "(minimal-pair scoring would leave the first word unscored)")
     return tokenizer
 
 

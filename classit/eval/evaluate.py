@@ -9,8 +9,10 @@ import torch
 
 from classit import layout
 from classit.data import store
+from classit.data.tokenizer import adds_bos
 from classit.eval.aoa import load_words, milestones, score_run
 from classit.eval.reading import evaluate_reading
+from classit.eval.scoring import correction_token
 from classit.eval.summary import write_summary
 from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import evaluate_task
@@ -29,7 +31,28 @@ def _detail(task: str, summary: dict) -> str:
     if kind == "aoa":
         return (f"r {summary['curve_fitness']:.4f} over {summary['n_words']} words  "
                 f"(corrected r {summary['corrected']['curve_fitness']:.4f})")
-    return f"macro {summary['macro']:.2f}%  strict {summary['strict']['macro']:.2f}%  ties {summary['ties']}"
+    beside = next((f"  ({name} macro {summary[name]['macro']:.2f}%)" for name in ("corrected", "official")
+                   if name in summary), "")
+    return (f"macro {summary['macro']:.2f}%  strict {summary['strict']['macro']:.2f}%  ties {summary['ties']}"
+            f"{beside}")
+
+
+def no_bos_note(tokenizer) -> str:
+    """The line that says how a tokenizer without BOS is scored."""
+    token = correction_token(tokenizer)
+    corrected = (f"the corrected score, each text after a prepended {tokenizer.convert_ids_to_tokens(token)}, stands "
+                 "beside it in summary.json as `corrected` (--headline corrected makes it the headline)"
+                 if token is not None else "it has neither a BOS nor an EOS token to prepend: no corrected score")
+    return (f"tokenizer adds no BOS: the first token of each text is not scored, as in the official pipeline; "
+            f"{corrected}; reading scores each word after its context, as the official pipeline does")
+
+
+def with_headline(summary: dict, headline: str) -> dict:
+    """A task's summary with the ``corrected`` numbers as its headline, the official ones under ``official``."""
+    if headline == "official" or "corrected" not in summary:
+        return summary
+    official = {k: v for k, v in summary.items() if k != "corrected"}
+    return {**summary["corrected"], "headline": "corrected", "official": official}
 
 
 def default_data_dir() -> Path:
@@ -46,7 +69,8 @@ def default_data_dir() -> Path:
 def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str | None = None, tasks: str | None = None,
              out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
              reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
-             aoa_rule: Literal["official", "nospace"] = "official") -> dict:
+             aoa_rule: Literal["official", "nospace"] = "official",
+             headline: Literal["official", "corrected"] = "official") -> dict:
     """Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does.
 
     Scores as the pipeline's causal backend (a tie goes to the first option, the correct one, as the leaderboard
@@ -73,6 +97,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         cdi_human: the aoa task's CDI table of children; default ``DATA_DIR/aoa/cdi_human.csv``, else
             ``aoa/cdi_human_reconstructed.csv`` (noted in the summary: not the official ages).
         aoa_rule: ``official`` (the word after the context and a space, as the BabyLM pipeline) or ``nospace``.
+        headline: ``official``; ``corrected``: for a tokenizer that adds no BOS, the scores with BOS (or EOS)
+            prepended become each zero-shot task's headline, the official ones kept under ``official``.
 
     Returns:
         The summary: per task its macro score, per-subset and per-group accuracies, the strict macro and per-subset
@@ -116,6 +142,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if model_tasks:
         print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
         hf_model, tokenizer = load_pretrained(model)
+        if not adds_bos(tokenizer):
+            print(no_bos_note(tokenizer))
         hf_model.to(device=device, dtype=torch.float32).eval()
         layout.predictions_dir(out_dir).mkdir(parents=True, exist_ok=True)
 
@@ -131,6 +159,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         else:
             result, records = evaluate_task(hf_model, tokenizer, task, folder, batch_size,
                                             full_sentence=full_sentence_ewok, progress=True)
+        result = with_headline(result, headline)
         summary[task] = {**result, "folder": str(folder), "seconds": round(time.perf_counter() - start, 2)}
         write_jsonl(records, layout.predictions_file(out_dir, task))
         print(f"{task}: {_detail(task, summary[task])}  ({summary[task]['seconds']:.1f}s)")

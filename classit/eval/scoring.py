@@ -1,9 +1,9 @@
 """Batched continuation log-probabilities: the one scoring primitive of every zero-shot evaluation.
 
 A text is scored as the BabyLM pipeline's causal backend does: tokenize it once with the model's
-tokenizer (BOS first), read the log-probability of every next token in float32 and sum those of
-the tokens that overlap the continuation (offset mapping: a token counts when its end offset is
-past the continuation's start). The options of one item usually share their beginning, so
+tokenizer (BOS first for classit's; the first token is never scored), read the log-probability of
+every next token in float32 and sum those of the tokens that overlap the continuation (offset
+mapping: a token counts when its end offset is past the continuation's start). The options of one item usually share their beginning, so
 :func:`score_items` runs the longest common token prefix once, keeps its keys/values and scores
 each option's remainder from that cache; :func:`score_plain` is the one-forward-per-text reference.
 """
@@ -26,8 +26,11 @@ class Encoded:
     first: int
 
 
-def encode(tokenizer, texts: list[str], continuations: list[str], chunk: int = 2048) -> list[Encoded]:
-    """Tokenize each text once and locate its continuation (a character suffix of the text)."""
+def encode(tokenizer, texts: list[str], continuations: list[str], chunk: int = 2048,
+           prepend: int | None = None) -> list[Encoded]:
+    """Tokenize each text once and locate its continuation (a character suffix of the text). ``prepend``: a token id
+    put before the tokenizer's output (the corrected score of a tokenizer without BOS), so its first token is scored
+    too."""
     encoded = []
     for start in range(0, len(texts), chunk):
         batch = tokenizer(texts[start:start + chunk], return_offsets_mapping=True)
@@ -36,9 +39,18 @@ def encode(tokenizer, texts: list[str], continuations: list[str], chunk: int = 2
             if not text.endswith(cont):
                 raise ValueError(f"continuation {cont!r} is not a suffix of {text!r}")
             begin = len(text) - len(cont) + offsets[0][0]
+            if prepend is not None:
+                ids, offsets = [prepend, *ids], [(0, 0), *offsets]
             first = next((i for i in range(1, len(ids)) if offsets[i][1] > begin), len(ids))
             encoded.append(Encoded(ids, first))
     return encoded
+
+
+def correction_token(tokenizer) -> int | None:
+    """The token put before each text for the corrected score of a tokenizer that adds no BOS: its BOS token, else
+    its EOS token as GPT-2 uses it (as lm-evaluation-harness does for whole-text log-likelihoods); None without
+    either."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
 def _common_prefix(options: list[Encoded]) -> int:
@@ -145,18 +157,26 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
     """Summed continuation log-probability of every option of every item (float32, right padding).
 
     The longest common token prefix of an item's options is run once; each option's remainder is
-    scored from its cached keys/values. ``batch_size`` counts options (texts) per forward.
+    scored from its cached keys/values. Options that share no first token (a tokenizer without BOS)
+    are scored each on its own. ``batch_size`` counts options (texts) per forward.
     """
     device = next(model.parameters()).device
-    prefix_len = [_common_prefix(options) for options in items]
-    if 0 in prefix_len:
-        raise ValueError("options share no first token: the tokenizer must put BOS first")
-    scores: list[list[float]] = [[] for _ in items]
+    runs, prefix_len, where = [], [], []  # options scored together, their common prefix; per item, (run, option)
+    for options in items:
+        if n := _common_prefix(options):
+            where.append([(len(runs), k) for k in range(len(options))])
+            runs.append(options)
+            prefix_len.append(n)
+        else:
+            where.append([(len(runs) + k, 0) for k in range(len(options))])
+            runs += [[o] for o in options]
+            prefix_len += [len(o.ids) for o in options]
+    scores: list[list[float]] = [[] for _ in runs]
     with _fp32(device):
-        for batch in tqdm(_batches(items, prefix_len, batch_size), disable=not progress, desc="scoring", leave=False):
-            for i, s in zip(batch, _score_batch(model, [items[i] for i in batch], [prefix_len[i] for i in batch], device)):
+        for batch in tqdm(_batches(runs, prefix_len, batch_size), disable=not progress, desc="scoring", leave=False):
+            for i, s in zip(batch, _score_batch(model, [runs[i] for i in batch], [prefix_len[i] for i in batch], device)):
                 scores[i] = s
-    return scores
+    return [[scores[r][k] for r, k in places] for places in where]
 
 
 def score_plain(model, tokenizer, texts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:

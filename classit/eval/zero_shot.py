@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from classit.eval.scoring import Encoded, encode, score_items
+from classit.data.tokenizer import adds_bos
+from classit.eval.scoring import Encoded, correction_token, encode, score_items
 from classit.eval.tasks import TASKS, Item
 from classit.files import iter_jsonl
 
@@ -31,9 +32,10 @@ def load_items(task: str, folder: str | Path, full_sentence: bool = False) -> li
     return items
 
 
-def encode_items(tokenizer, items: list[Item]) -> list[list[Encoded]]:
-    """Every option of every item tokenized once (one batched tokenizer call)."""
-    flat = encode(tokenizer, [t for it in items for t in it.texts], [c for it in items for c in it.continuations])
+def encode_items(tokenizer, items: list[Item], prepend: int | None = None) -> list[list[Encoded]]:
+    """Every option of every item tokenized once (one batched tokenizer call); ``prepend``: a token id put first."""
+    flat = encode(tokenizer, [t for it in items for t in it.texts], [c for it in items for c in it.continuations],
+                  prepend=prepend)
     out, i = [], 0
     for it in items:
         out.append(flat[i:i + len(it.texts)])
@@ -100,7 +102,17 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
 
 def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: int = 64, full_sentence: bool = False,
                   progress: bool = False) -> tuple[dict, list[dict]]:
-    """Load, score and summarize one task folder: ``(summary, predictions)``."""
+    """Load, score and summarize one task folder: ``(summary, predictions)``. A tokenizer that adds no BOS is scored
+    as the official pipeline does (its first token unscored), and again with :func:`correction_token` prepended:
+    that summary under ``corrected``, each item's scores under ``corrected_scores``."""
     items = load_items(task, folder, full_sentence)
     scores = score_items(model, encode_items(tokenizer, items), batch_size, progress)
-    return summarize(task, items, scores), predictions(task, items, scores)
+    summary, records = summarize(task, items, scores), predictions(task, items, scores)
+    token = None if adds_bos(tokenizer) else correction_token(tokenizer)
+    if token is not None:
+        corrected = score_items(model, encode_items(tokenizer, items, prepend=token), batch_size, progress)
+        summary["corrected"] = {"rule": f"each text after a prepended {tokenizer.convert_ids_to_tokens(token)}, so "
+                                        "its first token is scored too", **summarize(task, items, corrected)}
+        for record, s in zip(records, corrected):
+            record["corrected_scores"] = s
+    return summary, records
