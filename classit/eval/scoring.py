@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from classit.data.padding import pad_with_mask
+from classit.train.memory import check_scoring_memory
 
 
 @dataclass(slots=True)
@@ -145,15 +146,21 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
     """Summed continuation log-probability of every option of every item (float32, right padding).
 
     The longest common token prefix of an item's options is run once; each option's remainder is
-    scored from its cached keys/values. ``batch_size`` counts options (texts) per forward.
+    scored from its cached keys/values. ``batch_size`` counts options (texts) per forward; a batch that would not
+    fit in the device's free memory stops before any is scored.
     """
     device = next(model.parameters()).device
     prefix_len = [_common_prefix(options) for options in items]
     if 0 in prefix_len:
         raise ValueError("options share no first token: the tokenizer must put BOS first")
     scores: list[list[float]] = [[] for _ in items]
+    batches = _batches(items, prefix_len, batch_size)
+    if batches:  # the batch of most texts × tokens, checked against free memory before any is scored
+        texts, tokens = max(((sum(len(items[i]) for i in b), max(len(o.ids) for i in b for o in items[i]))
+                             for b in batches), key=lambda size: size[0] * size[1])
+        check_scoring_memory(model.config, texts, tokens, batch_size, device)
     with _fp32(device):
-        for batch in tqdm(_batches(items, prefix_len, batch_size), disable=not progress, desc="scoring", leave=False):
+        for batch in tqdm(batches, disable=not progress, desc="scoring", leave=False):
             for i, s in zip(batch, _score_batch(model, [items[i] for i in batch], [prefix_len[i] for i in batch], device)):
                 scores[i] = s
     return scores
