@@ -10,7 +10,7 @@ import torch
 from classit import layout
 from classit.data import store
 from classit.eval.aoa import load_words, milestones, score_run
-from classit.eval.reading import evaluate_reading
+from classit.eval.reading import evaluate_reading, load_reading
 from classit.eval.summary import read_summary, write_summary
 from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import evaluate_task
@@ -135,6 +135,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if model_tasks and not any(folders.values()):
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
+    if folders.get("reading"):  # its columns checked before any task is scored
+        load_reading(folders["reading"])
     out_dir = store.output_folder(out, "--out")
     scored = {key: value for key, value in (("model", model if model_tasks else None), ("run", run),
                                              ("data_dir", root)) if value}
