@@ -300,3 +300,13 @@ def test_evaluate_a_lightning_checkpoint_scores_as_its_export(tiny_runs, small_e
         assert len(rows[0]) == from_ckpt[task]["items"] > 0
         np.testing.assert_allclose(rows[0], rows[1], rtol=0, atol=1e-5)
     assert len({round(s, 3) for row in rows[0] for s in row}) > 10  # trained scores that differ from item to item
+
+
+def test_evaluate_a_file_of_a_model_folder_says_what_model_takes(tiny_model_dir, small_eval_dir, tmp_path):
+    """``--model FOLDER/model.safetensors``: not called a damaged checkpoint, but told what --model takes."""
+    weights = tiny_model_dir / "model.safetensors"
+    assert error_line(["evaluate", "--model", str(weights), "--data_dir", str(small_eval_dir), "--tasks", "blimp",
+                       "--out", str(tmp_path / "out")]) == (
+        f"{weights} (--model): a file, not a model; --model takes a Hugging Face folder (an export: config.json, "
+        "weights and tokenizer) or a Lightning checkpoint (.ckpt)")
+    assert not (tmp_path / "out").exists()

@@ -122,6 +122,9 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         raise ValueError("nothing to evaluate: give --model (the zero-shot tasks) or --run (the aoa task)")
     if model_tasks and not model:
         raise ValueError(f"--tasks {','.join(model_tasks)} need --model (a Hugging Face folder or .ckpt)")
+    if model and Path(model).is_file() and Path(model).suffix != ".ckpt":  # model.safetensors, config.json...
+        raise ValueError(f"{model} (--model): a file, not a model; --model takes a Hugging Face folder (an export: "
+                         "config.json, weights and tokenizer) or a Lightning checkpoint (.ckpt)")
     if batch_size < 1:
         raise ValueError(f"--batch_size: texts per forward pass, at least 1, not {batch_size}")
     root = Path(data_dir) if data_dir else default_data_dir()
