@@ -160,7 +160,8 @@ def test_bad_swda_line_names_file_and_line(tmp_path):
     assert error_line(build) == f"{path}:1: malformed SwDA line 'C|Hello.|fp'; {expected}"
     (tmp_path / "switchboard.train").write_text("A:\tfine\nspeaker three: hello\n")
     assert error_line([*build, "--swda", "null", "--switchboard", "switchboard.train"]) == (
-        f"{tmp_path / 'switchboard.train'}:2: malformed switchboard line 'speaker three: hello'; expected 'A:<tab>text'")
+        f"{tmp_path / 'switchboard.train'}:2: malformed switchboard line 'speaker three: hello'; "
+        "expected 'A:<tab>text'")
     assert not (tmp_path / "it").exists()
 
 

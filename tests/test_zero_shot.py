@@ -234,7 +234,8 @@ def test_evaluate_calls_into_one_folder_keep_each_others_results(tiny_model_dir,
     tasks = read_summary(out / "summary.json").tasks
     assert list(tasks) == ["blimp", "ewok"] and tasks["blimp"] == blimp and tasks["ewok"]["items"] == 24
     assert sorted(p.name for p in (out / "predictions").iterdir()) == ["blimp.jsonl", "ewok.jsonl"]
-    assert json.loads((out / "meta.json").read_text()) == {"model": str(model), "data_dir": str(small_eval_dir.resolve())}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta == {"model": str(model), "data_dir": str(small_eval_dir.resolve())}
 
     other_model, other_data = tmp_path / "other-model", tmp_path / "other-data"
     shutil.copytree(model, other_model)
@@ -270,8 +271,8 @@ def test_evaluate_batch_too_big_for_free_memory_stops_naming_a_size_that_fits(to
     (tmp_path / "data" / "blimp_filtered" / "adjunct_island.jsonl").write_text(lines * 125)  # 1,000 pairs
     line = error_line(["evaluate", "--model", str(tmp_path / "wide"), "--data_dir", str(tmp_path / "data"),
                        "--tasks", "blimp", "--batch_size", "100000", "--out", str(tmp_path / "out"), "--device", "cpu"])
-    found = re.fullmatch(r"--batch_size 100000: 2000 texts of up to (\d+) tokens need ≈([\d.]+) GiB to score at once, "
-                         r"more than the ([\d.]+) GiB free on cpu; --batch_size (\d+) fits", line)
+    found = re.fullmatch(r"--batch_size 100000: 2000 texts of up to (\d+) tokens need ≈([\d.]+) GiB to score at "
+                         r"once, more than the ([\d.]+) GiB free on cpu; --batch_size (\d+) fits", line)
     assert found, line
     tokens, fits = int(found[1]), int(found[4])
     assert float(found[2]) == pytest.approx(scoring_memory(config, 2000, tokens) / GIB, abs=0.06)

@@ -12,10 +12,11 @@ GIB = 2 ** 30
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes free on ``device``: CUDA's free memory, or the host's available memory within this process's cgroup
-    limit; None where unknown."""
+    """Bytes free on ``device``: CUDA's free memory and what PyTorch's allocator holds unused (reused before it asks
+    for more), or the host's available memory within this process's cgroup limit; None where unknown."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + unused
     if device.type != "cpu":
         return None
     meminfo = Path("/proc/meminfo")
