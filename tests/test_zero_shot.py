@@ -160,8 +160,8 @@ def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir,
     lines = (out / "predictions" / "ewok.jsonl").read_text().splitlines()
     assert len(lines) == written["ewok"]["items"] and len(json.loads(lines[0])["scores"]) == 2
     assert "blimp" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown tasks"):
-        evaluate(model=str(tiny_model_dir), data_dir=str(small_eval_dir), tasks="blimp,glue", out=str(out))
+    assert error_line(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(small_eval_dir), "--tasks",
+                       "blimp,glue", "--out", str(out)]) == f"unknown tasks ['glue']; choose from {', '.join(TASKS)}"
 
 
 def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):

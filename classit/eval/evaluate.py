@@ -141,8 +141,9 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if folders.get("reading"):  # its columns checked before any task is scored
         load_reading(folders["reading"])
     out_dir = store.output_folder(out, "--out")
-    scored = {key: value for key, value in (("model", model if model_tasks else None), ("run", run),
-                                             ("data_dir", root)) if value}
+    # what the tasks kept together share: the model and the sets of its tasks, the run of the aoa task (the aoa
+    # task's data may lie elsewhere: it replaces only its own results)
+    scored = {**({"model": model, "data_dir": root} if model_tasks else {}), **({"run": run} if run else {})}
     earlier, meta = _earlier_results(out_dir, scored)
     device = resolve_device(device)
     if model_tasks:
