@@ -250,7 +250,7 @@ def test_evaluate_calls_into_one_folder_keep_each_others_results(tiny_model_dir,
         f"{other_data}; give another folder")
     (out / "meta.json").unlink()  # written before meta.json was: whose results they are is unknown
     assert error_line([*args, "--model", str(model), "--tasks", "ewok"]) == (
-        f"{out} (--out): holds results of a model it does not name (no meta.json); give another folder")
+        f"{out} (--out): holds results of a model no meta.json there names; give another folder")
     assert (out / "summary.json").read_text() == written
 
 

@@ -58,7 +58,7 @@ def _earlier_results(out_dir: Path, scored: dict[str, str]) -> tuple[dict[str, d
     if earlier.kind != "zero_shot":
         raise ValueError(f"{out_dir} (--out): holds classit {earlier.kind} results; give evaluate another folder")
     if not meta.get("model") and not meta.get("run"):
-        raise ValueError(f"{out_dir} (--out): holds results of a model it does not name (no {meta_path.name}); "
+        raise ValueError(f"{out_dir} (--out): holds results of a model no {meta_path.name} there names; "
                          "give another folder")
     differ = [key for key in scored if meta.get(key) and Path(meta[key]).resolve() != Path(recorded[key])]
     if differ:
