@@ -72,8 +72,8 @@ def config_error(message: str, args: list[str], keys: list[str]) -> ValueError:
     """jsonargparse's error ``message`` on ``args`` in one line naming the config file and line that set the key
     at fault (or the command-line option), with the nearest of the valid ``keys`` for an unknown one."""
     layers = [layer for path in config_paths(args) if Path(path).is_file() for layer in config_layers(path)]
-    if unknown := re.search(r"does not accept option '([^']+)'", message):
-        key = unknown[1]
+    if unknown := re.search(r"(?:Group '([^']+)' )?does not accept option '([^']+)'", message):
+        key = f"{unknown[1]}.{unknown[2]}" if unknown[1] else unknown[2]  # a group names the key inside it
         return ValueError(f"{where(key, layers, args)}: unknown key{nearest(key, keys)}")
     if given := re.match(r'Parser key "([^"]+)":\s*(.*)', message, re.S):
         key, problem = given[1], given[2]

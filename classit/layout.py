@@ -20,7 +20,8 @@ The output folder of ``classit evaluate`` or ``classit finetune``::
 
     summary.json                           what it scored (classit.eval.summary)
     predictions/<task>.jsonl               each item's prediction (fine-tuning: predictions/<task>_seed<S>.jsonl)
-    meta.json                              a study's result: its condition, seed, stage, model and log folder
+    meta.json                              whose results: the model (or run) and data folder evaluate scored;
+                                           a study's condition, seed, stage, model and log folder
 
 The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets).
 """
@@ -164,7 +165,8 @@ def predictions_file(out: Path, name: str) -> Path:
 
 
 def meta_file(out: Path) -> Path:
-    """Whose result an evaluation output folder of a study holds: ``meta.json``."""
+    """Whose result an evaluation output folder holds (the model or run and data folder ``classit evaluate`` scored;
+    a study's condition, seed and stage): ``meta.json``."""
     return Path(out) / META_FILE
 
 

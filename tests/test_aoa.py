@@ -296,7 +296,7 @@ def test_score_run_writes_the_official_file_and_resumes(tiny_model_dir, small_da
 
 
 @pytest.mark.slow
-def test_evaluate_run_command_line(tiny_model_dir, small_data, tmp_path, capsys):
+def test_evaluate_run_command_line(tiny_model_dir, small_data, data_root, tmp_path, capsys):
     from classit.cli import main
 
     run, out = make_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_3M"]), tmp_path / "out"
@@ -314,6 +314,16 @@ def test_evaluate_run_command_line(tiny_model_dir, small_data, tmp_path, capsys)
     printed = capsys.readouterr().out
     if "reconstructed" in summary["cdi_human"]:
         assert "1.2 months" in summary["note"] and "aoa note:" in printed
+
+    # the results tree's route: the model's tasks into the same folder (their sets elsewhere), kept beside aoa's
+    lines = (data_root / "babylm-eval" / "blimp_filtered" / "adjunct_island.jsonl").read_text().splitlines(True)[:20]
+    (tmp_path / "sets" / "blimp_filtered").mkdir(parents=True)
+    (tmp_path / "sets" / "blimp_filtered" / "adjunct_island.jsonl").write_text("".join(lines))
+    main(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(tmp_path / "sets"), "--tasks", "blimp",
+          "--out", str(out), "--device", "cpu"])
+    both = json.loads((out / "summary.json").read_text())
+    assert both["aoa"] == summary and both["blimp"]["items"] == 20
+    assert set(json.loads((out / "meta.json").read_text())) == {"run", "model", "data_dir"}
 
     for argv, expected in (
             (["--tasks", "aoa"], "--tasks aoa needs --run RUN_DIR"),

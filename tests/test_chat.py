@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from jinja2.exceptions import TemplateError
 from transformers import AutoTokenizer
 from transformers.masking_utils import create_causal_mask
 
@@ -41,8 +42,9 @@ def test_template_round_trip(chat_tokenizer, tmp_path):
     chat_tokenizer.save_pretrained(tmp_path)  # an exported model keeps its template
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded.apply_chat_template(messages)["input_ids"] == ids
-    with pytest.raises(Exception, match="roles"):
+    with pytest.raises(TemplateError) as refused:  # what a user of the exported tokenizer sees
         reloaded.apply_chat_template([{"role": "system", "content": "x"}], tokenize=False)
+    assert str(refused.value) == "classit chat roles are user and assistant, not system"
 
 
 def test_loss_covers_the_reply_only(chat_tokenizer):

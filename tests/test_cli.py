@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from classit.cli import main
 from classit.model import BabyLM
 from classit.train.fit import ClassitCLI
-from helpers import scalars, small_corpus, small_eval_fast
+from helpers import error_line, scalars, small_corpus, small_eval_fast
 
 DEMO = str(Path(__file__).parent.parent / "configs" / "demo.yaml")
 SENTENCE = "The cat sat on the mat because it was warm."
@@ -87,23 +87,25 @@ def test_print_config_shows_the_resolved_config(capsys):
     assert config["model"]["n_layer"] == 4 and config["data"]["block_size"] == 128
 
 
-def test_unknown_config_key_is_named(tmp_path, capsys):
+def test_unknown_config_key_is_named_by_fit_and_plan(tmp_path):
+    """The same line from ``fit`` and ``plan`` (whose parser has no subcommand: jsonargparse names the group)."""
     config = yaml.safe_load(Path(DEMO).read_text())
     config["model"]["n_layers"] = config["model"].pop("n_layer")
-    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(SystemExit) as done:
-        main(["fit", "--config", str(tmp_path / "typo.yaml")])
-    assert done.value.code != 0
-    assert "n_layers" in str(done.value.code)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump(config))
+    line = next(i for i, text in enumerate(typo.read_text().splitlines(), 1) if text.strip().startswith("n_layers:"))
+    expected = f"{typo}:{line}: model.n_layers: unknown key; did you mean model.n_layer?"
+    assert error_line(["fit", "--config", str(typo)]) == expected
+    assert error_line(["plan", "--config", str(typo)]) == expected
 
 
-def test_model_of_another_vocabulary_stops_before_training(tiny_model_dir, tokenizer, capsys):
-    with pytest.raises((SystemExit, ValueError)) as error:
-        main(["fit", "--config", DEMO, "--model.init_from", str(tiny_model_dir), "--model.n_embd", "64",
-              "--model.intermediate_size", "128", "--model.n_layer", "2", "--model.tie_embeddings", "false",
-              "--data.vocab_size", "1024"])
-    message = str(error.value) + capsys.readouterr().err
-    assert str(tiny_model_dir) in message and "(2048, 64) there, (1024, 64) here" in message
+def test_model_of_another_vocabulary_stops_before_training(tiny_model_dir, tokenizer):
+    line = error_line(["fit", "--config", DEMO, "--model.init_from", str(tiny_model_dir), "--model.n_embd", "64",
+                       "--model.intermediate_size", "128", "--model.n_layer", "2", "--model.tie_embeddings", "false",
+                       "--data.vocab_size", "1024"])
+    shapes = "(2048, 64) there, (1024, 64) here"
+    assert line == (f"{tiny_model_dir}: weights do not fit this model (is the tokenizer the same?): "
+                    f"model.embed_tokens.weight: {shapes}; lm_head.weight: {shapes}")
 
 
 def test_missing_data_stops_with_one_line_that_says_how_to_fetch_it(tmp_path):

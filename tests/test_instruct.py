@@ -17,6 +17,7 @@ from classit.data.switchboard import (
     switchboard_examples,
     turns,
 )
+from helpers import error_line
 
 SIMPLE_WIKI = "babylm-corpus/train_3M/simple_wiki.train"
 
@@ -145,16 +146,23 @@ def test_sources_build_once_and_give_batches(data_root, tokenizer, tmp_path):
 
 
 def test_bad_swda_line_names_file_and_line(tmp_path):
-    path = tmp_path / "0001.txt"
+    """``classit data build-it`` over a malformed SwDA or BabyLM switchboard line: one line naming file:line and
+    what the line lacks; nothing written."""
+    (tmp_path / "swda").mkdir()
+    (tmp_path / "wiki.train").write_text("= = = Cat = = =\nA cat is an animal.\n")
+    path = tmp_path / "swda" / "0001.txt"
+    build = ["data", "build-it", "--data_dir", str(tmp_path), "--swda", "swda", "--simple_wiki", "wiki.train",
+             "--out", str(tmp_path / "it")]
+    expected = "expected SPEAKER|text|dialogue-act with speaker A or B"
     path.write_text("A|Hello there.|fp\nB|no dialogue act here\n")
-    with pytest.raises(ValueError, match=r"0001.txt:2: malformed SwDA line"):
-        read_swda(path)
+    assert error_line(build) == f"{path}:2: malformed SwDA line 'B|no dialogue act here'; {expected}"
     path.write_text("C|Hello.|fp\n")
-    with pytest.raises(ValueError, match=r"0001.txt:1: malformed SwDA line"):
-        read_swda(path)
-    path.write_text("A:\tfine\nspeaker three: hello\n")
-    with pytest.raises(ValueError, match=r"0001.txt:2: malformed switchboard line"):
-        read_babylm_switchboard(path)
+    assert error_line(build) == f"{path}:1: malformed SwDA line 'C|Hello.|fp'; {expected}"
+    (tmp_path / "switchboard.train").write_text("A:\tfine\nspeaker three: hello\n")
+    assert error_line([*build, "--swda", "null", "--switchboard", "switchboard.train"]) == (
+        f"{tmp_path / 'switchboard.train'}:2: malformed switchboard line 'speaker three: hello'; "
+        "expected 'A:<tab>text'")
+    assert not (tmp_path / "it").exists()
 
 
 def test_article_without_title_names_file_and_line(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from classit.eval.reading import evaluate_reading, load_reading, reading_scores, surprisals, surprisals_ids
+from helpers import error_line
 
 MEASURES = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound", "self_paced_reading_time",
             "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
@@ -138,8 +140,15 @@ def test_evaluate_command_with_the_ids_rule_on_the_real_file(model, tokenizer, t
 
 
 def test_missing_column_is_named(csv_path, tmp_path):
-    df = pd.read_csv(csv_path).drop(columns=["RTgopast"])
-    df.to_csv(tmp_path / "r.csv", index=False)
-    with pytest.raises(ValueError, match="'RTgopast'"):
-        load_reading(tmp_path / "r.csv")
+    """``classit evaluate`` over a reading CSV without a column: one line naming the file, its header line and the
+    column, before any task is scored (nothing written)."""
+    bad = tmp_path / "data" / "reading" / "reading_data.csv"
+    bad.parent.mkdir(parents=True)
+    pd.read_csv(csv_path).drop(columns=["RTgopast"]).to_csv(bad, index=False)
+    (tmp_path / "data" / "blimp_filtered").mkdir()
+    shutil.copy(csv_path.parent.parent / "blimp_filtered" / "adjunct_island.jsonl", tmp_path / "data" / "blimp_filtered")
+    assert error_line(["evaluate", "--model", str(tmp_path / "not-loaded"), "--data_dir", str(tmp_path / "data"),
+                       "--tasks", "blimp,reading", "--out", str(tmp_path / "out")]) == (
+        f"{bad}:1: reading CSV lacks the required column 'RTgopast' in its header")
+    assert not (tmp_path / "out").exists()
 

@@ -2,6 +2,8 @@
 evaluate command."""
 
 import json
+import re
+import shutil
 from collections import defaultdict
 
 import numpy as np
@@ -14,7 +16,7 @@ from classit.eval.scoring import score_plain
 from classit.eval.summary import read_summary
 from classit.eval.tasks import TASKS, Item
 from classit.eval.zero_shot import evaluate_task, load_items, outcome, summarize
-from helpers import write_jsonl
+from helpers import error_line, fit, write_jsonl
 
 N_LINES = 8  # lines kept from each real file in the small subsets
 
@@ -165,8 +167,8 @@ def test_evaluate_writes_summary_and_predictions(tiny_model_dir, small_eval_dir,
     lines = (out / "predictions" / "ewok.jsonl").read_text().splitlines()
     assert len(lines) == written["ewok"]["items"] and len(json.loads(lines[0])["scores"]) == 2
     assert "blimp" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown tasks"):
-        evaluate(model=str(tiny_model_dir), data_dir=str(small_eval_dir), tasks="blimp,glue", out=str(out))
+    assert error_line(["evaluate", "--model", str(tiny_model_dir), "--data_dir", str(small_eval_dir), "--tasks",
+                       "blimp,glue", "--out", str(out)]) == f"unknown tasks ['glue']; choose from {', '.join(TASKS)}"
 
 
 def test_evaluate_command_line(tiny_model_dir, small_eval_dir, tmp_path):
@@ -224,3 +226,95 @@ def test_evaluate_without_a_data_folder_scores_the_bundled_fast_sets(tiny_model_
     assert summary["blimp"]["items"] > 0 and summary["ewok"]["items"] > 0
     assert summary["blimp"]["folder"] == str(sample / "babylm-eval-fast" / "blimp_fast")
     assert "skipped" in summary["supplement"]
+
+
+def test_evaluate_calls_into_one_folder_keep_each_others_results(tiny_model_dir, small_eval_dir, tmp_path):
+    """A second call with another task into the same --out adds its task to summary.json beside the first's (its
+    predictions still listed); another model or data folder there stops, naming the folder and what it holds."""
+    from classit.cli import main
+
+    out, model = tmp_path / "out", tiny_model_dir.resolve()
+    args = ["evaluate", "--data_dir", str(small_eval_dir), "--out", str(out), "--device", "cpu"]
+    main([*args, "--model", str(model), "--tasks", "blimp"])
+    blimp = read_summary(out / "summary.json").tasks["blimp"]
+    main([*args, "--model", str(model), "--tasks", "ewok"])
+    tasks = read_summary(out / "summary.json").tasks
+    assert list(tasks) == ["blimp", "ewok"] and tasks["blimp"] == blimp and tasks["ewok"]["items"] == 24
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == ["blimp.jsonl", "ewok.jsonl"]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta == {"model": str(model), "data_dir": str(small_eval_dir.resolve())}
+
+    other_model, other_data = tmp_path / "other-model", tmp_path / "other-data"
+    shutil.copytree(model, other_model)
+    shutil.copytree(small_eval_dir, other_data)
+    written = (out / "summary.json").read_text()
+    assert error_line([*args, "--model", str(other_model), "--tasks", "ewok"]) == (
+        f"{out} (--out): holds the results of model {model} (meta.json), not of model {other_model}; "
+        "give another folder")
+    assert error_line(["evaluate", "--model", str(model), "--data_dir", str(other_data), "--out", str(out),
+                       "--tasks", "ewok"]) == (
+        f"{out} (--out): holds the results of data_dir {small_eval_dir.resolve()} (meta.json), not of data_dir "
+        f"{other_data}; give another folder")
+    (out / "meta.json").unlink()  # written before meta.json was: whose results they are is unknown
+    assert error_line([*args, "--model", str(model), "--tasks", "ewok"]) == (
+        f"{out} (--out): holds results of a model no meta.json there names; give another folder")
+    assert (out / "summary.json").read_text() == written
+
+
+def test_evaluate_batch_too_big_for_free_memory_stops_naming_a_size_that_fits(tokenizer, small_eval_dir, tmp_path):
+    """2,000 texts at once with a vocabulary of 2^21 (16 MiB of log-probabilities a token, hundreds of GiB in all):
+    refused before any scoring, in one line naming --batch_size and a size whose estimate fits in the memory free."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from classit.train.memory import GIB, free_memory, scoring_memory
+
+    config = LlamaConfig(vocab_size=2 ** 21, hidden_size=2, intermediate_size=2, num_hidden_layers=1,
+                         num_attention_heads=1, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "wide")
+    tokenizer.save_pretrained(tmp_path / "wide")
+    lines = (small_eval_dir / "blimp_filtered" / "adjunct_island.jsonl").read_text()
+    (tmp_path / "data" / "blimp_filtered").mkdir(parents=True)
+    (tmp_path / "data" / "blimp_filtered" / "adjunct_island.jsonl").write_text(lines * 125)  # 1,000 pairs
+    line = error_line(["evaluate", "--model", str(tmp_path / "wide"), "--data_dir", str(tmp_path / "data"),
+                       "--tasks", "blimp", "--batch_size", "100000", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    found = re.fullmatch(r"--batch_size 100000: 2000 texts of up to (\d+) tokens need ≈([\d.]+) GiB to score at "
+                         r"once, more than the ([\d.]+) GiB free on cpu; --batch_size (\d+) fits", line)
+    assert found, line
+    tokens, fits = int(found[1]), int(found[4])
+    assert float(found[2]) == pytest.approx(scoring_memory(config, 2000, tokens) / GIB, abs=0.06)
+    assert 1 <= fits < 2000 and scoring_memory(config, fits, tokens) <= free_memory(torch.device("cpu")) * 1.1
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_a_lightning_checkpoint_scores_as_its_export(tiny_runs, small_eval_dir, tmp_path):
+    """``evaluate --model RUN/checkpoints/last.ckpt`` of a real tiny run: the same scores, item by item, as the
+    evaluation of ``classit export`` of that checkpoint."""
+    from classit.cli import main
+
+    out, rc = fit(tiny_runs.config("ckpt"))
+    assert rc == 0, out
+    ckpt = tiny_runs.run_dir("ckpt") / "checkpoints" / "last.ckpt"
+    main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "hf")])
+    for model, folder in ((ckpt, "from-ckpt"), (tmp_path / "hf", "from-export")):
+        main(["evaluate", "--model", str(model), "--data_dir", str(small_eval_dir), "--tasks", "blimp,ewok",
+              "--out", str(tmp_path / folder), "--device", "cpu"])
+    from_ckpt, from_export = (read_summary(tmp_path / f / "summary.json").tasks for f in ("from-ckpt", "from-export"))
+    assert {t: from_ckpt[t]["by_uid"] for t in from_ckpt} == {t: from_export[t]["by_uid"] for t in from_export}
+    for task in ("blimp", "ewok"):
+        rows = [[json.loads(line)["scores"] for line in (tmp_path / f / "predictions" / f"{task}.jsonl").open()]
+                for f in ("from-ckpt", "from-export")]
+        assert len(rows[0]) == from_ckpt[task]["items"] > 0
+        np.testing.assert_allclose(rows[0], rows[1], rtol=0, atol=1e-5)
+    assert len({round(s, 3) for row in rows[0] for s in row}) > 10  # trained scores that differ from item to item
+
+
+def test_evaluate_a_file_of_a_model_folder_says_what_model_takes(tiny_model_dir, small_eval_dir, tmp_path):
+    """``--model FOLDER/model.safetensors``: not called a damaged checkpoint, but told what --model takes."""
+    weights = tiny_model_dir / "model.safetensors"
+    assert error_line(["evaluate", "--model", str(weights), "--data_dir", str(small_eval_dir), "--tasks", "blimp",
+                       "--out", str(tmp_path / "out")]) == (
+        f"{weights} (--model): a file, not a model; --model takes a Hugging Face folder (an export: config.json, "
+        "weights and tokenizer) or a Lightning checkpoint (.ckpt)")
+    assert not (tmp_path / "out").exists()

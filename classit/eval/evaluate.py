@@ -11,12 +11,12 @@ from classit import layout
 from classit.data import store
 from classit.data.tokenizer import adds_bos
 from classit.eval.aoa import load_words, milestones, score_run
-from classit.eval.reading import evaluate_reading
+from classit.eval.reading import evaluate_reading, load_reading
 from classit.eval.scoring import correction_token
-from classit.eval.summary import write_summary
+from classit.eval.summary import read_summary, write_summary
 from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import evaluate_task
-from classit.files import write_jsonl
+from classit.files import read_json, write_json, write_jsonl
 from classit.runtime import resolve_device
 
 
@@ -66,6 +66,31 @@ def default_data_dir() -> Path:
     return fast
 
 
+def _earlier_results(out_dir: Path, scored: dict[str, str]) -> tuple[dict[str, dict], dict]:
+    """``(tasks, meta)``: the tasks an earlier ``classit evaluate`` wrote into ``out_dir``, kept beside this call's,
+    and its ``meta.json`` with what this call scores (``scored``: model, run, data_dir). Results of another model,
+    run or data folder there, or of one not recorded, stop in one line naming the folder."""
+    summary_path, meta_path = layout.summary_file(out_dir), layout.meta_file(out_dir)
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object")
+    recorded = {**meta, **{key: str(Path(value).resolve()) for key, value in scored.items()}}
+    if not summary_path.is_file():
+        return {}, recorded
+    earlier = read_summary(summary_path)
+    if earlier.kind != "zero_shot":
+        raise ValueError(f"{out_dir} (--out): holds classit {earlier.kind} results; give evaluate another folder")
+    if not meta.get("model") and not meta.get("run"):
+        raise ValueError(f"{out_dir} (--out): holds results of a model no {meta_path.name} there names; "
+                         "give another folder")
+    differ = [key for key in scored if meta.get(key) and Path(meta[key]).resolve() != Path(recorded[key])]
+    if differ:
+        there = ", ".join(f"{key} {meta[key]}" for key in differ)
+        raise ValueError(f"{out_dir} (--out): holds the results of {there} ({meta_path.name}), not of "
+                         f"{', '.join(f'{key} {scored[key]}' for key in differ)}; give another folder")
+    return earlier.tasks, recorded
+
+
 def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str | None = None, tasks: str | None = None,
              out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
              reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
@@ -87,7 +112,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
             skipped (if none has one, it stops).
         tasks: comma-separated subset of blimp, supplement, ewok, entity_tracking, wug, wug_past, comps, reading,
             aoa; default all but aoa with ``--model``, and aoa with ``--run``.
-        out: output folder.
+        out: output folder; the results an earlier call wrote there are kept beside this call's when they are of
+            the same model (or run) and data folder, which ``OUT/meta.json`` records; another's stop it.
         batch_size: texts per forward pass.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
         full_sentence_ewok: score EWoK's whole texts instead of the targets only.
@@ -124,6 +150,9 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         raise ValueError("nothing to evaluate: give --model (the zero-shot tasks) or --run (the aoa task)")
     if model_tasks and not model:
         raise ValueError(f"--tasks {','.join(model_tasks)} need --model (a Hugging Face folder or .ckpt)")
+    if model and Path(model).is_file() and Path(model).suffix != ".ckpt":  # model.safetensors, config.json...
+        raise ValueError(f"{model} (--model): a file, not a model; --model takes a Hugging Face folder (an export: "
+                         "config.json, weights and tokenizer) or a Lightning checkpoint (.ckpt)")
     if batch_size < 1:
         raise ValueError(f"--batch_size: texts per forward pass, at least 1, not {batch_size}")
     root = Path(data_dir) if data_dir else default_data_dir()
@@ -137,7 +166,13 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if model_tasks and not any(folders.values()):
         raise FileNotFoundError(f"{root}: no data for any of the tasks {', '.join(model_tasks)} (looked for "
                                 f"{'; '.join(wanted.values())})")
+    if folders.get("reading"):  # its columns checked before any task is scored
+        load_reading(folders["reading"])
     out_dir = store.output_folder(out, "--out")
+    # what the tasks kept together share: the model and the sets of its tasks, the run of the aoa task (the aoa
+    # task's data may lie elsewhere: it replaces only its own results)
+    scored = {**({"model": model, "data_dir": root} if model_tasks else {}), **({"run": run} if run else {})}
+    earlier, meta = _earlier_results(out_dir, scored)
     device = resolve_device(device)
     if model_tasks:
         print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
@@ -147,7 +182,9 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         hf_model.to(device=device, dtype=torch.float32).eval()
         layout.predictions_dir(out_dir).mkdir(parents=True, exist_ok=True)
 
-    summary = {}
+    summary = {task: result for task, result in earlier.items() if task not in names}
+    if summary:
+        print(f"{out_dir}: keeping its earlier results of {', '.join(summary)}")
     for task, folder in folders.items():
         if folder is None:
             summary[task] = {"skipped": f"no {wanted[task]} in {root}"}
@@ -167,6 +204,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         summary[task] = score_run(run, out_dir, root, cdi_human, aoa_rule, batch_size, str(device))
 
     write_summary(layout.summary_file(out_dir), "zero_shot", summary)
+    write_json(meta, layout.meta_file(out_dir), indent=1)
     print(f"\n{'task':<16} {'items':>6}  result")
     for task, s in summary.items():
         print(f"{task:<16} {s.get('items', '-'):>6}  {_detail(task, s)}")

@@ -22,7 +22,7 @@ def load_reading(path: str | Path) -> pd.DataFrame:
     df = read_csv(path, dtype={"item": str})
     for column in REQUIRED:
         if column not in df.columns:
-            raise ValueError(f"{path}: reading CSV lacks the required column {column!r}")
+            raise ValueError(f"{path}:1: reading CSV lacks the required column {column!r} in its header")
     df["item"] = df["item"].fillna("None")
     return df
 

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from classit.data.padding import pad_with_mask
+from classit.train.memory import check_scoring_memory
 
 
 @dataclass(slots=True)
@@ -158,7 +159,8 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
 
     The longest common token prefix of an item's options is run once; each option's remainder is
     scored from its cached keys/values. Options that share no first token (a tokenizer without BOS)
-    are scored each on its own. ``batch_size`` counts options (texts) per forward.
+    are scored each on its own. ``batch_size`` counts options (texts) per forward; a batch that would not
+    fit in the device's free memory stops before any is scored.
     """
     device = next(model.parameters()).device
     runs, prefix_len, where = [], [], []  # options scored together, their common prefix; per item, (run, option)
@@ -172,8 +174,13 @@ def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progres
             runs += [[o] for o in options]
             prefix_len += [len(o.ids) for o in options]
     scores: list[list[float]] = [[] for _ in runs]
+    batches = _batches(runs, prefix_len, batch_size)
+    if batches:  # the batch of most texts × tokens, checked against free memory before any is scored
+        texts, tokens = max(((sum(len(runs[i]) for i in b), max(len(o.ids) for i in b for o in runs[i]))
+                             for b in batches), key=lambda size: size[0] * size[1])
+        check_scoring_memory(model.config, texts, tokens, batch_size, device)
     with _fp32(device):
-        for batch in tqdm(_batches(runs, prefix_len, batch_size), disable=not progress, desc="scoring", leave=False):
+        for batch in tqdm(batches, disable=not progress, desc="scoring", leave=False):
             for i, s in zip(batch, _score_batch(model, [runs[i] for i in batch], [prefix_len[i] for i in batch], device)):
                 scores[i] = s
     return [[scores[r][k] for r, k in places] for places in where]

@@ -1,5 +1,5 @@
-"""Will a training step fit? The model's estimate for one micro-batch against the memory the device has free,
-checked before a fit prepares any data."""
+"""Will a training step fit, or a batch of scored texts? An estimate of the peak against the memory the device has
+free, checked before a fit prepares any data and before an evaluation scores anything."""
 
 import os
 from pathlib import Path
@@ -12,10 +12,11 @@ GIB = 2 ** 30
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes free on ``device``: CUDA's free memory, or the host's available memory within this process's cgroup
-    limit; None where unknown."""
+    """Bytes free on ``device``: CUDA's free memory and what PyTorch's allocator holds unused (reused before it asks
+    for more), or the host's available memory within this process's cgroup limit; None where unknown."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + unused
     if device.type != "cpu":
         return None
     meminfo = Path("/proc/meminfo")
@@ -45,3 +46,25 @@ def check_memory(model, data, trainer) -> None:
                          f"≈{need / GIB:.1f} GiB to train{each} (weights, optimizer state, activations, logits), "
                          f"more than the {free / GIB:.1f} GiB free on {device}; lower data.micro_batch_size "
                          "(gradient accumulation keeps the global batch) or data.block_size")
+
+
+def scoring_memory(config, texts: int, tokens: int) -> int:
+    """Bytes that scoring ``texts`` texts of ``tokens`` tokens in one float32 forward of a Hugging Face causal LM
+    (``config``) holds beyond its weights: the key/value cache of every layer and its copy per option, one layer's
+    activations and the log-probabilities over the vocabulary at every position: an upper bound, about twice the
+    peak where the options of an item share a long prefix, which is scored once."""
+    width, layers = config.hidden_size, config.num_hidden_layers
+    mlp = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * width
+    per_token = 16 * layers * width + (10 * width + 4 * mlp) * 4 + 8 * config.vocab_size
+    return texts * tokens * per_token
+
+
+def check_scoring_memory(config, texts: int, tokens: int, batch_size: int, device: torch.device) -> None:
+    """Stop in one line naming --batch_size and a size that fits, when the largest batch (``texts`` texts of up to
+    ``tokens`` tokens) would need more memory than ``device`` has free."""
+    need, free = scoring_memory(config, texts, tokens), free_memory(device)
+    if free is not None and need > free:
+        fits = max(free // scoring_memory(config, 1, tokens), 1)
+        raise ValueError(f"--batch_size {batch_size}: {texts} texts of up to {tokens} tokens need ≈{need / GIB:.1f} "
+                         f"GiB to score at once, more than the {free / GIB:.1f} GiB free on {device}; "
+                         f"--batch_size {fits} fits")
