@@ -410,3 +410,14 @@ def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
 def rows_recorder(out_dir: Path) -> dict:
     """The config entry of ``probes.RowRecorder`` writing each rank's rows to ``out_dir``."""
     return {"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(out_dir)}}
+
+
+def tiny_curriculum(data: Path, tokenizer: str) -> list[str]:
+    """Command-line overrides that make a demo curriculum (``demo_seq``, ``demo_merged``) a few seconds long over a
+    ``demo_data`` folder: 4 steps a stage epoch, the tiny run's model, every step logged."""
+    return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
+            f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
+            "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
+            "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
+            "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
+            *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]

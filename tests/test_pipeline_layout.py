@@ -25,7 +25,8 @@ def test_reading_is_written_in_the_pipelines_files_and_read_back(tmp_path):
     write_jsonl(layout.predictions_file(tmp_path / "evaluated", "reading"), records)
     causal = layout.causal_dir(tmp_path / "results")
     write_reading(tmp_path / "evaluated", {"reading": {"eye_tracking": 1.2345, "self_paced": -0.5}}, causal)
-    assert (causal / "reading" / "report.txt").read_text() == "EYE TRACKING SCORE: 1.23\nSELF-PACED READING SCORE: -0.50\n"
+    report = (causal / "reading" / "report.txt").read_text()
+    assert report == "EYE TRACKING SCORE: 1.23\nSELF-PACED READING SCORE: -0.50\n"
     read = read_pipeline(causal)["reading"]
     assert read.pipeline and read.numbers == {"eye_tracking": 1.23, "self_paced": -0.5}
     assert read.items == {("row", 0): (7.25, None), ("row", 1): (5.5, 7.25)}  # no previous word: NaN, read as None
