@@ -407,9 +407,10 @@ def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
     return root
 
 
-def rows_recorder(out_dir: Path) -> dict:
-    """The config entry of ``probes.RowRecorder`` writing each rank's rows to ``out_dir``."""
-    return {"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(out_dir)}}
+def rows_recorder(out_dir: Path, ids: int | None = 8) -> dict:
+    """The config entry of ``probes.RowRecorder`` writing each rank's rows (their first ``ids`` ids; None: all) to
+    ``out_dir``."""
+    return {"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(out_dir), "ids": ids}}
 
 
 def tiny_curriculum(data: Path, tokenizer: str) -> list[str]:
