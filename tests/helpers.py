@@ -26,14 +26,17 @@ TINY_MODEL = {"n_layer": 1, "n_embd": 32, "n_head": 2, "intermediate_size": 64}
 
 
 def tiny_fit_config(tmp: Path, name: str, data: Path, tokenizer: str | None, *, callbacks=(), checkpoint_every=100,
-                    guard="stop", model=None, data_args=None, **trainer) -> Path:
+                    keep_checkpoints=False, guard="stop", model=None, data_args=None, **trainer) -> Path:
     """The demo config, tiny: a 1-layer model over ``data`` (the small corpus: ``train``/``dev``), the given
     tokenizer folder, 6 steps of 4 sequences of 32 tokens, no validation or zero-shot scoring; logs under
-    ``tmp/logs/NAME``. ``model``, ``data_args`` and ``trainer`` (``accumulate_grad_batches`` gives the micro-batch)
-    change it; ``callbacks`` are added to the demo's. Written to a new file in ``tmp``."""
+    ``tmp/logs/NAME``; a checkpoint every ``checkpoint_every`` steps (``keep_checkpoints``: each one kept, not only
+    the last). ``model``, ``data_args`` and ``trainer`` (``accumulate_grad_batches`` gives the micro-batch) change
+    it; ``callbacks`` are added to the demo's. Written to a new file in ``tmp``."""
     config = yaml.safe_load(DEMO.read_text())
     entry = {c["class_path"].rsplit(".", 1)[-1]: c for c in config["trainer"]["callbacks"]}
     entry["RunCheckpoint"]["init_args"]["every_n_train_steps"] = checkpoint_every
+    if keep_checkpoints:
+        entry["RunCheckpoint"]["init_args"]["save_top_k"] = -1
     entry["NonFiniteGuard"]["init_args"] = {"action": guard}
     accumulate = trainer.pop("accumulate_grad_batches", 1)  # derived from the global batch: 4 = accumulate × micro
     config["trainer"].update({"max_steps": 6, "log_every_n_steps": 1, "limit_val_batches": 0, **trainer})
@@ -488,3 +491,18 @@ def comps_items(rng: random.Random, subset: str, n: int) -> list[dict]:
                       "prefix_acceptable": prefix.format(good, other=bad),
                       "prefix_unacceptable": prefix.format(bad, other=good)})
     return items
+def rows_recorder(out_dir: Path, ids: int | None = 8) -> dict:
+    """The config entry of ``probes.RowRecorder`` writing each rank's rows (their first ``ids`` ids; None: all) to
+    ``out_dir``."""
+    return {"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(out_dir), "ids": ids}}
+
+
+def tiny_curriculum(data: Path, tokenizer: str) -> list[str]:
+    """Command-line overrides that make a demo curriculum (``demo_seq``, ``demo_merged``) a few seconds long over a
+    ``demo_data`` folder: 4 steps a stage epoch, the tiny run's model, every step logged."""
+    return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
+            f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
+            "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
+            "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
+            "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
+            *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]

@@ -17,10 +17,11 @@ from classit.train.signals import CheckpointOnSignal
 
 class RowRecorder(L.Callback):
     """Every training batch as (epoch, its rows' sources or None, its rows' ids); with ``out_dir``, written when
-    training ends to ``out_dir/rankN.json``: the first 8 ids of each row this rank read, its steps and world size."""
+    training ends to ``out_dir/rankN.json``: the first ``ids`` ids (None: all) of each row this rank read, its steps
+    and world size."""
 
-    def __init__(self, out_dir: str | None = None):
-        self.out_dir = Path(out_dir) if out_dir else None
+    def __init__(self, out_dir: str | None = None, ids: int | None = 8):
+        self.out_dir, self.ids = Path(out_dir) if out_dir else None, ids
         self.batches: list[tuple[int, list[str] | None, list[list[int]]]] = []
 
     @property
@@ -35,7 +36,7 @@ class RowRecorder(L.Callback):
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(
-            {"rows": [row[:8] for row in self.rows], "global_step": trainer.global_step,
+            {"rows": [row[:self.ids] for row in self.rows], "global_step": trainer.global_step,
              "world_size": trainer.world_size}))
 
 

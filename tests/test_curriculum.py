@@ -14,7 +14,7 @@ from classit.data.source import Source
 from classit.model import BabyLM
 from classit.train.callbacks import CurriculumLogger
 from classit.train.fit import CurriculumSetup
-from helpers import CONFIGS, demo_data, scalars
+from helpers import CONFIGS, demo_data, scalars, tiny_curriculum
 from probes import RowRecorder
 
 DEMO_SEQ = CONFIGS / "demo_seq.yaml"
@@ -225,20 +225,15 @@ def test_sizes_below_one_name_the_config_key(tokenizer, key, value):
 @pytest.mark.slow
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
-    config["trainer"].update(limit_train_batches=4, log_every_n_steps=1)
     evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
     evaluation["init_args"].update(max_items=500, data_dir=str(data_root / "babylm-eval-fast"))  # a spread-out share
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
     milestones = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MilestoneExport"))
     milestones["init_args"]["milestones"] = [3000, 6000, 9000]  # words: the 12 tiny steps see ≈ 10k
-    config["data"].update(data_dir=str(demo_data(data_root, tmp_path / "data")), tokenizer=tokenizer.name_or_path,
-                          val_sequences=8, val_every=0.5)
-    sources = config["data"]["sources"]
-    sources["pretrain"]["init_args"].update(train_dir="train", val_dir="dev")
-    sources["simple_wiki"]["init_args"].update(file="simple_wiki.train", val_file="simple_wiki.dev")
     path = tmp_path / "demo_seq.yaml"
     path.write_text(yaml.safe_dump(config))
-    main(["fit", "--config", str(path)])
+    main(["fit", "--config", str(path), *tiny_curriculum(demo_data(data_root, tmp_path / "data"), tokenizer.name_or_path),
+          "--data.val_every=0.5"])
 
     run = tmp_path / "logs" / "demo_seq" / "version_0"
     curves = scalars(run)

@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 
 from classit.eval.evaluate import evaluate
-from helpers import fit, scalars
+from helpers import fit, rows_recorder, scalars
 
 pytestmark = pytest.mark.slow
-
-
-def rows_recorder(out_dir: Path) -> dict:
-    return {"class_path": "probes.RowRecorder", "init_args": {"out_dir": str(out_dir)}}
 
 
 def run_demo(tiny_runs, name: str, devices: int) -> Path:

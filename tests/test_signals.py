@@ -7,12 +7,15 @@ import signal
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.demos.boring_classes import BoringModel
 from safetensors.torch import load_file
 
 from classit.checkpoint_io import load_checkpoint
+from classit.train.signals import CheckpointOnSignal
 from helpers import DEMO, classit, fit, scalars
 
 
@@ -160,3 +163,40 @@ def test_ctrl_c_while_classit_loads_stops_in_one_line(tmp_path):
     out = "".join(line + "\n" for line in out.splitlines() if not line.startswith("import time:"))
     assert process.returncode == 130 and out.strip().splitlines()[-1] == "classit: interrupted", out[-2000:]
     assert "Traceback" not in out
+
+
+class SignalSelf(L.Callback):
+    """SIGTERM to this process as the first micro-batch after ``step`` optimizer steps starts; waits until
+    ``receiver``'s watcher thread has read it."""
+
+    def __init__(self, step: int, receiver: CheckpointOnSignal):
+        self.step, self.receiver = step, receiver
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and self.receiver.received is None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while self.receiver.received is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+
+def test_a_signal_saves_at_the_next_step_boundary_and_exits_with_128_plus_its_number(tmp_path, capfd):
+    """In this process, on a real Trainer without a ModelCheckpoint: the save goes to ``checkpoints/last.ckpt`` of the
+    run folder, after the whole accumulation in progress, and the handlers in place before the fit are back."""
+    before, receiver = signal.getsignal(signal.SIGTERM), CheckpointOnSignal()
+    trainer = L.Trainer(accelerator="cpu", max_steps=6, accumulate_grad_batches=2, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, callbacks=[receiver, SignalSelf(2, receiver)])
+    with pytest.raises(SystemExit) as done:
+        trainer.fit(BoringModel())
+    assert done.value.code == 128 + signal.SIGTERM
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["global_step"] == 3  # the step whose first micro-batch had started
+    assert saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"] == 6  # both micro-batches
+    assert "classit: SIGTERM: saving a checkpoint at the end of this optimizer step" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_grace_period_is_positive():
+    with pytest.raises(ValueError, match=r"^CheckpointOnSignal\.grace: seconds, more than 0, not 0$"):
+        CheckpointOnSignal(grace=0)

@@ -11,18 +11,8 @@ import yaml
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import CONFIGS, TINY_MODEL, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast
-
-
-def tiny(data: Path, tokenizer: str) -> list[str]:
-    """Overrides that make the demo curricula a few seconds long (the tiny run's model, as a condition's
-    overrides)."""
-    return ["--trainer.limit_train_batches=4", "--trainer.log_every_n_steps=1", f"--data.data_dir={data}",
-            f"--data.tokenizer={tokenizer}", "--data.val_sequences=8",
-            "--data.sources.simple_wiki.init_args.file=simple_wiki.train",
-            "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
-            "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
-            *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]
+from helpers import (CONFIGS, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast,
+                     tiny_curriculum)
 
 
 def small_milestones(config: Path, out: Path) -> str:
@@ -45,7 +35,7 @@ def study_dir(data_root, tokenizer, tmp_path_factory):
     small_eval_fast(data_root, data)  # a few real items for the demos' epoch-end scoring
     zero_shot = aoa_data(tmp / "zero_shot_data", sample_sentences(data_root))  # AoA words in the official formats
     (zero_shot / "ewok_fast").symlink_to(data_root / "babylm-eval-fast" / "ewok_fast")
-    overrides = tiny(data, tokenizer.name_or_path)
+    overrides = tiny_curriculum(data, tokenizer.name_or_path)
     config = {"seeds": [42], "conditions": {
         "baseline": {"of": "sequential", "stage": "pretrain"},
         "sequential": {"config": small_milestones(CONFIGS / "demo_seq.yaml", tmp / "seq.yaml"), "overrides": overrides},
@@ -64,7 +54,8 @@ def test_shared_pretraining_is_the_same_model_as_a_run_that_never_branched(study
     runs = study_dir / "out" / "runs"
     merged = scalars(runs / "merged_seed42" / "version_0")
     assert min(step for step, _ in merged["train/loss"]) >= 4  # it started after the sequential run's pre-training
-    main(["fit", "--config", str(CONFIGS / "demo_merged.yaml"), *tiny(study_dir / "data", tokenizer.name_or_path),
+    main(["fit", "--config", str(CONFIGS / "demo_merged.yaml"),
+          *tiny_curriculum(study_dir / "data", tokenizer.name_or_path),
           "--trainer.logger.init_args.save_dir", str(study_dir / "alone")])
     alone = torch.load(study_dir / "alone" / "demo_merged" / "version_0" / "checkpoints" / "last.ckpt",
                        weights_only=False)["state_dict"]

@@ -1,45 +1,44 @@
 """The BabyLM word budget: words counted from the data trained on; ready-made instruction files through a run."""
 
 import json
+import logging
+import re
 import signal
 
-import lightning as L
 import pytest
 
 from classit import layout
 from classit.checkpoint_io import load_checkpoint
+from classit.cli import main
 from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.instructions import InstructionFile
-from classit.model import BabyLM
 from classit.train.callbacks import MilestoneExport
-from classit.train.fit import CurriculumSetup
-from helpers import fit, instruction_records, scalars, write_jsonl
-from probes import RowRecorder
+from helpers import fit, instruction_records, rows_recorder, scalars, write_jsonl
 
 
 @pytest.mark.slow
-def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenizer, tmp_path):
-    write_jsonl(tmp_path / "it.jsonl", instruction_records(data_root))
-    source = InstructionFile(path="it.jsonl", sources=["switchboard"])
-    dm = CurriculumDataModule({"it": source}, stages=[{"name": "it", "sources": ["it"], "epochs": 2}],
-                              data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path,
-                              batch_size=4, block_size=256, num_workers=0)
-    model = BabyLM(vocab_size=dm.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=256,
-                   special_ids=dm.special_ids)
-    rows = RowRecorder()
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[CurriculumSetup(), rows], limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    assert 25 <= dm.sizes["it"] <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
-    assert len(rows.rows) == 2 * (dm.sizes["it"] // 4 * 4)  # whole global batches, two epochs
+def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tiny_runs, tokenizer, caplog):
+    write_jsonl(tiny_runs.data / "it.jsonl", instruction_records(data_root))
+    source = {"class_path": "classit.data.instructions.InstructionFile",
+              "init_args": {"path": "it.jsonl", "sources": ["switchboard"]}}
+    config = tiny_runs.config("words", max_steps=-1, callbacks=[rows_recorder(tiny_runs.tmp / "rows", ids=None)],
+                              data_args={"sources": {"it": source}, "block_size": 256,
+                                         "stages": [{"name": "it", "sources": ["it"], "epochs": 2}]})
+    with caplog.at_level(logging.INFO):
+        main(["fit", "--config", str(config)])
+    (size,) = (int(m) for m in re.findall(r"data: it: (\d+) training sequences", caplog.text))
+    assert 25 <= size <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
+    rows = json.loads((tiny_runs.tmp / "rows" / "rank0.json").read_text())["rows"]
+    assert len(rows) == 2 * (size // 4 * 4)  # whole global batches, two epochs
     counted = 0
-    for ids in rows.rows:  # counted again from the text of each row: the user's turn and the reply
+    for ids in rows:  # counted again from the text of each row: the user's turn and the reply
         text = tokenizer.decode(ids, skip_special_tokens=False)
         prompt = text.split(USER + "\n", 1)[1].split(END, 1)[0]
         reply = text.split(ASSISTANT + "\n", 1)[1].split(END, 1)[0]
         counted += len(prompt.split()) + len(reply.split())
-    assert float(model.words_seen) == counted
+    words_seen = load_checkpoint(tiny_runs.run_dir("words") / "checkpoints" / "last.ckpt")["state_dict"]["words_seen"]
+    assert float(words_seen) == counted
 
 
 @pytest.mark.parametrize("line, message", [
