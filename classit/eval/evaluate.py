@@ -46,7 +46,7 @@ def default_data_dir() -> Path:
 def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str | None = None, tasks: str | None = None,
              out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
              reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
-             aoa_rule: Literal["official", "nospace"] = "official") -> dict:
+             aoa_rule: Literal["official", "nospace"] = "official", trust_remote_code: bool = False) -> dict:
     """Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does.
 
     Scores as the pipeline's causal backend (a tie goes to the first option, the correct one, as the leaderboard
@@ -73,6 +73,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         cdi_human: the aoa task's CDI table of children; default ``DATA_DIR/aoa/cdi_human.csv``, else
             ``aoa/cdi_human_reconstructed.csv`` (noted in the summary: not the official ages).
         aoa_rule: ``official`` (the word after the context and a space, as the BabyLM pipeline) or ``nospace``.
+        trust_remote_code: run the modelling code a model folder brings (``auto_map`` in its config.json), as the
+            official pipeline always does.
 
     Returns:
         The summary: per task its macro score, per-subset and per-group accuracies, the strict macro and per-subset
@@ -115,7 +117,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     device = resolve_device(device)
     if model_tasks:
         print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
-        hf_model, tokenizer = load_pretrained(model)
+        hf_model, tokenizer = load_pretrained(model, trust_remote_code)
         hf_model.to(device=device, dtype=torch.float32).eval()
         layout.predictions_dir(out_dir).mkdir(parents=True, exist_ok=True)
 
