@@ -76,14 +76,6 @@ def test_own_modelling_code_loads_only_when_trusted(tokenizer, few_items, tmp_pa
         assert line.startswith(f"{folder}: ") and "modeling_tiny.py" in line and "--trust_remote_code true" in line
 
 
-def test_a_folder_without_weights_stops_in_one_line(tokenizer, few_items, tmp_path):
-    folder = model_folder("llama", tokenizer, tmp_path / "model")
-    (folder / "model.safetensors").unlink()
-    line = error_line(["evaluate", "--model", str(folder), "--data_dir", str(few_items), "--tasks", "blimp",
-                       "--out", str(tmp_path / "out")])
-    assert line.startswith(f"{folder}: no model weights") and "pytorch_model.bin" in line
-
-
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_an_item_longer_than_the_model_stops_in_one_line(kind, tokenizer, few_items, tmp_path):
     folder = model_folder(kind, tokenizer, tmp_path / "model", max_length=8)
