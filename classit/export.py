@@ -13,6 +13,7 @@ from classit.checkpoint_io import load_checkpoint
 from classit.data.store import output_folder
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from classit.decoder import build_decoder
+from classit.files import read_json
 
 TOKENIZER_KEY = "classit_tokenizer"  # a checkpoint's tokenizer, as the tar archive of its saved folder
 DECODER_SIZES = ("arch", "vocab_size", "n_layer", "n_embd", "n_head", "intermediate_size", "block_size",
@@ -58,8 +59,8 @@ def check_weights(folder: Path) -> None:
 
     files = sorted(folder.glob("*.safetensors"))
     if not files and not list(folder.glob("pytorch_model*.bin")):
-        raise FileNotFoundError(f"{folder}: no model weights (model.safetensors) in this model folder; export the "
-                                "model again (`classit export`) or copy its weights there")
+        raise FileNotFoundError(f"{folder}: no model weights (model.safetensors or pytorch_model.bin) in this model "
+                                "folder; export the model again (`classit export`) or copy its weights there")
     for file in files:
         try:
             with safe_open(file, "pt"):
@@ -69,16 +70,30 @@ def check_weights(folder: Path) -> None:
                              "copy or export the model again") from None
 
 
-def load_pretrained(path: str | Path):
-    """``(hf_model, tokenizer)`` from a Hugging Face folder or a classit Lightning checkpoint (its decoder with sdpa
-    attention, as ``from_pretrained`` loads a Hugging Face folder)."""
+def check_own_code(folder: Path, trust_remote_code: bool) -> None:
+    """Stop in one line when a folder's config.json maps the model to its own modelling code (``auto_map``) and the
+    user has not said to run it."""
+    auto_map = read_json(folder / "config.json").get("auto_map") or {}
+    if auto_map and not trust_remote_code:
+        refs = [ref for value in auto_map.values() for ref in ([value] if isinstance(value, str) else value) if ref]
+        files = sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py" for ref in refs})
+        raise ValueError(f"{folder}: the model comes with its own modelling code ({', '.join(files)}, named by "
+                         "config.json auto_map), which runs only if you trust it: add --trust_remote_code true (the "
+                         "official pipeline always does)")
+
+
+def load_pretrained(path: str | Path, trust_remote_code: bool = False):
+    """``(hf_model, tokenizer)`` from a Hugging Face folder (its own modelling code only with ``trust_remote_code``)
+    or a classit Lightning checkpoint (its decoder with sdpa attention, as ``from_pretrained`` loads a Hugging Face
+    folder). Weights saved in another dtype are loaded in float32."""
     path = Path(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
         check_weights(path)
-        tokenizer = load_tokenizer(path, need_bos=False)  # a model classit did not train: scored as the pipeline does
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokenizer
+        check_own_code(path, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        return model, load_tokenizer(path, need_bos=False)  # a model classit did not train: scored as the pipeline does
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or Hugging Face folder")
     checkpoint = load_checkpoint(path)  # a damaged checkpoint stops here with one line

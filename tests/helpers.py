@@ -506,3 +506,51 @@ def tiny_curriculum(data: Path, tokenizer: str) -> list[str]:
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
             *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]
+def model_folder(kind: str, tokenizer, out: Path, max_length: int = 512) -> Path:
+    """A Hugging Face folder of a tiny randomly initialised model of a kind classit does not train, and
+    ``tokenizer``: ``gpt2``, ``gpt_neox`` (Pythia), ``opt`` or ``llama``; or a LLaMA with a tokenizer without a pad
+    token (``no_pad``), one that pads on the left (``left_padding``), its weights in ``bf16`` or ``fp16``, in
+    ``pytorch_model.bin`` (``pytorch_bin``), or behind its own modelling code (``remote_code``: ``auto_map`` in
+    config.json and ``modeling_tiny.py``, a LLaMA subclass). ``max_length``: its positions."""
+    import torch
+    from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                              LlamaForCausalLM, OPTConfig, OPTForCausalLM)
+
+    torch.manual_seed(0)
+    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "pad_token_id": tokenizer.pad_token_id}
+    if kind == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=max_length, **ids))
+    elif kind == "gpt_neox":
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                 intermediate_size=64, max_position_embeddings=max_length, **ids))
+    elif kind == "opt":
+        model = OPTForCausalLM(OPTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, ffn_dim=64,
+                                         word_embed_proj_dim=32, max_position_embeddings=max_length, **ids))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=64, max_position_embeddings=max_length, **ids))
+    if kind in ("bf16", "fp16"):
+        model = model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[kind])
+    model.save_pretrained(out)
+    if kind == "pytorch_bin":  # the older format, as torch.save writes it (transformers 5 saves safetensors only)
+        from safetensors.torch import load_file
+
+        torch.save(load_file(out / "model.safetensors"), out / "pytorch_model.bin")
+        (out / "model.safetensors").unlink()
+    saved = AutoTokenizer.from_pretrained(tokenizer.name_or_path, **({"padding_side": "left"} if kind == "left_padding"
+                                                                      else {}))
+    if kind == "no_pad":
+        saved.pad_token = None
+    saved.save_pretrained(out)
+    if kind == "remote_code":
+        (out / "modeling_tiny.py").write_text(
+            "from transformers import LlamaConfig, LlamaForCausalLM\n\n\n"
+            "class TinyConfig(LlamaConfig):\n    model_type = 'tiny_remote'\n\n\n"
+            "class TinyForCausalLM(LlamaForCausalLM):\n    config_class = TinyConfig\n")
+        config = json.loads((out / "config.json").read_text())
+        config.update(model_type="tiny_remote", architectures=["TinyForCausalLM"],
+                      auto_map={"AutoConfig": "modeling_tiny.TinyConfig",
+                                "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM"})
+        (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out

@@ -98,8 +98,8 @@ def broken_models(tiny_model_dir, tmp_path) -> dict[str, tuple[Path, str]]:
     shutil.copytree(tiny_model_dir, empty, ignore=shutil.ignore_patterns("*.safetensors"))
     return {"cut": (cut, f"{weights}: damaged model weights (deserializing header: incomplete metadata, file not "
                          "fully covered); copy or export the model again"),
-            "empty": (empty, f"{empty}: no model weights (model.safetensors) in this model folder; export the model "
-                             "again (`classit export`) or copy its weights there")}
+            "empty": (empty, f"{empty}: no model weights (model.safetensors or pytorch_model.bin) in this model "
+                             "folder; export the model again (`classit export`) or copy its weights there")}
 
 
 @pytest.mark.parametrize("kind", ["cut", "empty"])

@@ -95,7 +95,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
              out: str = "eval_results", batch_size: int = 64, device: str = "auto", full_sentence_ewok: bool = False,
              reading_rule: Literal["official", "ids"] = "official", cdi_human: str | None = None,
              aoa_rule: Literal["official", "nospace"] = "official",
-             headline: Literal["official", "corrected"] = "official") -> dict:
+             headline: Literal["official", "corrected"] = "official", trust_remote_code: bool = False) -> dict:
     """Score a model on the BabyLM zero-shot tasks, as the BabyLM 2025 pipeline does.
 
     Scores as the pipeline's causal backend (a tie goes to the first option, the correct one, as the leaderboard
@@ -125,6 +125,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
         aoa_rule: ``official`` (the word after the context and a space, as the BabyLM pipeline) or ``nospace``.
         headline: ``official``; ``corrected``: for a tokenizer that adds no BOS, the scores with BOS (or EOS)
             prepended become each zero-shot task's headline, the official ones kept under ``official``.
+        trust_remote_code: run the modelling code a model folder brings (``auto_map`` in its config.json), as the
+            official pipeline always does.
 
     Returns:
         The summary: per task its macro score, per-subset and per-group accuracies, the strict macro and per-subset
@@ -176,7 +178,7 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     device = resolve_device(device)
     if model_tasks:
         print(f"data: {root}: " + ", ".join(f"{task} ({folder.name})" for task, folder in folders.items() if folder))
-        hf_model, tokenizer = load_pretrained(model)
+        hf_model, tokenizer = load_pretrained(model, trust_remote_code)
         if not adds_bos(tokenizer):
             print(no_bos_note(tokenizer))
         hf_model.to(device=device, dtype=torch.float32).eval()

@@ -319,7 +319,8 @@ def _load_done(path: Path, settings: FinetuneSettings) -> dict | None:
 def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out: str = "finetune_results",
              data_dir: str | None = None, lr: float = 3e-5, batch_size: int | None = None,
              max_epochs: int | None = None, max_length: int = 512, head: Literal["mlp", "linear"] = "mlp",
-             selection: Literal["heldout", "valid"] = "heldout", limit_train: int | None = None) -> dict:
+             selection: Literal["heldout", "valid"] = "heldout", limit_train: int | None = None,
+             trust_remote_code: bool = False) -> dict:
     """Fine-tune a model on (Super)GLUE tasks, once per task and seed, and score it.
 
     Writes ``OUT/summary.json``, ``OUT/runs/TASK_seedSEED.json`` and ``OUT/predictions/TASK_seedSEED.jsonl``. Each
@@ -341,6 +342,8 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         selection: ``heldout`` picks the best epoch on a seeded tenth of the training file;
             ``valid`` on the validation file (the official pipeline's choice, which also reports on it).
         limit_train: use only the first N training examples (quick checks).
+        trust_remote_code: run the modelling code a model folder brings (``auto_map`` in its config.json), as the
+            official pipeline always does.
 
     Returns:
         The summary: per task accuracy, F1 and MCC (mean, std, per seed), selection, seconds;
@@ -383,7 +386,7 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     (out_dir / "runs").mkdir(exist_ok=True)
     layout.predictions_dir(out_dir).mkdir(exist_ok=True)
     keep_freed_memory()
-    hf_model, tokenizer = load_pretrained(model)
+    hf_model, tokenizer = load_pretrained(model, trust_remote_code)
     decoder = hf_model.base_model
 
     records = {}

@@ -100,13 +100,31 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
     return records
 
 
+def check_length(config, items: list[Item], encoded: list[list[Encoded]]) -> None:
+    """Stop in one line at the first item whose model input (its tokens but the last) is longer than the model's
+    positions (``n_positions`` or ``max_position_embeddings``): the official pipeline passes it whole, untruncated."""
+    key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
+    if key is None:
+        return
+    limit = getattr(config, key)
+    for item, options in zip(items, encoded):
+        longest = max(len(o.ids) - 1 for o in options)
+        if longest > limit:
+            raise ValueError(f"{item.source}: {longest} tokens, more than the model's {key} {limit}; the official "
+                             "pipeline passes every text whole, untruncated (an index error, or positions the model "
+                             "never learned), so there is no official score: leave this task out (--tasks) or score "
+                             "a model with more positions")
+
+
 def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: int = 64, full_sentence: bool = False,
                   progress: bool = False) -> tuple[dict, list[dict]]:
     """Load, score and summarize one task folder: ``(summary, predictions)``. A tokenizer that adds no BOS is scored
     as the official pipeline does (its first token unscored), and again with :func:`correction_token` prepended:
     that summary under ``corrected``, each item's scores under ``corrected_scores``."""
     items = load_items(task, folder, full_sentence)
-    scores = score_items(model, encode_items(tokenizer, items), batch_size, progress)
+    encoded = encode_items(tokenizer, items)
+    check_length(model.config, items, encoded)
+    scores = score_items(model, encoded, batch_size, progress)
     summary, records = summarize(task, items, scores), predictions(task, items, scores)
     token = None if adds_bos(tokenizer) else correction_token(tokenizer)
     if token is not None:

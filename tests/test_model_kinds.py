@@ -1,0 +1,97 @@
+"""Models and tokenizers classit did not train, built here from `transformers` classes (tiny, no download): GPT-2,
+GPT-NeoX (Pythia), OPT and LLaMA; no pad token; left padding; bf16 and fp16 weights; ``pytorch_model.bin``; a folder
+with its own modelling code (``auto_map``). Each scored by ``classit evaluate`` equal to one forward per text, and
+fine-tuned by ``classit finetune``; bad input stops in one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from classit.cli import main
+from classit.eval.scoring import score_plain
+from classit.eval.zero_shot import load_items
+from classit.files import read_jsonl
+from helpers import error_line, model_folder, small_eval_fast, write_jsonl
+
+KINDS = ["gpt2", "gpt_neox", "opt", "llama", "no_pad", "left_padding", "bf16", "fp16", "pytorch_bin", "remote_code"]
+
+
+@pytest.fixture(scope="module")
+def few_items(data_root, tmp_path_factory) -> Path:
+    """A few BLiMP and EWoK items of the fast sets (the bundled sample has them)."""
+    return small_eval_fast(data_root, tmp_path_factory.mktemp("few")) / "babylm-eval-fast"
+
+
+@pytest.fixture(scope="module")
+def few_wsc(data_root, tmp_path_factory) -> Path:
+    """WSC (in the bundled sample as completed for the tests, and in the real data): 16 training items, 8 to test."""
+    source, out = data_root / "babylm-eval" / "glue_filtered", tmp_path_factory.mktemp("wsc")
+    write_jsonl(out / "wsc.train.jsonl", read_jsonl(source / "wsc.train.jsonl")[:16])
+    write_jsonl(out / "wsc.valid.jsonl", read_jsonl(source / "wsc.valid.jsonl")[:8])
+    return out
+
+
+def one_text_at_a_time(folder: Path, task: str, task_dir: Path) -> list[list[float]]:
+    """Each option of each item scored alone: one full forward per text, the model as transformers loads it."""
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return [[score_plain(model, tokenizer, [text], [cont], batch_size=1)[0]
+             for text, cont in zip(item.texts, item.continuations)] for item in load_items(task, task_dir)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_evaluate_scores_each_kind_as_one_forward_per_text(kind, tokenizer, few_items, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    folder = model_folder(kind, tokenizer, tmp_path / "model")
+    main(["evaluate", "--model", str(folder), "--data_dir", str(few_items), "--tasks", "blimp,ewok",
+          "--out", str(tmp_path / "out"), "--batch_size", "7", "--trust_remote_code", "true"])
+    for task, sub in (("blimp", "blimp_fast"), ("ewok", "ewok_fast")):
+        got = [r["scores"] for r in read_jsonl(tmp_path / "out" / "predictions" / f"{task}.jsonl")]
+        expected = one_text_at_a_time(folder, task, few_items / sub)
+        assert len(got) == len(expected) > 10
+        assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-4), kind
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert 0 <= summary["blimp"]["macro"] <= 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_finetune_runs_on_each_kind(kind, tokenizer, few_wsc, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    folder = model_folder(kind, tokenizer, tmp_path / "model")
+    main(["finetune", "--model", str(folder), "--data_dir", str(few_wsc), "--tasks", "wsc", "--seeds", "1",
+          "--max_epochs", "1", "--batch_size", "8", "--out", str(tmp_path / "out"), "--trust_remote_code", "true"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["wsc"]["seeds"] == [1] and 0 <= summary["wsc"]["accuracy"]["mean"] <= 100
+
+
+def test_own_modelling_code_loads_only_when_trusted(tokenizer, few_items, tmp_path):
+    folder = model_folder("remote_code", tokenizer, tmp_path / "model")
+    for command in (["evaluate", "--data_dir", str(few_items), "--tasks", "blimp"], ["finetune", "--tasks", "wsc"]):
+        line = error_line([*command, "--model", str(folder), "--out", str(tmp_path / command[0])])
+        assert line.startswith(f"{folder}: ") and "modeling_tiny.py" in line and "--trust_remote_code true" in line
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_an_item_longer_than_the_model_stops_in_one_line(kind, tokenizer, few_items, tmp_path):
+    folder = model_folder(kind, tokenizer, tmp_path / "model", max_length=8)
+    line = error_line(["evaluate", "--model", str(folder), "--data_dir", str(few_items), "--tasks", "blimp",
+                       "--out", str(tmp_path / "out")])
+    key = "n_positions" if kind == "gpt2" else "max_position_embeddings"
+    assert line.startswith(str(few_items / "blimp_fast")) and f"{key} 8" in line and "official" in line, line
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_model_folder_kinds_differ_as_named(tokenizer, tmp_path):
+    """The builder makes what each kind says: the weights' dtype and format, the tokenizer's pad and side."""
+    made = {kind: model_folder(kind, tokenizer, tmp_path / kind) for kind in ("no_pad", "left_padding", "pytorch_bin")}
+    assert AutoTokenizer.from_pretrained(made["no_pad"]).pad_token_id is None
+    assert AutoTokenizer.from_pretrained(made["left_padding"]).padding_side == "left"
+    assert (made["pytorch_bin"] / "pytorch_model.bin").is_file()
+    assert not list(made["pytorch_bin"].glob("*.safetensors"))
+    bf16 = model_folder("bf16", tokenizer, tmp_path / "bf16")
+    assert json.loads((bf16 / "config.json").read_text())["dtype"] == "bfloat16"
