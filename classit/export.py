@@ -13,6 +13,7 @@ from classit.checkpoint_io import load_checkpoint
 from classit.data.store import output_folder
 from classit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from classit.decoder import build_decoder
+from classit.files import read_json
 
 TOKENIZER_KEY = "classit_tokenizer"  # a checkpoint's tokenizer, as the tar archive of its saved folder
 DECODER_SIZES = ("arch", "vocab_size", "n_layer", "n_embd", "n_head", "intermediate_size", "block_size",
@@ -76,6 +77,7 @@ def load_pretrained(path: str | Path):
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
+        read_json(path / "config.json")  # malformed, it stops naming the file and line (transformers: a traceback)
         check_weights(path)
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
     if not path.is_file():
