@@ -335,11 +335,11 @@ def learning_run(path, model_dir, names):
 
 @pytest.mark.slow
 def test_the_same_surprisals_give_the_same_score_bit_for_bit(tiny_model_dir, small_data, tmp_path):
-    run = learning_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_4M", "chck_8M", "chck_16M"])
+    run = learning_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_4M", "chck_8M"])
     argv = ["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(tmp_path / "out"), "--data_dir",
             str(small_data), "--device", "cpu"]
     kept = []
-    for _ in range(3):  # a new process each time, as a user runs it
+    for _ in range(2):  # a new process each time, as a user runs it: scored, then read back from its checkpoint files
         output, code = classit(*argv, cwd=tmp_path)
         assert code == 0, output
         folder = tmp_path / "out" / "AoA_word"
@@ -348,7 +348,7 @@ def test_the_same_surprisals_give_the_same_score_bit_for_bit(tiny_model_dir, sma
                      {k: summary[k] for k in ("curve_fitness", "p_value", "n_words", "ci95", "corrected")},
                      re.findall(r"aoa: r = .*", output)))
     assert summary["reused"] == summary["checkpoints"]
-    assert kept[0] == kept[1] == kept[2]
+    assert kept[0] == kept[1]
 
 
 @pytest.fixture

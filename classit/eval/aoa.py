@@ -43,7 +43,7 @@ RECONSTRUCTED_NOTE = ("child AoA from cdi_human_reconstructed.csv, rebuilt from 
 AGES = [str(age) for age in range(16, 31)]
 BOOTSTRAP, SEED = 1000, 0
 MIN_MILESTONES = 4  # a 4-parameter sigmoid per word: fewer milestones leave it undetermined
-TOKENIZER_FILES = ("tokenizer", "special_tokens_map", "vocab", "merges")  # what save_pretrained writes of a tokenizer
+TOKENIZER_FILES = ("tokenizer.json", "vocab", "merges")  # what maps text to ids (not settings such as is_local)
 TOKENS_PER_TEXT = 32  # padded tokens a forward holds, per text of batch_size (CDI contexts: median 25 tokens)
 
 
@@ -128,7 +128,7 @@ def aoa_milestones(run_dir: Path) -> list[layout.Milestone]:
 
 
 def tokenizer_digest(folder: Path) -> str:
-    """SHA-256 over the names and contents of a Hugging Face folder's tokenizer files."""
+    """SHA-256 over the names and contents of the files of a Hugging Face folder that map text to token ids."""
     digest = hashlib.sha256()
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.name.startswith(TOKENIZER_FILES):
