@@ -90,8 +90,8 @@ def load_pretrained(path: str | Path, trust_remote_code: bool = False):
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
+        check_own_code(path, trust_remote_code)  # reads config.json: malformed, it stops naming the file and line
         check_weights(path)
-        check_own_code(path, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
         return model, load_tokenizer(path, need_bos=False)  # a model classit did not train: scored as the pipeline does
     if not path.is_file():

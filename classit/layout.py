@@ -23,7 +23,9 @@ The output folder of ``classit evaluate`` or ``classit finetune``::
     meta.json                              whose results: the model (or run) and data folder evaluate scored;
                                            a study's condition, seed, stage, model and log folder
 
-The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets).
+The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets); the
+AoA files of the full sets: ``aoa/cdi_childes.json`` (the CDI words in context) and ``aoa/cdi_human.csv`` (the
+children's CDI table; ``aoa/cdi_human_reconstructed.csv`` where only the rebuilt one is at hand).
 """
 
 import re
@@ -180,6 +182,17 @@ def eval_dir(data: Path, fast: bool = False) -> Path:
     """The evaluation sets of a data folder: the full ones (``babylm-eval``), or with ``fast`` the fast ones
     (``babylm-eval-fast``)."""
     return Path(data) / (FAST_EVAL if fast else FULL_EVAL)
+
+
+def cdi_words(eval_data: Path) -> Path:
+    """The CDI words and their contexts of an evaluation folder: ``aoa/cdi_childes.json``."""
+    return Path(eval_data) / "aoa" / "cdi_childes.json"
+
+
+def cdi_human(eval_data: Path, reconstructed: bool = False) -> Path:
+    """The children's CDI table of an evaluation folder: ``aoa/cdi_human.csv``, or with ``reconstructed`` the one
+    rebuilt from public Wordbank proportions, ``aoa/cdi_human_reconstructed.csv``."""
+    return Path(eval_data) / "aoa" / ("cdi_human_reconstructed.csv" if reconstructed else "cdi_human.csv")
 
 
 # --- the BabyLM corpus of a data folder ---

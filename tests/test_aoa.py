@@ -24,11 +24,10 @@ from classit.eval.aoa import (
     score_run,
     surprisals,
 )
+from classit import layout
 from classit.export import load_pretrained
 from classit.layout import COLLATOR_REVISIONS
-
-pytestmark = pytest.mark.full_data("BabyLM's AoA files (babylm-eval/aoa: cdi_childes.json and the CDI table)")
-N_WORDS = 12  # words of the real file in the small data folder of the run tests
+from helpers import aoa_data, classit, error_line, sample_sentences
 
 
 # --- the official code, one context per forward (evaluation_functions.py: compute_surprisal → _causal) ---
@@ -161,16 +160,20 @@ def compute_curve_fitness(model_results, cdi_data, log=np.log2):
 
 @pytest.fixture(scope="module")
 def aoa_dir(data_root):
-    path = data_root / "babylm-eval" / "aoa"
-    if not (path / "cdi_childes.json").is_file():
-        pytest.skip(f"needs {path}/cdi_childes.json (BabyLM's evaluation_data/full_eval/aoa)")
-    return path
+    """The real AoA files: a data folder that is set must hold them."""
+    path = layout.cdi_words(layout.eval_dir(data_root))
+    assert path.is_file(), f"{path}: missing from the data folder (BabyLM's evaluation_data/full_eval/aoa)"
+    return path.parent
 
 
 @pytest.fixture(scope="module")
-def cdi(aoa_dir) -> pd.DataFrame:
-    return pd.read_csv(next(p for p in (aoa_dir / "cdi_human.csv", aoa_dir / "cdi_human_reconstructed.csv")
-                            if p.is_file()))
+def cdi() -> pd.DataFrame:
+    """A CDI table of 60 words (w00 … w59) whose children learn them between 17 and 29 months, with noise."""
+    rng = np.random.default_rng(0)
+    centres = np.linspace(17, 29, 60) + rng.normal(0, 0.5, 60)
+    rows = [[f"w{i:02d}", *(1 / (1 + np.exp(-(age - centres[i]) / 1.5)) + rng.normal(0, 0.02) for age in range(16, 31))]
+            for i in range(60)]
+    return pd.DataFrame(rows, columns=["word", *map(str, range(16, 31))])
 
 
 @contextlib.contextmanager
@@ -185,10 +188,11 @@ def one_thread():
 
 
 @pytest.mark.slow
+@pytest.mark.full_data("BabyLM's CDI word file (babylm-eval/aoa/cdi_childes.json: 504 words, 8005 contexts)")
 def test_batched_surprisals_equal_the_official_loop(tiny_model_dir, aoa_dir):
     model, tokenizer = load_pretrained(tiny_model_dir)
     model.eval()
-    words = load_words(aoa_dir / "cdi_childes.json")
+    words = load_words(layout.cdi_words(aoa_dir.parent))
     pairs = [(c, w) for w, contexts in words for c in contexts]
     assert len(words) == 504 and len(pairs) == 8005
     for rule, separator, step in (("official", " ", 25), ("nospace", "", 100)):  # contexts over the whole file
@@ -243,16 +247,9 @@ def test_curve_fitness_equals_the_official_computation(cdi):
 
 
 @pytest.fixture(scope="module")
-def small_data(aoa_dir, tmp_path_factory):
-    """The first words of the real CDI file (all their contexts) and the CDI table, laid out like full_eval."""
-    out = tmp_path_factory.mktemp("aoa-data")
-    (out / "aoa").mkdir()
-    data = json.loads((aoa_dir / "cdi_childes.json").read_text())
-    (out / "aoa" / "cdi_childes.json").write_text(json.dumps(dict(list(data.items())[:N_WORDS])))
-    for name in ("cdi_human.csv", "cdi_human_reconstructed.csv"):
-        if (aoa_dir / name).is_file():
-            shutil.copy(aoa_dir / name, out / "aoa" / name)
-    return out
+def small_data(data_root, tmp_path_factory):
+    """12 words of the sample's sentences, with their contexts, and a CDI table for them, laid out like full_eval."""
+    return aoa_data(tmp_path_factory.mktemp("aoa-data"), sample_sentences(data_root))
 
 
 def make_run(path, model_dir, names):
@@ -263,20 +260,21 @@ def make_run(path, model_dir, names):
 
 @pytest.mark.slow
 def test_score_run_writes_the_official_file_and_resumes(tiny_model_dir, small_data, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, ["chck_2M", "chck_1M", "chck_0.5M"])
+    run = make_run(tmp_path / "run", tiny_model_dir, ["chck_2M", "chck_1M", "chck_0.5M", "chck_4M"])
     out = tmp_path / "out"
     first = score_run(run, out, small_data, device="cpu")
     folder = out / "AoA_word"
-    contexts = sum(len(c) for _, c in load_words(small_data / "aoa" / "cdi_childes.json"))
-    assert first["checkpoints"] == first["scored"] == ["chck_0.5M", "chck_1M", "chck_2M"]
-    assert first["words_seen"] == [500_000, 1_000_000, 2_000_000] and first["contexts_per_checkpoint"] == contexts
+    contexts = sum(len(c) for _, c in load_words(layout.cdi_words(small_data)))
+    assert first["checkpoints"] == first["scored"] == ["chck_0.5M", "chck_1M", "chck_2M", "chck_4M"]
+    assert first["words_seen"] == [500_000, 1_000_000, 2_000_000, 4_000_000]
+    assert first["contexts_per_checkpoint"] == contexts
     written = json.loads((folder / "surprisal.json").read_text())
-    assert written["metadata"]["use_bos_only"] is False and len(written["results"]) == 3 * contexts
+    assert written["metadata"]["use_bos_only"] is False and len(written["results"]) == 4 * contexts
     record = written["results"][0]
     assert list(record) == ["step", "word_count", "target_word", "context_id", "context", "surprisal"]
     assert (record["step"], record["word_count"], record["context_id"]) == ("chck_0.5M", 500_000, 0)
     assert isinstance(record["surprisal"], float) and record["context"] == json.loads(
-        (small_data / "aoa" / "cdi_childes.json").read_text())[record["target_word"]][0]["context"]
+        (layout.cdi_words(small_data)).read_text())[record["target_word"]][0]["context"]
     mtimes = {p.name: p.stat().st_mtime_ns for p in (folder / "checkpoints").iterdir()}
 
     again = score_run(run, out, small_data, device="cpu")
@@ -287,19 +285,18 @@ def test_score_run_writes_the_official_file_and_resumes(tiny_model_dir, small_da
 
     make_run(run, tiny_model_dir, ["chck_3M"])
     third = score_run(run, out, small_data, device="cpu")
-    assert third["scored"] == ["chck_3M"] and len(third["reused"]) == 3
+    assert third["scored"] == ["chck_3M"] and len(third["reused"]) == 4
     assert third["official_collator"].startswith("not accepted")
     assert collator_check(COLLATOR_REVISIONS["strict"], 8005) == "accepted (strict track)"
-    one = make_run(tmp_path / "one", tiny_model_dir, ["chck_1M"])
-    nospace = score_run(one, out, small_data, rule="nospace", device="cpu")  # a rule of its own, in its own folder
-    assert nospace["scored"] == ["chck_1M"] and nospace["folder"] == str(out / "AoA_word_nospace")
+    nospace = score_run(run, out, small_data, rule="nospace", device="cpu")  # a rule of its own, in its own folder
+    assert len(nospace["scored"]) == 5 and nospace["folder"] == str(out / "AoA_word_nospace")
 
 
 @pytest.mark.slow
 def test_evaluate_run_command_line(tiny_model_dir, small_data, data_root, tmp_path, capsys):
     from classit.cli import main
 
-    run, out = make_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_3M"]), tmp_path / "out"
+    run, out = make_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_3M", "chck_4M"]), tmp_path / "out"
     main(["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(out), "--data_dir", str(small_data),
           "--device", "cpu", "--batch_size", "32"])
     summary = json.loads((out / "summary.json").read_text())["aoa"]
@@ -310,7 +307,7 @@ def test_evaluate_run_command_line(tiny_model_dir, small_data, data_root, tmp_pa
         assert (out / "AoA_word" / name).stat().st_size > 0
     table = pd.read_csv(out / "AoA_word" / "words.csv")
     assert list(table.columns[:4]) == ["word", "model_aoa_words", "child_aoa_months", "fit"]
-    assert len(table) == sum(1 for _, c in load_words(small_data / "aoa" / "cdi_childes.json") if c)  # with contexts
+    assert len(table) == sum(1 for _, c in load_words(layout.cdi_words(small_data)) if c)  # with contexts
     printed = capsys.readouterr().out
     if "reconstructed" in summary["cdi_human"]:
         assert "1.2 months" in summary["note"] and "aoa note:" in printed
@@ -332,3 +329,73 @@ def test_evaluate_run_command_line(tiny_model_dir, small_data, data_root, tmp_pa
             main(["evaluate", *argv, "--out", str(tmp_path / "o"), "--data_dir", str(small_data)])
         assert str(done.value.code).startswith(f"classit: error: {expected}"), done.value.code
     assert not (tmp_path / "o").exists()
+
+
+def learning_run(path, model_dir, scales):
+    """Milestones whose surprisals fall as a run's do: the tiny model with its output layer scaled by each of
+    ``scales`` (large first: confidently wrong), at 1M, 2M, 4M... words."""
+    model, tokenizer = load_pretrained(model_dir)
+    weight = model.lm_head.weight.detach().clone()
+    for k, scale in enumerate(scales):
+        with torch.no_grad():
+            model.lm_head.weight.copy_(weight * scale)
+        model.save_pretrained(path / "milestones" / f"chck_{2 ** k}M")
+        tokenizer.save_pretrained(path / "milestones" / f"chck_{2 ** k}M")
+    return path
+
+
+@pytest.mark.slow
+def test_the_same_surprisals_give_the_same_score_bit_for_bit(tiny_model_dir, small_data, tmp_path):
+    run = learning_run(tmp_path / "run", tiny_model_dir, [80, 76, 48, 4, 1.2, 1])  # ≈ 44 … 7.6 nats
+    argv = ["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(tmp_path / "out"), "--data_dir",
+            str(small_data), "--device", "cpu"]
+    kept = []
+    for _ in range(2):  # a new process each time, as a user runs it: scored, then read back from its checkpoint files
+        output, code = classit(*argv, cwd=tmp_path)
+        assert code == 0, output
+        folder = tmp_path / "out" / "AoA_word"
+        summary = json.loads((folder / "aoa_summary.json").read_text())
+        kept.append(((folder / "surprisal.json").read_bytes(), (folder / "words.csv").read_bytes(),
+                     {k: summary[k] for k in ("curve_fitness", "p_value", "n_words", "ci95", "corrected")},
+                     re.findall(r"aoa: r = .*", output)))
+    assert summary["reused"] == summary["checkpoints"] and summary["n_words"] >= 3  # fitted words: a real score
+    assert kept[0] == kept[1]
+
+
+@pytest.fixture
+def four(tiny_model_dir, tmp_path):
+    """A run folder with four milestones of the tiny model."""
+    return make_run(tmp_path / "run", tiny_model_dir, ["chck_1M", "chck_2M", "chck_3M", "chck_4M"])
+
+
+def test_fewer_milestones_than_the_curve_has_parameters_are_refused(tiny_model_dir, small_data, tmp_path):
+    for names in (["chck_1M"], ["chck_1M", "chck_2M"], ["chck_1M", "chck_2M", "chck_3M"]):
+        run = make_run(tmp_path / f"run{len(names)}", tiny_model_dir, names)
+        message = error_line(["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(tmp_path / "out"),
+                              "--data_dir", str(small_data), "--device", "cpu"])
+        assert message == (f"{run / 'milestones'}: {len(names)} milestone checkpoint(s) ({', '.join(names)}); the AoA "
+                           f"score fits a 4-parameter sigmoid per word over the milestones and needs at least 4")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_milestone_with_another_tokenizer_is_named(four, small_data, tmp_path):
+    swapped = four / "milestones" / "chck_3M" / "tokenizer.json"
+    tokenizer = json.loads(swapped.read_text())
+    vocab = tokenizer["model"]["vocab"]
+    first, second = list(vocab)[300:302]
+    vocab[first], vocab[second] = vocab[second], vocab[first]  # the same size, other ids
+    swapped.write_text(json.dumps(tokenizer))
+    message = error_line(["evaluate", "--run", str(four), "--tasks", "aoa", "--out", str(tmp_path / "out"),
+                          "--data_dir", str(small_data), "--device", "cpu"])
+    assert message == (f"{swapped.parent}: its tokenizer differs from chck_1M's (tokenizer files by content); the "
+                       f"milestones of one run share one tokenizer")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_that_is_not_json_is_named(four, small_data, data_root, tmp_path):
+    broken = four / "milestones" / "chck_1M" / "config.json"
+    broken.write_text('{"model_type": "llama",\n  "hidden_size": 64,,\n}')
+    for argv in (["--run", str(four), "--tasks", "aoa", "--data_dir", str(small_data)],
+                 ["--model", str(broken.parent), "--tasks", "blimp", "--data_dir", str(layout.eval_dir(data_root))]):
+        message = error_line(["evaluate", *argv, "--out", str(tmp_path / "out"), "--device", "cpu"])
+        assert message.startswith(f"{broken}:2: malformed JSON"), message

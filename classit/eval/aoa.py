@@ -15,6 +15,7 @@ import hashlib
 import re
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +42,8 @@ RECONSTRUCTED_NOTE = ("child AoA from cdi_human_reconstructed.csv, rebuilt from 
                       "leaderboard's")
 AGES = [str(age) for age in range(16, 31)]
 BOOTSTRAP, SEED = 1000, 0
+MIN_MILESTONES = 4  # a 4-parameter sigmoid per word: fewer milestones leave it undetermined
+TOKENIZER_FILES = ("tokenizer.json", "vocab", "merges")  # what maps text to ids (not settings such as is_local)
 TOKENS_PER_TEXT = 32  # padded tokens a forward holds, per text of batch_size (CDI contexts: median 25 tokens)
 
 
@@ -107,10 +110,35 @@ def milestones(run_dir: Path) -> list[layout.Milestone]:
     return found
 
 
+def aoa_milestones(run_dir: Path) -> list[layout.Milestone]:
+    """The run's milestones (:func:`milestones`) if an AoA score can be fitted over them: at least
+    ``MIN_MILESTONES``, sharing one tokenizer; else it stops in one line, before any is scored."""
+    found = milestones(run_dir)
+    if len(found) < MIN_MILESTONES:
+        raise ValueError(f"{layout.milestone_dir(run_dir)}: {len(found)} milestone checkpoint(s) "
+                         f"({', '.join(m.name for m in found)}); the AoA score fits a 4-parameter sigmoid per word over "
+                         f"the milestones and needs at least {MIN_MILESTONES}")
+    digests = [tokenizer_digest(m.folder) for m in found]
+    shared = Counter(digests).most_common(1)[0][0]
+    if odd := [m for m, d in zip(found, digests) if d != shared]:
+        same = found[digests.index(shared)]
+        raise ValueError(f"{odd[0].folder}: its tokenizer differs from {same.name}'s (tokenizer files by content); "
+                         f"the milestones of one run share one tokenizer")
+    return found
+
+
+def tokenizer_digest(folder: Path) -> str:
+    """SHA-256 over the names and contents of the files of a Hugging Face folder that map text to token ids."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name.startswith(TOKENIZER_FILES):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def default_cdi(data: Path) -> Path:
     """The children's CDI table of a data folder: ``aoa/cdi_human.csv``, else ``aoa/cdi_human_reconstructed.csv``."""
-    official = data / "aoa" / "cdi_human.csv"
-    reconstructed = data / "aoa" / "cdi_human_reconstructed.csv"
+    official, reconstructed = layout.cdi_human(data), layout.cdi_human(data, reconstructed=True)
     return reconstructed if not official.is_file() and reconstructed.is_file() else official
 
 
@@ -312,9 +340,9 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    checkpoints = milestones(run_dir)
+    checkpoints = aoa_milestones(run_dir)
     data = Path(data_dir) if data_dir else layout.eval_dir(store.data_dir())
-    words_file = data / "aoa" / "cdi_childes.json"
+    words_file = layout.cdi_words(data)
     words = load_words(words_file)
     cdi_human = Path(cdi_human) if cdi_human else default_cdi(data)
     if not cdi_human.is_file():

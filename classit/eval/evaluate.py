@@ -10,7 +10,7 @@ import torch
 from classit import layout
 from classit.data import store
 from classit.data.tokenizer import adds_bos
-from classit.eval.aoa import load_words, milestones, score_run
+from classit.eval.aoa import aoa_milestones, load_words, score_run
 from classit.eval.reading import evaluate_reading, load_reading
 from classit.eval.scoring import correction_token
 from classit.eval.summary import read_summary, write_summary
@@ -161,8 +161,8 @@ def evaluate(*, model: str | None = None, run: str | None = None, data_dir: str 
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     if run:  # no checkpoints or no word file: stop before scoring anything
-        milestones(Path(run))
-        load_words(root / "aoa" / "cdi_childes.json")
+        aoa_milestones(Path(run))
+        load_words(layout.cdi_words(root))
     folders = {task: TASKS[task].find(root) for task in model_tasks}
     wanted = {task: TASKS[task].wanted() for task in model_tasks}
     if model_tasks and not any(folders.values()):
