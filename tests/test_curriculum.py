@@ -225,6 +225,7 @@ def test_sizes_below_one_name_the_config_key(tokenizer, key, value):
 @pytest.mark.slow
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
     config = yaml.safe_load(DEMO_SEQ.read_text())
+    config["base"] = str(CONFIGS / config["base"])  # the copy builds on the demo config it builds on
     config["trainer"].update(limit_train_batches=4, log_every_n_steps=1)
     evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
     evaluation["init_args"].update(max_items=500, data_dir=str(data_root / "babylm-eval-fast"))  # a spread-out share
