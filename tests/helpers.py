@@ -402,3 +402,11 @@ def aoa_data(root: Path, sentences: list[str], words: int = 12) -> Path:
     (root / "aoa" / "cdi_human.csv").write_text("\n".join(",".join(map(str, r)) for r in
                                                            [["word", "category", *ages, "word_length"], *rows]) + "\n")
     return root
+
+
+def config_copy(path: Path) -> dict:
+    """A config file's settings, to change and write elsewhere: its ``base:`` (relative to the file) made absolute."""
+    config = yaml.safe_load(path.read_text())
+    if "base" in config:
+        config["base"] = str(path.parent / config["base"])
+    return config

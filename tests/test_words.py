@@ -22,11 +22,12 @@ def test_words_seen_are_the_words_of_the_examples_trained_on(data_root, tokenize
     dm = CurriculumDataModule({"it": source}, stages=[{"name": "it", "sources": ["it"], "epochs": 2}],
                               data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path,
                               batch_size=4, block_size=256, num_workers=0)
+    dm.use_tokenizer(tokenizer)
     model = BabyLM(vocab_size=dm.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64, block_size=256,
                    special_ids=dm.special_ids)
     rows = RowRecorder()
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[CurriculumSetup(), rows], limit_val_batches=0)
+                        enable_model_summary=False, callbacks=[CurriculumSetup(tokenizer), rows], limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert 25 <= dm.sizes["it"] <= 30  # the "switchboard" half (an example whose reply does not fit is left out)
     assert len(rows.rows) == 2 * (dm.sizes["it"] // 4 * 4)  # whole global batches, two epochs
@@ -49,6 +50,7 @@ def test_a_bad_instruction_file_names_file_and_line(tmp_path, tokenizer, line, m
     (tmp_path / "it.jsonl").write_text(f"{good}\n{good}\n{line}\n")
     dm = CurriculumDataModule({"it": InstructionFile(path="it.jsonl")}, data_dir=str(tmp_path),
                               cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path, batch_size=1)
+    dm.use_tokenizer(tokenizer)
     with pytest.raises(ValueError, match=message):
         dm.prepare_data()
 
