@@ -39,7 +39,7 @@ from classit.data.tokenizer import cached_tokenizer
 from classit.model import BabyLM
 from classit.runtime import keep_freed_memory
 from classit.train.callbacks import TokenThroughputMonitor, peak_flops
-from classit.train.fit import CurriculumSetup
+from classit.train.fit import CurriculumSetup, curriculum_tokenizer
 
 
 SIZES = {  # n_layer, n_embd, n_head, intermediate_size, block_size, vocab_size, batch_size
@@ -59,6 +59,7 @@ def classit_data(case: str, block_size: int, vocab_size: int, batch_size: int) -
     source = BabyLMCorpus() if case == "pretrain" else SimpleWikiLectures(pack=True)
     datamodule = CurriculumDataModule({case: source}, batch_size=batch_size, block_size=block_size,
                                       tokenizer=tokenizer, num_workers=0)
+    datamodule.use_tokenizer(curriculum_tokenizer(datamodule))
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -100,10 +101,11 @@ def run_classit(module: BabyLM, datamodule: CurriculumDataModule, steps: int, wa
                 device: torch.device) -> float:
     """Seconds of the timed steps of ``Trainer.fit`` on the curriculum (its sampler, loader and collate)."""
     timer = StepTimer(warmup)
+    setup = CurriculumSetup(curriculum_tokenizer(datamodule))  # the tokenizer folder the data was prepared with
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps,
                             gradient_clip_val=1.0, log_every_n_steps=10, logger=TensorBoardLogger(logs, name="bench"),
-                            callbacks=[CurriculumSetup(), TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
+                            callbacks=[setup, TokenThroughputMonitor(), LearningRateMonitor("step"), timer],
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0)
         trainer.fit(module, datamodule=datamodule)

@@ -54,6 +54,8 @@ def tiny_fit_config(tmp: Path, name: str, data: Path, tokenizer: str | None, *, 
 
 
 @dataclass(frozen=True)
+
+
 class TinyRuns:
     """Tiny fit configs (``tiny_fit_config``) in ``tmp`` over the small corpus ``data``, with ``tokenizer``; the
     ``tiny_runs`` fixture gives one for each test."""
@@ -491,6 +493,8 @@ def comps_items(rng: random.Random, subset: str, n: int) -> list[dict]:
                       "prefix_acceptable": prefix.format(good, other=bad),
                       "prefix_unacceptable": prefix.format(bad, other=good)})
     return items
+
+
 def rows_recorder(out_dir: Path, ids: int | None = 8) -> dict:
     """The config entry of ``probes.RowRecorder`` writing each rank's rows (their first ``ids`` ids; None: all) to
     ``out_dir``."""
@@ -506,6 +510,8 @@ def tiny_curriculum(data: Path, tokenizer: str) -> list[str]:
             "--data.sources.simple_wiki.init_args.val_file=simple_wiki.dev",
             "--data.sources.pretrain.init_args.train_dir=train", "--data.sources.pretrain.init_args.val_dir=dev",
             *(f"--model.{key}={value}" for key, value in TINY_MODEL.items())]
+
+
 def model_folder(kind: str, tokenizer, out: Path, max_length: int = 512) -> Path:
     """A Hugging Face folder of a tiny randomly initialised model of a kind classit does not train, and
     ``tokenizer``: ``gpt2``, ``gpt_neox`` (Pythia), ``opt`` or ``llama``; or a LLaMA with a tokenizer without a pad
@@ -554,3 +560,11 @@ def model_folder(kind: str, tokenizer, out: Path, max_length: int = 512) -> Path
                                 "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM"})
         (out / "config.json").write_text(json.dumps(config, indent=2))
     return out
+
+
+def config_copy(path: Path) -> dict:
+    """A config file's settings, to change and write elsewhere: its ``base:`` (relative to the file) made absolute."""
+    config = yaml.safe_load(path.read_text())
+    if "base" in config:
+        config["base"] = str(path.parent / config["base"])
+    return config

@@ -10,6 +10,7 @@ from classit.data.babylm import BabyLMCorpus, PackedBlocks
 from classit.data.corpus import count_words, iter_segments, read_lines
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.prepare import load_tokens, tokenize_corpus
+from classit.train.fit import curriculum_tokenizer
 from helpers import babylm_file, small_corpus
 
 
@@ -80,9 +81,11 @@ def test_packing_keeps_every_token_with_eos_between_documents(tokenizer, data_ro
 
 
 def corpus_curriculum(root, tokenizer, cache, **kwargs) -> CurriculumDataModule:
-    return CurriculumDataModule({"pretrain": BabyLMCorpus(train_dir="train", val_dir=kwargs.pop("val_dir", "dev"))},
-                                data_dir=str(root), cache_dir=str(cache), tokenizer=tokenizer.name_or_path,
-                                block_size=64, batch_size=4, num_workers=0, **kwargs)
+    dm = CurriculumDataModule({"pretrain": BabyLMCorpus(train_dir="train", val_dir=kwargs.pop("val_dir", "dev"))},
+                              data_dir=str(root), cache_dir=str(cache), tokenizer=tokenizer.name_or_path,
+                              block_size=64, batch_size=4, num_workers=0, **kwargs)
+    dm.use_tokenizer(tokenizer)
+    return dm
 
 
 def test_corpus_is_prepared_once_and_found_again_at_another_path(tokenizer, data_root, tmp_path):
@@ -121,4 +124,4 @@ def test_missing_data_says_how_to_fetch_it(tmp_path, monkeypatch, tokenizer):
         CurriculumDataModule({"pretrain": BabyLMCorpus()})
     dm = CurriculumDataModule({"pretrain": BabyLMCorpus(train_dir="babylm-corpus/train_100M")}, data_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="train_100M: corpus folder not found.*classit data download"):
-        dm.prepare_data()
+        curriculum_tokenizer(dm)  # the tokenizer to train is the first to read the corpus

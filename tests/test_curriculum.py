@@ -13,8 +13,8 @@ from classit.data.plan import rank_share
 from classit.data.source import Source
 from classit.model import BabyLM
 from classit.train.callbacks import CurriculumLogger
-from classit.train.fit import CurriculumSetup
-from helpers import CONFIGS, demo_data, scalars, tiny_curriculum
+from classit.train.fit import CurriculumSetup, curriculum_tokenizer
+from helpers import CONFIGS, config_copy, demo_data, scalars, tiny_curriculum
 from probes import RowRecorder
 
 DEMO_SEQ = CONFIGS / "demo_seq.yaml"
@@ -55,8 +55,10 @@ def fit(datamodule, tmp_path, ckpt_path=None, **trainer_args) -> list:
     torch.manual_seed(0)
     model = BabyLM(vocab_size=datamodule.vocab_size, n_layer=1, n_embd=32, n_head=2, intermediate_size=64,
                    block_size=8, warmup=0.05, special_ids=datamodule.special_ids)
+    tokenizer = curriculum_tokenizer(datamodule)  # as the CLI hands it over
+    datamodule.use_tokenizer(tokenizer)
     recorder = RowRecorder()
-    callbacks = [CurriculumSetup(), recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
+    callbacks = [CurriculumSetup(tokenizer), recorder, CurriculumLogger(), *trainer_args.pop("callbacks", [])]
     trainer = L.Trainer(accelerator="cpu",
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
@@ -224,7 +226,7 @@ def test_sizes_below_one_name_the_config_key(tokenizer, key, value):
 
 @pytest.mark.slow
 def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_path):
-    config = yaml.safe_load(DEMO_SEQ.read_text())
+    config = config_copy(DEMO_SEQ)
     evaluation = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MinimalPairEvalCallback"))
     evaluation["init_args"].update(max_items=500, data_dir=str(data_root / "babylm-eval-fast"))  # a spread-out share
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
@@ -264,7 +266,7 @@ def test_demo_seq_runs_the_curriculum_through_the_cli(data_root, tokenizer, tmp_
 
 
 def test_bad_stage_through_the_cli_names_the_key(tokenizer, tmp_path):
-    config = yaml.safe_load(DEMO_SEQ.read_text())
+    config = config_copy(DEMO_SEQ)
     config["data"]["sources"].pop("pretrain")
     config["data"]["tokenizer"] = tokenizer.name_or_path
     config["data"]["stages"] = [{"name": "it", "sources": ["swb", "simple_wiki"], "epochs": 1}]

@@ -17,6 +17,7 @@ from classit.data.switchboard import (
     switchboard_examples,
     turns,
 )
+from classit.train.fit import curriculum_tokenizer
 from helpers import error_line
 
 SIMPLE_WIKI = "babylm-corpus/train_3M/simple_wiki.train"
@@ -122,12 +123,14 @@ def test_sources_build_once_and_give_batches(data_root, tokenizer, tmp_path):
                "wiki": SimpleWikiLectures(file="wiki/simple_wiki.train", val_file="wiki/simple_wiki.dev")}
     dm = CurriculumDataModule(sources, data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), batch_size=4,
                               block_size=256, tokenizer=tokenizer.name_or_path, num_workers=0)
+    handed = curriculum_tokenizer(dm)
+    dm.use_tokenizer(handed)
     dm.prepare_data()
     built = sorted((tmp_path / "cache" / "instructions").iterdir())
     dm.prepare_data()  # found again, not rebuilt
     assert sorted((tmp_path / "cache" / "instructions").iterdir()) == built and len([b for b in built if b.is_dir()]) == 4
     dm.setup("fit")
-    assert dm.tokenizer.chat_template and set(dm.val_sources) == {"talk", "wiki"}
+    assert handed.chat_template and set(dm.val_sources) == {"talk", "wiki"}
 
     talk = sources["talk"]
     examples = talk.build_examples("train")

@@ -11,8 +11,8 @@ import yaml
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits
-from helpers import (CONFIGS, aoa_data, babylm_file, demo_data, sample_sentences, scalars, small_eval_fast,
-                     tiny_curriculum)
+from helpers import (CONFIGS, aoa_data, babylm_file, config_copy, demo_data, sample_sentences, scalars,
+                     small_eval_fast, tiny_curriculum)
 
 
 def small_milestones(config: Path, out: Path) -> str:
@@ -154,7 +154,7 @@ def test_a_conditions_bad_override_stops_naming_it(tmp_path):
 
 def without(path: Path, callback: str, out: Path) -> Path:
     """The fit config at ``path`` without its ``callback``, written to ``out``."""
-    config = yaml.safe_load(path.read_text())
+    config = config_copy(path)
     config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
                                       if not c["class_path"].endswith(callback)]
     out.write_text(yaml.safe_dump(config))
@@ -190,7 +190,7 @@ def test_a_fit_without_run_checkpoint_is_not_branched_from(tmp_path):
 
 
 def test_a_subclass_of_run_checkpoint_is_branched_from(tmp_path):
-    sequential = yaml.safe_load((CONFIGS / "demo_seq.yaml").read_text())
+    sequential = config_copy(CONFIGS / "demo_seq.yaml")
     for callback in sequential["trainer"]["callbacks"]:
         if callback["class_path"].endswith("RunCheckpoint"):
             callback["class_path"] = "probes.OwnRunCheckpoint"

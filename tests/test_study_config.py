@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from classit.cli import main
+from classit.study.runner import load_study
 from helpers import CONFIGS
 
 GOOD = {"seeds": [42],
@@ -59,3 +60,31 @@ def test_a_value_of_the_wrong_kind_names_its_line(tmp_path):
         "S:6: conditions.baseline: give a mapping of settings, got 'pretrain'")
     assert study_error(tmp_path, changed(["evaluate", "finetune"], ["rte"])) == (
         "S:13: evaluate.finetune: give a mapping of settings, got ['rte']")
+
+
+def test_an_evaluation_option_it_cannot_take_names_its_line(tmp_path):
+    tasks = study_error(tmp_path, changed(["evaluate", "zero_shot", "tasks"], ["ewok", "blimpp"]))
+    assert tasks.startswith("S:11: evaluate.zero_shot.tasks: unknown task 'blimpp'; did you mean blimp? (tasks: ")
+    tasks = study_error(tmp_path, changed(["evaluate", "finetune", "tasks"], "rte,wscc"))  # the CLI's comma form
+    assert tasks.startswith("S:14: evaluate.finetune.tasks: unknown task 'wscc'; did you mean wsc? (tasks: ")
+    assert study_error(tmp_path, changed(["evaluate", "finetune", "seeds"], "1,2")) == (
+        "S:16: evaluate.finetune.seeds: give a list of seeds (integers), got '1,2'")
+    assert study_error(tmp_path, changed(["evaluate", "finetune", "limit_train"], "400")) == (
+        "S:18: evaluate.finetune.limit_train: give an int or null, got '400'")
+    assert study_error(tmp_path, changed(["evaluate", "finetune", "max_epochs"], 2.5)) == (
+        "S:18: evaluate.finetune.max_epochs: give an int or null, got 2.5")
+    assert study_error(tmp_path, changed(["evaluate", "finetune", "head"], "mlpp")) == (
+        "S:18: evaluate.finetune.head: give one of mlp, linear, got 'mlpp'")
+    assert study_error(tmp_path, changed(["evaluate", "zero_shot", "data_dir"], str(tmp_path / "nowhere"))) == (
+        f"S:13: evaluate.zero_shot.data_dir: {tmp_path / 'nowhere'} not found (a relative folder is in the data "
+        "folder)")
+
+
+def test_evaluation_options_it_can_take_are_read(tmp_path, data_root):
+    study = changed(["evaluate", "finetune"], {"tasks": "rte,wsc", "seeds": [1, 2], "limit_train": 400,
+                                              "max_epochs": 3, "lr": 1, "data_dir": "babylm-eval/glue_filtered"})
+    study["evaluate"]["zero_shot"] = {"tasks": ["blimp", "ewok"], "data_dir": str(data_root / "babylm-eval-fast"),
+                                      "batch_size": 8, "full_sentence_ewok": True}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    settings = load_study(tmp_path / "s.yaml")
+    assert (settings.finetune["limit_train"], settings.zero_shot["batch_size"]) == (400, 8)

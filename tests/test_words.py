@@ -51,6 +51,7 @@ def test_a_bad_instruction_file_names_file_and_line(tmp_path, tokenizer, line, m
     (tmp_path / "it.jsonl").write_text(f"{good}\n{good}\n{line}\n")
     dm = CurriculumDataModule({"it": InstructionFile(path="it.jsonl")}, data_dir=str(tmp_path),
                               cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer.name_or_path, batch_size=1)
+    dm.use_tokenizer(tokenizer)
     with pytest.raises(ValueError, match=message):
         dm.prepare_data()
 

@@ -1,4 +1,4 @@
-"""Curricula: the one data path of every run. Sources trained on in stages: the tokenizer, loaders and resume.
+"""Curricula: the one data path of every run. Sources trained on in stages: their loaders and resume.
 
 A stage names one or more sources and a number of epochs. A stage of one source trains on it
 alone; a stage of several mixes them into one shuffled stream (merged); stages follow each other
@@ -9,7 +9,8 @@ the run's :class:`~classit.data.plan.CurriculumPlan`, built by the CLI once the 
 known (:meth:`CurriculumDataModule.plan_for`) and handed to this module's loaders (``plan``). The
 module's ``state_dict`` (saved in Lightning checkpoints) holds the epoch and the global batches
 already trained on, so a run resumed mid-epoch goes on with the batches of a run never stopped, on
-any number of devices.
+any number of devices. Every source tokenizes with the run's one tokenizer
+(:func:`~classit.data.tokenizer.run_tokenizer`), handed in by the CLI (:meth:`CurriculumDataModule.use_tokenizer`).
 
 Validation scores a fixed, seeded subset of ``val_sequences`` items of every source that has a
 validation set, the same items for the whole run and any number of devices (each rank takes
@@ -26,10 +27,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from classit.data import store
-from classit.data.chat import install_chat_template
 from classit.data.plan import CurriculumPlan, Stage, check_stages
 from classit.data.source import Source
-from classit.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, cached_tokenizer, check_vocab_size, load_tokenizer
+from classit.data.tokenizer import check_vocab_size, vocabulary
 from classit.lightning_state import (
     epoch_batches_done,
     rescale_batch_counts,
@@ -71,7 +71,7 @@ class RankBatches(DistributedSampler):
 
 
 class CurriculumDataModule(L.LightningDataModule):
-    """Sources trained on in stages, with one tokenizer, a global batch and a fixed validation subset (module doc)."""
+    """Sources trained on in stages, with a global batch and a fixed validation subset (module doc)."""
 
     def __init__(self, sources: dict[str, Source], stages: list[Stage] | None = None, batch_size: int = 32,
                  micro_batch_size: int | None = None, block_size: int = 512, tokenizer: str | None = None,
@@ -111,7 +111,6 @@ class CurriculumDataModule(L.LightningDataModule):
         self.used = [name for name in sources if any(name in s.sources for s in self.stages)]
         for name, source in sources.items():
             source.bind(name, self.data_dir, None, block_size, self.cache)
-        self.tokenizer = None
         self.train_sets: dict[str, Dataset] = {}
         self.sizes: dict[str, int] = {}  # training sequences of each source
         self.val_sets: dict[str, Dataset] = {}
@@ -119,51 +118,34 @@ class CurriculumDataModule(L.LightningDataModule):
         self._resume: dict | None = None
         self._train_loader = self._val_loader = None
 
-    # ------------------------------------------------------------ the tokenizer, shared by every source
+    # ------------------------------------------------------------ the tokenizer's settings, linked to the model
 
     @property
     def vocab_size(self) -> int:
         """Linked to the model: the given tokenizer's size, else the size of the one to train."""
-        if self.tokenizer is None and self.tokenizer_path:
-            self.tokenizer = install_chat_template(load_tokenizer(self.tokenizer_path))
-        return len(self.tokenizer) if self.tokenizer is not None else self.requested_vocab_size
+        return vocabulary(self.tokenizer_path, self.requested_vocab_size)[0]
 
     @property
     def special_ids(self) -> dict[str, int]:
         """Linked to the model: pad/bos/eos ids (a trained tokenizer reserves them first, in this order)."""
-        if self.tokenizer is None and not self.tokenizer_path:
-            return {"pad_token_id": SPECIAL_TOKENS.index(PAD), "bos_token_id": SPECIAL_TOKENS.index(BOS),
-                    "eos_token_id": SPECIAL_TOKENS.index(EOS)}
-        t = self.tokenizer if self.tokenizer is not None else load_tokenizer(self.tokenizer_path)
-        return {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
-
-    def load_tokenizer(self):
-        """The run's tokenizer: the given folder, or the one trained on the corpus (trained once, then cached)."""
-        if self.tokenizer is None:
-            if self.tokenizer_path:
-                tokenizer = load_tokenizer(self.tokenizer_path)
-            else:
-                files = next((f for n in self.used if (f := self.sources[n].tokenizer_files())), None)
-                if not files:
-                    check_corpus_in_a_stage(self.sources, self.stages)
-                    raise ValueError("data.tokenizer: no source has text to train a tokenizer on; "
-                                     "give the pre-trained model's tokenizer folder")
-                tokenizer = cached_tokenizer(files, self.requested_vocab_size, self.cache)
-            self.tokenizer = install_chat_template(tokenizer)
-        for source in self.sources.values():
-            source.tokenizer = self.tokenizer
-        return self.tokenizer
+        return vocabulary(self.tokenizer_path, self.requested_vocab_size)[1]
 
     # ------------------------------------------------------------ data
 
+    def use_tokenizer(self, tokenizer) -> None:
+        """Hand every source the run's tokenizer (:func:`~classit.data.tokenizer.run_tokenizer`), before the data is
+        prepared."""
+        for source in self.sources.values():
+            source.tokenizer = tokenizer
+
     def prepare_data(self) -> None:
-        """Train the tokenizer and tokenize every source, once (rank 0 of each node); later runs find the cache."""
-        self.load_tokenizer()
+        """Tokenize every source, once (rank 0 of each node); later runs find the cache."""
+        if any(self.sources[name].tokenizer is None for name in self.used):
+            raise RuntimeError("the curriculum's sources have no tokenizer: hand them the run's (use_tokenizer)")
         for name in self.used:
             self.sources[name].prepare()
 
     def setup(self, stage: str) -> None:
-        self.load_tokenizer()
         self.load_sources(self.used)
 
     def load_sources(self, names: list[str]) -> None:
@@ -302,17 +284,6 @@ def ignore_stop_signals(worker_id: int) -> None:
     stop): the main process decides, saves its checkpoint and then ends its workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def check_corpus_in_a_stage(sources: dict, stages: list[Stage]) -> None:
-    """A corpus source (one with text to train the tokenizer on) left out of every stage stops naming it and the
-    stages: the run has no text to train its tokenizer on."""
-    for name, source in sources.items():
-        if not any(name in stage.sources for stage in stages) and source.tokenizer_files():
-            listed = "; ".join(f"{stage.name}: {', '.join(stage.sources)}" for stage in stages)
-            raise ValueError(f"data.stages: the corpus source '{name}' is in no stage ({listed}), so no tokenizer "
-                             f"can be trained; add '{name}' to a stage's sources, or set data.tokenizer to a "
-                             "tokenizer folder")
 
 
 def check_sizes(batch_size: int, micro_batch_size: int | None, block_size: int, vocab_size: int | None) -> None:

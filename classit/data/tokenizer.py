@@ -1,4 +1,5 @@
-"""Train and load the byte-level BPE tokenizer (BOS first, EOS/PAD and chat tokens reserved)."""
+"""Train and load the byte-level BPE tokenizer (BOS first, EOS/PAD and chat tokens reserved); the run's one
+tokenizer (:func:`run_tokenizer`), which the CLI hands to the curriculum's sources, the model and its exports."""
 
 import hashlib
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from classit.data.chat import install_chat_template
 from classit.data.corpus import corpus_files, iter_text_chunks
 from classit.data.store import build_once, fingerprint
 from classit.files import atomic_path
@@ -86,6 +88,42 @@ def cached_tokenizer(files: list[Path], vocab_size: int, cache_dir: Path) -> Pre
     """Load the tokenizer trained on these files' content and size; one process trains it, the others wait."""
     out = Path(cache_dir) / f"tokenizer-{vocab_size}-{fingerprint(files)}"
     return load_tokenizer(build_once(out, lambda tmp: train_tokenizer(files, vocab_size, tmp)))
+
+
+def run_tokenizer(folder: str | None, vocab_size: int, cache_dir: Path, sources: dict, stages: list):
+    """The run's one tokenizer, its chat template installed: the folder ``folder`` (``data.tokenizer``), else one of
+    ``vocab_size`` tokens trained once (cached in ``cache_dir``) on the first source in a stage that has training
+    text (the BabyLM corpus)."""
+    if folder:
+        return install_chat_template(load_tokenizer(folder))
+    used = [source for name, source in sources.items() if any(name in stage.sources for stage in stages)]
+    files = next((f for source in used if (f := source.tokenizer_files())), None)
+    if not files:
+        check_corpus_in_a_stage(sources, stages)
+        raise ValueError("data.tokenizer: no source has text to train a tokenizer on; "
+                         "give the pre-trained model's tokenizer folder")
+    return install_chat_template(cached_tokenizer(files, vocab_size, cache_dir))
+
+
+def check_corpus_in_a_stage(sources: dict, stages: list) -> None:
+    """A corpus source (one with text to train the tokenizer on) left out of every stage stops naming it and the
+    stages: the run has no text to train its tokenizer on."""
+    for name, source in sources.items():
+        if not any(name in stage.sources for stage in stages) and source.tokenizer_files():
+            listed = "; ".join(f"{stage.name}: {', '.join(stage.sources)}" for stage in stages)
+            raise ValueError(f"data.stages: the corpus source '{name}' is in no stage ({listed}), so no tokenizer "
+                             f"can be trained; add '{name}' to a stage's sources, or set data.tokenizer to a "
+                             "tokenizer folder")
+
+
+def vocabulary(folder: str | None, vocab_size: int) -> tuple[int, dict[str, int]]:
+    """The size and pad/bos/eos ids of the run's tokenizer, known before it is trained (the model is built from
+    them): those of the folder ``folder``, else ``vocab_size`` and the ids a trained one reserves first."""
+    if not folder:
+        return vocab_size, {"pad_token_id": SPECIAL_TOKENS.index(PAD), "bos_token_id": SPECIAL_TOKENS.index(BOS),
+                            "eos_token_id": SPECIAL_TOKENS.index(EOS)}
+    t = load_tokenizer(folder)
+    return len(t), {"pad_token_id": t.pad_token_id, "bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id}
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:

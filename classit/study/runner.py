@@ -23,13 +23,17 @@ import subprocess
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
 from classit import layout
 from classit.config_files import import_class, located, nearest
 from classit.data.store import data_dir
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
+from classit.eval.glue import TASKS as GLUE_TASKS
 from classit.eval.summary import read_summary
+from classit.eval.tasks import TASKS as ZERO_SHOT_TASKS
 from classit.files import read_json, read_yaml, write_json, write_text
 from classit.study.report import report
 from classit.train.callbacks import HFExport, RunCheckpoint
@@ -78,6 +82,7 @@ class Fit:
 STUDY_KEYS = ["conditions", "seeds", "evaluate"]
 SET_BY_THE_STUDY = {"model", "out"}  # each evaluation's model and folder
 EVALUATIONS = {"zero_shot": evaluate, "finetune": finetune}
+EVALUATION_TASKS = {"evaluate": list(ZERO_SHOT_TASKS), "finetune": list(GLUE_TASKS)}  # the names each one knows
 
 
 def load_study(path: str | Path) -> StudySettings:
@@ -100,6 +105,7 @@ def load_study(path: str | Path) -> StudySettings:
         options = mapping(path, f"evaluate.{kind}", evaluations.get(kind))
         check_keys(path, f"evaluate.{kind}", options,
                    [p for p in inspect.signature(command).parameters if p not in SET_BY_THE_STUDY])
+        check_values(path, f"evaluate.{kind}", options, command)
     return StudySettings(path=path, conditions=conditions, seeds=seeds,
                          zero_shot=evaluations.get("zero_shot"), finetune=evaluations.get("finetune"))
 
@@ -135,6 +141,50 @@ def mapping(path: Path, key: str, value) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{located(path, key)}: give a mapping of settings, got {value!r}")
     return value
+
+
+def check_values(path: Path, under: str, options: dict, command) -> None:
+    """One line for the first option of ``command`` (found under ``under``) whose value it cannot take: a type
+    other than its parameter's, a task it does not know, seeds that are not integers, a data_dir not there."""
+    parameters = inspect.signature(command).parameters
+    known_tasks = EVALUATION_TASKS[command.__name__]
+    for key, value in options.items():
+        where = located(path, f"{under}.{key}")
+        if key == "tasks":
+            names = value if isinstance(value, list) else str(value).split(",")
+            if unknown := [t for t in names if not isinstance(t, str) or t.strip() not in known_tasks]:
+                raise ValueError(f"{where}: unknown task {unknown[0]!r}{nearest(str(unknown[0]), known_tasks)} "
+                                 f"(tasks: {', '.join(known_tasks)})")
+        elif key == "seeds":
+            if not (isinstance(value, list) and value and all(type(seed) is int for seed in value)):
+                raise ValueError(f"{where}: give a list of seeds (integers), got {value!r}")
+        elif not takes(parameters[key].annotation, value):
+            raise ValueError(f"{where}: give {described(parameters[key].annotation)}, got {value!r}")
+        elif key == "data_dir" and value is not None and not (folder := Path(value) if Path(value).is_absolute()
+                                                               else data_dir() / value).is_dir():
+            raise FileNotFoundError(f"{where}: {folder} not found (a relative folder is in the data folder)")
+
+
+def takes(annotation, value) -> bool:
+    """Whether a parameter annotated ``annotation`` (int, float, bool, str, Literal, their unions with None) takes
+    ``value`` as YAML gives it."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(takes(one, value) for one in get_args(annotation))
+    if get_origin(annotation) is Literal:
+        return value in get_args(annotation)
+    if annotation is float:
+        return type(value) in (int, float)
+    return type(value) is (type(None) if annotation is None else annotation)
+
+
+def described(annotation) -> str:
+    """``annotation`` in words: ``an int or null``, ``one of mlp, linear``."""
+    if get_origin(annotation) in (Union, UnionType):
+        return " or ".join(described(one) for one in get_args(annotation))
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(map(str, get_args(annotation)))
+    name = "null" if annotation in (None, type(None)) else annotation.__name__
+    return name if name == "null" else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def check_keys(path: Path, under: str, settings: dict, known: list[str]) -> None:

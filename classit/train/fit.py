@@ -19,6 +19,7 @@ from classit.config_files import config_error, expand_config_args
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.plan import CurriculumPlan
 from classit.data.store import output_folder
+from classit.data.tokenizer import run_tokenizer
 from classit.lightning_state import parser_keys, subcommand_parser, subcommand_parsers
 from classit.model import BabyLM
 from classit.runtime import keep_freed_memory
@@ -28,8 +29,9 @@ from classit.train.memory import check_memory
 
 class ClassitCLI(LightningCLI):
     """Every run is a curriculum (``data:`` holds CurriculumDataModule's arguments); the model's context is the
-    data's block size, and its vocabulary and special ids come from the data's tokenizer. The run's plan is built
-    once the data is set up (:class:`CurriculumSetup`)."""
+    data's block size, and its vocabulary and special ids those of the run's tokenizer (``data.tokenizer`` or
+    ``data.vocab_size``). The CLI makes the tokenizer before the data is prepared and hands it to the sources and,
+    with the run's plan built once the data is set up, to the model (:class:`CurriculumSetup`)."""
 
     def __init__(self, args=None, run: bool = True, parse_only: bool = False, **kwargs):
         """``parse_only``: parse the config and overrides, build nothing (see :func:`resolved_fit_config`)."""
@@ -74,11 +76,21 @@ class ClassitCLI(LightningCLI):
 
     def before_fit(self) -> None:
         check_memory(self.model, self.datamodule, self.trainer)  # before the data is prepared
+        self.hand_tokenizer()
+
+    def before_validate(self) -> None:
+        self.hand_tokenizer()
+
+    def hand_tokenizer(self) -> None:
+        """The run's tokenizer, made or loaded once, handed to the data's sources and to :class:`CurriculumSetup`
+        (the first callback: the Trainer's settings before any callback's setup), which hands it to the model."""
+        tokenizer = curriculum_tokenizer(self.datamodule)
+        self.datamodule.use_tokenizer(tokenizer)
+        self.trainer.callbacks.insert(0, CurriculumSetup(tokenizer))
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         install_checkpoint_io(trainer)
-        trainer.callbacks.insert(0, CurriculumSetup())  # first: the Trainer's settings before any callback's setup
         self.training_started = TrainingStarted()
         trainer.callbacks.append(self.training_started)
         bars = [i for i, c in enumerate(trainer.callbacks) if type(c) is RichProgressBar]  # Lightning's default
@@ -92,11 +104,20 @@ class ClassitCLI(LightningCLI):
                            f"{self.trainer.global_step}): nothing left to train")
 
 
+def curriculum_tokenizer(data: CurriculumDataModule):
+    """The run's one tokenizer (:func:`run_tokenizer`) from the data's settings: ``data.tokenizer``'s folder, else
+    one of ``data.vocab_size`` trained on the curriculum's corpus (once, cached)."""
+    return run_tokenizer(data.tokenizer_path, data.requested_vocab_size, data.cache, data.sources, data.stages)
+
+
 class CurriculumSetup(L.Callback):
     """Builds the run's :class:`CurriculumPlan` once the curriculum is set up (its sources measured, on every rank)
-    and hands it to the Trainer's settings (fit), the data module's loaders, the model (with the tokenizer and the
-    validation sources) and the callbacks that follow the curriculum. Lightning calls a callback's setup after the
-    data module's and before the model's."""
+    and hands it to the Trainer's settings (fit), the data module's loaders, the model (with the run's
+    ``tokenizer`` and the validation sources) and the callbacks that follow the curriculum. Lightning calls a
+    callback's setup after the data module's and before the model's."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
@@ -104,7 +125,7 @@ class CurriculumSetup(L.Callback):
         if stage == "fit":
             configure_trainer(trainer, plan, datamodule)
         datamodule.plan = plan
-        pl_module.connect(plan, datamodule.tokenizer, datamodule.val_sources)
+        pl_module.connect(plan, self.tokenizer, datamodule.val_sources)
         for callback in trainer.callbacks:
             if isinstance(callback, FollowsCurriculum):
                 callback.plan = plan

@@ -22,7 +22,7 @@ from classit.data.corpus import corpus_files, count_words
 from classit.data.plan import CurriculumPlan
 from classit.lightning_state import every_n_train_steps
 from classit.optim import Phase, warmup_steps
-from classit.train.fit import ClassitCLI
+from classit.train.fit import ClassitCLI, curriculum_tokenizer
 
 NOMINAL_WORDS = {"train_100M": 100_000_000, "train_10M": 10_000_000}  # the official splits' sizes
 
@@ -265,7 +265,7 @@ def load(args: list[str]):
 def prepare_present(datamodule) -> dict[str, str]:
     """Prepare and set up the data as a fit does, leaving out the sources whose files are absent (unmeasured):
     ``{source: why}``."""
-    datamodule.load_tokenizer()  # the corpus is needed: its absence stops the plan
+    datamodule.use_tokenizer(curriculum_tokenizer(datamodule))  # the corpus is needed: its absence stops the plan
     absent = {}
     for name in datamodule.used:
         try:
