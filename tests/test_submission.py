@@ -1,7 +1,10 @@
 """``classit submission``: the BabyLM 2025 submission file from a results tree in the pipeline's layout, checked
 against this test's own reading of the official collator (``evaluation_pipeline/collate_preds.py``): its keys and
-their order, the sizes it asserts (the real data's, COMPS and AoA written here), the fast scores per milestone."""
+their order, the sizes it asserts, the fast scores per milestone. The evaluation sets are synthetic, built here in
+the official sizes, so it runs on a clone; with the real data folder, one test checks the sizes and fields against
+the real sets."""
 
+import functools
 import json
 import math
 import os
@@ -10,6 +13,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
@@ -56,10 +60,16 @@ def real() -> Path:
     return Path(os.environ["CLASSIT_DATA_DIR"])
 
 
+@functools.cache
+def _draws(subset: str) -> np.ndarray:
+    """A subset's uniform draws, one per item (COMPS' 49,340 the most), seeded by its name."""
+    return np.random.default_rng(list(subset.encode())).random(50_000)
+
+
 def _right(subset: str, i: int) -> bool:
     """Whether item ``i`` of a subset is predicted right: a share from about 30% to 90% that differs by subset."""
     share = 0.3 + 0.6 * (sum(map(ord, subset)) % 7) / 6
-    return random.Random(f"{subset} {i}").random() < share
+    return bool(_draws(subset)[i] < share)
 
 
 def _write_known_predictions(causal: Path, data: Path, surprisal: list[float], previous: list[float]) -> None:
@@ -101,8 +111,11 @@ def _write_subsets(folder: Path, sizes: dict[str, int], record) -> None:
 
 
 def _pair(subset: str, i: int) -> dict:
-    return {"sentence_good": f"The {subset} is good {i}.", "sentence_bad": f"The {subset} good is {i}.",
-            "field": "syntax", "linguistics_term": "island", "UID": subset}
+    return {"sentence_good": f"The {subset} is good {i}.", "sentence_bad": f"The {subset} good is {i}."}
+
+
+def _blimp(subset: str, i: int) -> dict:
+    return {**_pair(subset, i), "field": "syntax", "linguistics_term": "island", "UID": subset}
 
 
 def _targets(subset: str, i: int) -> dict:
@@ -129,7 +142,7 @@ def _write_official_sets(full: Path, fast: Path) -> None:
     with the fields ``classit evaluate`` decodes (``--run`` scores the fast sets). Fast sets: two BLiMP subsets, one of
     the supplement, EWoK and entity tracking (the collator checks the size of the subsets given), WUG past tense."""
     rng = random.Random(0)
-    _write_subsets(full / "blimp_filtered", tasks.BLIMP, _pair)
+    _write_subsets(full / "blimp_filtered", tasks.BLIMP, _blimp)
     _write_subsets(full / "supplement_filtered", tasks.SUPPLEMENT, _pair)
     _write_subsets(full / "ewok_filtered", tasks.EWOK, _targets)
     _entity_tracking(full / "entity_tracking", tasks.ENTITY_TRACKING)
@@ -145,7 +158,7 @@ def _write_official_sets(full: Path, fast: Path) -> None:
     (full / "aoa").mkdir()  # no row for the tree's one word: an AoA score of 0
     (full / "aoa" / "cdi_human.csv").write_text("word,category," + ",".join(map(str, range(16, 31))) + "\n"
                                                 "dog,noun," + ",".join(["0.5"] * 15) + "\n")
-    _write_subsets(fast / "blimp_fast", dict.fromkeys(FAST_BLIMP, 200), _pair)
+    _write_subsets(fast / "blimp_fast", dict.fromkeys(FAST_BLIMP, 200), _blimp)
     _write_subsets(fast / "supplement_fast", {"hypernym": 50}, _pair)
     _write_subsets(fast / "ewok_fast", {"agent-properties": 100}, _targets)
     _entity_tracking(fast / "entity_tracking_fast", tasks.ENTITY_TRACKING_FAST)
@@ -399,8 +412,17 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
-def test_size_tables_are_the_real_sets_and_the_collators(real):
+def test_size_tables_are_the_real_sets_and_the_collators(real, tree):
+    """What the synthetic tree cannot check: the registry's sizes are the real sets', and the real files hold every
+    field the tree's synthetic sets stand in for (so the scorers run on them as on the tree)."""
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
+    for root, ours in ((full, tree["data"]), (fast, tree["fast"])):
+        for folder in ours.iterdir():
+            for path in [p for p in folder.glob("*.jsonl") if (root / folder.name).is_dir()][:1]:
+                fields = set(_lines(path)[0])
+                assert all(fields <= set(r) for p in (root / folder.name).glob("*.jsonl") for r in _lines(p)), path
+    assert set(pd.read_csv(tree["data"] / "reading" / "reading_data.csv", nrows=0).columns) <= \
+        set(pd.read_csv(full / "reading" / "reading_data.csv", nrows=0).columns)
     for name, data in (("blimp", "blimp_filtered"), ("supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
         assert tasks.TASKS[name].sizes == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
     assert tasks.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
