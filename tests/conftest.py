@@ -8,12 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
-from helpers import TinyRuns, complete_sample, rte_items, small_corpus, write_jsonl
+from helpers import TinyRuns, complete_sample, rte_items, small_corpus, write_jsonl, wsc_items
 
 from classit.cli import main
 from classit.data.corpus import corpus_files
 from classit.data.store import DATA_ENV, unpack_sample
 from classit.data.tokenizer import cached_tokenizer
+from classit.eval.glue import TASKS as GLUE_TASKS
 from classit.files import read_jsonl
 
 SMALL_VOCAB = 2048
@@ -104,17 +105,19 @@ def tiny_runs(tmp_path, data_root, tokenizer) -> TinyRuns:
 @pytest.fixture(scope="session")
 def finetuned(tiny_model_dir, data_root, tmp_path_factory) -> Path:
     """``classit finetune`` of the tiny model on RTE and WSC (16 training items, one epoch, one seed), scored on
-    the data folder's validation sets (RTE: built here where the bundled sample lacks it)."""
+    validation sets of the official sizes (as a submission needs them): the data folder's, else (the bundled
+    sample) built here; the sets in ``glue/``."""
     tmp = tmp_path_factory.mktemp("route")
     glue, source = tmp / "glue", data_root / "babylm-eval" / "glue_filtered"
-    for task in ("rte", "wsc"):
-        if (source / f"{task}.valid.jsonl").is_file():
+    for task, items in (("rte", rte_items), ("wsc", wsc_items)):
+        valid = source / f"{task}.valid.jsonl"
+        if valid.is_file() and len(read_jsonl(valid)) == GLUE_TASKS[task].size:
             write_jsonl(glue / f"{task}.train.jsonl", read_jsonl(source / f"{task}.train.jsonl")[:16])
-            (glue / f"{task}.valid.jsonl").symlink_to(source / f"{task}.valid.jsonl")
+            (glue / f"{task}.valid.jsonl").symlink_to(valid)
         else:
             rng = random.Random(0)
-            write_jsonl(glue / "rte.train.jsonl", rte_items(rng, 16))
-            write_jsonl(glue / "rte.valid.jsonl", rte_items(rng, 20))
+            write_jsonl(glue / f"{task}.train.jsonl", items(rng, 16))
+            write_jsonl(glue / f"{task}.valid.jsonl", items(rng, GLUE_TASKS[task].size))
     out = tmp / "eval" / "tiny" / "finetune"
     main(["finetune", "--model", str(tiny_model_dir), "--tasks", "rte,wsc", "--seeds", "1", "--max_epochs", "1",
           "--data_dir", str(glue), "--out", str(out)])

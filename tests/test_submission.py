@@ -1,7 +1,10 @@
 """``classit submission``: the BabyLM 2025 submission file from a results tree in the pipeline's layout, checked
 against this test's own reading of the official collator (``evaluation_pipeline/collate_preds.py``): its keys and
-their order, the sizes it asserts (the real data's, COMPS and AoA written here), the fast scores per milestone."""
+their order, the sizes it asserts, the fast scores per milestone. The evaluation sets are synthetic, built here in
+the official sizes, so it runs on a clone; with the real data folder, one test checks the sizes and fields against
+the real sets."""
 
+import functools
 import json
 import math
 import os
@@ -10,6 +13,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
@@ -19,9 +23,8 @@ from classit import layout
 from classit.cli import main
 from classit.eval import submission, tasks
 from classit.files import read_json
-from helpers import write_jsonl
-
-pytestmark = pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
+from classit.eval import glue as glue_tasks
+from helpers import THINGS, write_jsonl, write_reading_csv
 
 KEYS = ["blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "comps", "reading", "aoa",
         "glue", "fast_eval_results"]
@@ -57,10 +60,16 @@ def real() -> Path:
     return Path(os.environ["CLASSIT_DATA_DIR"])
 
 
+@functools.cache
+def _draws(subset: str) -> np.ndarray:
+    """A subset's uniform draws, one per item (COMPS' 49,340 the most), seeded by its name."""
+    return np.random.default_rng(list(subset.encode())).random(50_000)
+
+
 def _right(subset: str, i: int) -> bool:
     """Whether item ``i`` of a subset is predicted right: a share from about 30% to 90% that differs by subset."""
     share = 0.3 + 0.6 * (sum(map(ord, subset)) % 7) / 6
-    return random.Random(f"{subset} {i}").random() < share
+    return bool(_draws(subset)[i] < share)
 
 
 def _write_known_predictions(causal: Path, data: Path, surprisal: list[float], previous: list[float]) -> None:
@@ -95,40 +104,83 @@ def _write_known_predictions(causal: Path, data: Path, surprisal: list[float], p
         {"id": i, "pred": s, "prev_pred": p} for i, (s, p) in enumerate(zip(surprisal, previous))]}})
 
 
-@pytest.fixture(scope="module")
-def tree(real, tmp_path_factory) -> dict:
-    """A strict-small results tree of synthetic predictions in the official sizes; fast predictions with known
-    scores; fast data: the real fast sets and a synthetic WUG past tense (WUG adjectives, reading: the full sets')."""
-    root = tmp_path_factory.mktemp("submission")
-    full, fast_real = real / "babylm-eval", real / "babylm-eval-fast"
-    fast = root / "fast_data"
-    for name in ("blimp_fast", "supplement_fast", "ewok_fast", "entity_tracking_fast"):
-        fast.mkdir(exist_ok=True)
-        (fast / name).symlink_to(fast_real / name)
+def _write_subsets(folder: Path, sizes: dict[str, int], record) -> None:
+    """One JSONL file per subset of ``sizes``, its items ``record(subset, i)``."""
+    for subset, n in sizes.items():
+        write_jsonl(folder / f"{subset}.jsonl", [record(subset, i) for i in range(n)])
+
+
+def _pair(subset: str, i: int) -> dict:
+    return {"sentence_good": f"The {subset} is good {i}.", "sentence_bad": f"The {subset} good is {i}."}
+
+
+def _blimp(subset: str, i: int) -> dict:
+    return {**_pair(subset, i), "field": "syntax", "linguistics_term": "island", "UID": subset}
+
+
+def _targets(subset: str, i: int) -> dict:
+    return {"Domain": subset, "Context1": f"The {subset} {i}.", "Target1": f"It is right {i}.",
+            "Target2": f"It is wrong {i}.", "ContextType": "x", "ContextDiff": "x", "TargetDiff": "x"}
+
+
+def _entity_tracking(folder: Path, sizes: dict[str, int]) -> None:
+    """Entity-tracking files (``regular``, ...) holding ``sizes[f"{file}_{numops}_ops"]`` items of each numops."""
+    files = {}
+    for key, n in sizes.items():
+        stem, numops = key.removesuffix("_ops").rsplit("_", 1)
+        files.setdefault(stem, []).extend({"numops": int(numops), "input_prefix": f"Box {i} contains ",
+                                           "options": [f"the {key} {i}.", f"nothing {i}."]} for i in range(n))
+    for stem, records in files.items():
+        write_jsonl(folder / f"{stem}.jsonl", records)
+
+
+def _write_official_sets(full: Path, fast: Path) -> None:
+    """Synthetic evaluation sets with the official subset names and sizes (``tasks``' registry), holding what
+    ``classit submission`` reads from them: the targets its scorers compare (BLiMP and supplement
+    ``sentence_good``, EWoK ``Target1``, entity tracking ``numops`` and ``options``, COMPS' prefix and phrase, GLUE
+    ``label``), the WUG ratios, the reading CSV and a CDI table; the minimal pairs, EWoK and entity tracking also
+    with the fields ``classit evaluate`` decodes (``--run`` scores the fast sets). Fast sets: two BLiMP subsets, one of
+    the supplement, EWoK and entity tracking (the collator checks the size of the subsets given), WUG past tense."""
     rng = random.Random(0)
-    wug_past = [{"sentences": f"a{i}\tb{i}", "ratio": rng.random()} for i in range(50)]
-    (fast / "wug_past_tense").mkdir()
-    write_jsonl(fast / "wug_past_tense" / "wug_past_tense.jsonl", wug_past)
+    _write_subsets(full / "blimp_filtered", tasks.BLIMP, _blimp)
+    _write_subsets(full / "supplement_filtered", tasks.SUPPLEMENT, _pair)
+    _write_subsets(full / "ewok_filtered", tasks.EWOK, _targets)
+    _entity_tracking(full / "entity_tracking", tasks.ENTITY_TRACKING)
+    _write_subsets(full / "comps", {tasks.COMPS_FILES[k]: n for k, n in COMPS.items()}, lambda stem, i: {
+        "prefix_acceptable": f"a {stem} {i}", "prefix_unacceptable": f"b {stem} {i}", "property_phrase": "can fly"})
+    for name, n in (("wug_adj_nominalization", 200), ("wug_past_tense", 50)):
+        write_jsonl(full / name / f"{name}.jsonl", [{"sentences": f"a{i}\tb{i}", "ratio": rng.random()} for i in range(n)])
+    sentences = [" ".join(rng.choice(THINGS) for _ in range(rng.randint(4, 12))) + "." for _ in range(300)]
+    write_reading_csv(full / "reading" / "reading_data.csv", sentences, rng, rows=1726)
+    for task, spec in glue_tasks.TASKS.items():
+        write_jsonl(full / "glue_filtered" / f"{task}.valid.jsonl",
+                    [{"label": rng.randrange(spec.num_labels)} for _ in range(spec.size)])
+    (full / "aoa").mkdir()  # no row for the tree's one word: an AoA score of 0
+    (full / "aoa" / "cdi_human.csv").write_text("word,category," + ",".join(map(str, range(16, 31))) + "\n"
+                                                "dog,noun," + ",".join(["0.5"] * 15) + "\n")
+    _write_subsets(fast / "blimp_fast", dict.fromkeys(FAST_BLIMP, 200), _blimp)
+    _write_subsets(fast / "supplement_fast", {"hypernym": 50}, _pair)
+    _write_subsets(fast / "ewok_fast", {"agent-properties": 100}, _targets)
+    _entity_tracking(fast / "entity_tracking_fast", tasks.ENTITY_TRACKING_FAST)
+    (fast / "wug_past_tense").symlink_to(full / "wug_past_tense")
 
-    data = root / "data"  # the full sets: the real ones, COMPS written here, the synthetic WUG past tense
-    for folder in full.iterdir():
-        (data / folder.name).parent.mkdir(exist_ok=True)
-        (data / folder.name).symlink_to(folder)
-    (data / "wug_past_tense").symlink_to(fast / "wug_past_tense")
-    for stem, n in (("comps_base", 49340), ("comps_wugs_dist-before", 13896), ("comps_wugs_dist-in-between", 13896),
-                    ("comps_wugs", 13896)):
-        write_jsonl(data / "comps" / f"{stem}.jsonl", [
-            {"prefix_acceptable": f"a {stem} {i}", "prefix_unacceptable": f"b {stem} {i}", "property_phrase": "can fly"}
-            for i in range(n)])
 
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> dict:
+    """A strict-small results tree of synthetic predictions in the official sizes, scored against synthetic sets
+    of the official sizes (:func:`_write_official_sets`, built here: no data folder needed); fast predictions with
+    known scores (WUG adjectives and reading: the full sets', as the collator reads them)."""
+    root = tmp_path_factory.mktemp("submission")
+    data, fast = root / "data", root / "fast_data"
+    _write_official_sets(data, fast)
     main_dir = root / "results" / "m" / "main"
     causal = main_dir / "zero_shot" / "causal"
-    rows = len(pd.read_csv(full / "reading" / "reading_data.csv"))
+    rows = len(pd.read_csv(data / "reading" / "reading_data.csv"))
     surprisal = [1.0 + 0.1 * (i % 7) for i in range(rows)]
     previous = [math.nan if i % 10 == 0 else 2.0 + 0.3 * (i % 5) for i in range(rows)]
     _write_known_predictions(causal, data, surprisal, previous)
     for task in GLUE:  # right with a share that differs by task
-        labels = [r["label"] for r in _lines(full / "glue_filtered" / f"{task}.valid.jsonl")]
+        labels = [r["label"] for r in _lines(data / "glue_filtered" / f"{task}.valid.jsonl")]
         _dump(main_dir / "finetune" / task / "predictions.json", {task: {"predictions": [
             {"id": f"{task}_{i}", "pred": label if _right(task, i) else (label + 1) % 2}
             for i, label in enumerate(labels)]}})
@@ -136,18 +188,19 @@ def tree(real, tmp_path_factory) -> dict:
         {"step": s, "target_word": "w", "context_id": i, "surprisal": 1.0}
         for s in STRICT_SMALL for i in range(AOA_PER_CHECKPOINT)]})
 
-    wug_adj = [r["ratio"] for r in _lines(full / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl")]
+    wug_adj = [r["ratio"] for r in _lines(data / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl")]
+    wug_past = _lines(fast / "wug_past_tense" / "wug_past_tense.jsonl")
     for k, revision in enumerate(STRICT_SMALL):  # revision k: the first k + 1 BLiMP items right, the rest wrong
         causal = root / "results" / "m" / revision / "zero_shot" / "causal"
         _dump(causal / "blimp/blimp_fast/predictions.json", {uid: {"predictions": [
             {"id": i, "pred": r["sentence_good"] if i <= k else r["sentence_bad"]}
-            for i, r in enumerate(_lines(fast_real / "blimp_fast" / f"{uid}.jsonl"))]} for uid in FAST_BLIMP})
+            for i, r in enumerate(_lines(fast / "blimp_fast" / f"{uid}.jsonl"))]} for uid in FAST_BLIMP})
         _dump(causal / "blimp/supplement_fast/predictions.json", {"hypernym": {"predictions": [
-            {"pred": r["sentence_good"] + " "} for r in _lines(fast_real / "supplement_fast" / "hypernym.jsonl")]}})
+            {"pred": r["sentence_good"] + " "} for r in _lines(fast / "supplement_fast" / "hypernym.jsonl")]}})
         _dump(causal / "ewok/ewok_fast/predictions.json", {"agent-properties": {"predictions": [
-            {"pred": r["Target2"]} for r in _lines(fast_real / "ewok_fast" / "agent-properties.jsonl")]}})
+            {"pred": r["Target2"]} for r in _lines(fast / "ewok_fast" / "agent-properties.jsonl")]}})
         et = {}
-        for r in _lines(fast_real / "entity_tracking_fast" / "regular.jsonl"):
+        for r in _lines(fast / "entity_tracking_fast" / "regular.jsonl"):
             et.setdefault(f"regular_{r['numops']}_ops", {"predictions": []})["predictions"].append({"pred": r["options"][0]})
         _dump(causal / "entity_tracking/entity_tracking_fast/predictions.json", et)
         _dump(causal / "wug_adj/wug_adj_nominalization/predictions.json",
@@ -158,7 +211,8 @@ def tree(real, tmp_path_factory) -> dict:
             {"id": i, "pred": s, "prev_pred": p} for i, (s, p) in enumerate(zip(surprisal, previous))]}})
     args = ["submission", "--results", str(root / "results"), "--model", "m", "--track", "strict-small",
             "--fast_data", str(fast), "--data_dir", str(data)]
-    return {"results": root / "results", "args": args, "surprisal": surprisal, "previous": previous, "data": data}
+    return {"results": root / "results", "args": args, "surprisal": surprisal, "previous": previous, "data": data,
+            "fast": fast}
 
 
 def _reading_gains(csv: Path, surprisal: list[float], previous: list[float]) -> dict:
@@ -224,7 +278,7 @@ def _leaderboard(submission: dict, data: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsys):
+def test_the_file_is_built_as_the_collator_builds_it(tree, tmp_path, capsys):
     out = tmp_path / "all_full_preds_and_fast_scores_causal.json"
     main([*tree["args"], "--out", str(out)])
     printed = capsys.readouterr().out.splitlines()
@@ -249,7 +303,7 @@ def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsy
     assert Counter(r["step"] for r in got["aoa"]["results"]) == {s: AOA_PER_CHECKPOINT for s in STRICT_SMALL}
     assert list(got["glue"]) == GLUE
     assert {k: len(v["predictions"]) for k, v in got["glue"].items()} == {
-        t: len(_lines(real / "babylm-eval" / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
+        t: len(_lines(tree["data"] / "glue_filtered" / f"{t}.valid.jsonl")) for t in GLUE}
 
     fast = got["fast_eval_results"]
     assert list(fast) == FAST_KEYS and all(len(v) == len(STRICT_SMALL) for v in fast.values())
@@ -259,29 +313,38 @@ def test_the_file_is_built_as_the_collator_builds_it(tree, real, tmp_path, capsy
     assert fast["entity_tracking"][0] == {f"regular_{n}_ops": 1.0 for n in range(6)}
     assert fast["wug_adj"][3] == {"wug_adj": pytest.approx(1.0)}
     assert fast["wug_past"][3] == {"wug_past": pytest.approx(-1.0)}
-    expected = _reading_gains(real / "babylm-eval" / "reading" / "reading_data.csv", tree["surprisal"], tree["previous"])
+    expected = _reading_gains(tree["data"] / "reading" / "reading_data.csv", tree["surprisal"], tree["previous"])
     assert fast["reading"][-1] == expected  # bit-equal: the collator's fractions, averaged as it does
 
 
 @pytest.mark.slow
 def test_the_documented_route_finetune_report_babylm_submission(tree, finetuned, tmp_path, capsys):
-    """End to end through the CLI: ``classit finetune`` (RTE and WSC on their real validation sets, the
+    """End to end through the CLI: ``classit finetune`` (RTE and WSC on validation sets of the official sizes, the
     ``finetuned`` fixture) → ``classit report --babylm`` into a copy of the tree without those two tasks →
-    ``classit submission``: the file holds the fine-tuned predictions, and every printed score is the official
-    rule's on the file written."""
+    ``classit submission``, its data the tree's but those two validation sets: the file holds the fine-tuned
+    predictions, and every printed score is the official rule's on the file written."""
+    data = tmp_path / "data"
+    for path in tree["data"].iterdir():
+        if path.name != "glue_filtered":
+            (data / path.name).parent.mkdir(exist_ok=True)
+            (data / path.name).symlink_to(path)
+    for path in (tree["data"] / "glue_filtered").iterdir():
+        task = path.name.split(".")[0]
+        (data / "glue_filtered").mkdir(exist_ok=True)
+        (data / "glue_filtered" / path.name).symlink_to(finetuned / "glue" / path.name if task in ("rte", "wsc") else path)
     results = tmp_path / "results"
     shutil.copytree(tree["results"] / "m", results / "tiny", symlinks=True)
     for task in ("rte", "wsc"):
         shutil.rmtree(results / "tiny" / "main" / "finetune" / task)
     main(["report", str(finetuned / "eval"), "--out", str(tmp_path / "report"), "--babylm", str(results)])
     capsys.readouterr()
-    main(["submission", "--results", str(results), "--model", "tiny", *tree["args"][5:]])
+    main(["submission", "--results", str(results), "--model", "tiny", *tree["args"][5:-1], str(data)])
     printed = capsys.readouterr().out.splitlines()
     got = read_json(results / "tiny" / "all_full_preds_and_fast_scores_causal.json")
     for task in ("rte", "wsc"):
         ours = _lines(finetuned / "eval" / "tiny" / "finetune" / "predictions" / f"{task}_seed1.jsonl")
         assert got["glue"][task]["predictions"] == [{"id": r["id"], "pred": r["pred"]} for r in ours]
-    scores = {**_leaderboard(got, tree["data"]), "AoA": 0.0}
+    scores = {**_leaderboard(got, data), "AoA": 0.0}
     header = printed.index("the leaderboard's scores of it (calculate_results_from_pred.py's rules, full sets):")
     assert printed[header + 1:header + 1 + len(scores)] == [f"  {label:<16} {v:.2f}" for label, v in scores.items()]
 
@@ -348,8 +411,18 @@ def test_a_missing_milestone_names_it_and_the_command(tree, tmp_path):
 
 
 @pytest.mark.slow
-def test_size_tables_are_the_real_sets_and_the_collators(real):
+@pytest.mark.full_data("the BabyLM evaluation sets (babylm-eval, babylm-eval-fast)")
+def test_size_tables_are_the_real_sets_and_the_collators(real, tree):
+    """What the synthetic tree cannot check: the registry's sizes are the real sets', and the real files hold every
+    field the tree's synthetic sets stand in for (so the scorers run on them as on the tree)."""
     full, fast = real / "babylm-eval", real / "babylm-eval-fast"
+    for root, ours in ((full, tree["data"]), (fast, tree["fast"])):
+        for folder in ours.iterdir():
+            for path in [p for p in folder.glob("*.jsonl") if (root / folder.name).is_dir()][:1]:
+                fields = set(_lines(path)[0])
+                assert all(fields <= set(r) for p in (root / folder.name).glob("*.jsonl") for r in _lines(p)), path
+    assert set(pd.read_csv(tree["data"] / "reading" / "reading_data.csv", nrows=0).columns) <= \
+        set(pd.read_csv(full / "reading" / "reading_data.csv", nrows=0).columns)
     for name, data in (("blimp", "blimp_filtered"), ("supplement", "supplement_filtered"), ("ewok", "ewok_filtered")):
         assert tasks.TASKS[name].sizes == {p.stem.lower(): len(_lines(p)) for p in (full / data).glob("*.jsonl")}
     assert tasks.ENTITY_TRACKING == _entity_tracking_sizes(full / "entity_tracking")
@@ -362,16 +435,17 @@ def test_size_tables_are_the_real_sets_and_the_collators(real):
 
 
 @pytest.mark.slow
-def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_model_dir, real, tmp_path):
-    """End to end: a run's milestones (the tiny model) scored on small fast sets; the collator's fast scores of
-    what is written agree with classit's own summary (WUG rho, reading gains)."""
-    full, fast_real = real / "babylm-eval", real / "babylm-eval-fast"
+def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_model_dir, tree, data_root, tmp_path):
+    """End to end: a run's milestones (the tiny model) scored on small fast sets (the tree's first items); the
+    collator's fast scores of what is written agree with classit's own summary (WUG rho, reading gains: the data
+    folder's sets)."""
+    full = data_root / "babylm-eval"
     fast = tmp_path / "fast"
     for name, files, lines in (("blimp_fast", FAST_BLIMP, 20), ("supplement_fast", ["hypernym"], 10),
                                ("ewok_fast", ["agent-properties"], 10), ("entity_tracking_fast", ["regular"], 12)):
         for stem in files:
             (fast / name).mkdir(parents=True, exist_ok=True)
-            text = (fast_real / name / f"{stem}.jsonl").read_text().splitlines()[:lines]
+            text = (tree["fast"] / name / f"{stem}.jsonl").read_text().splitlines()[:lines]
             (fast / name / f"{stem}.jsonl").write_text("\n".join(text) + "\n")
     rng = random.Random(1)
     write_jsonl(fast / "wug_past_tense" / "wug_past_tense.jsonl", [
