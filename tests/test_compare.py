@@ -109,7 +109,7 @@ def test_two_pipeline_trees_need_no_data(data_dir, tmp_path, capsys):
 
 
 def test_bad_folders_and_missing_tasks_through_the_cli(data_dir, tmp_path):
-    write_classit(tmp_path / "a", data_dir)
+    write_classit(tmp_path / "a", data_dir, tasks=("blimp", "wug"))
     write_pipeline(tmp_path / "results", data_dir)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"^classit: error: .*empty: not a results folder: neither classit"):
