@@ -73,6 +73,16 @@ def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
             for r in rows]
 
 
+def learned_positions(config) -> tuple[str, int] | None:
+    """``(key, count)`` of a model whose positions are a learned table (GPT-2's ``n_positions``, OPT's
+    ``max_position_embeddings``), which a longer input overruns; None for rotary positions (LLaMA, GPT-NeoX),
+    computed for any length."""
+    if getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None):
+        return None
+    key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
+    return (key, getattr(config, key)) if key else None
+
+
 class LengthBucketBatches(Sampler[list[int]]):
     """Batches of examples of similar length, so padding stays small.
 
@@ -337,7 +347,8 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         lr: peak learning rate (AdamW, weight decay 0.01, 6% warm-up, cosine to 0.1×).
         batch_size: examples per batch; default 32, 16 for BoolQ and MultiRC.
         max_epochs: training epochs; default 10, 30 for WSC.
-        max_length: tokens per text at most (a longer text keeps BOS and its end).
+        max_length: tokens per text at most (a longer text keeps BOS and its end); at most the positions of a model
+            whose positions are learned (GPT-2's ``n_positions``, OPT's), saying so.
         head: ``mlp`` (LayerNorm, Linear, GELU, LayerNorm, Dropout 0.1, Linear) or ``linear``.
         selection: ``heldout`` picks the best epoch on a seeded tenth of the training file;
             ``valid`` on the validation file (the official pipeline's choice, which also reports on it).
@@ -388,6 +399,12 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     keep_freed_memory()
     hf_model, tokenizer = load_pretrained(model, trust_remote_code)
     decoder = hf_model.base_model
+    positions = learned_positions(hf_model.config)
+    if positions and positions[1] < max_length:
+        print(f"finetune: --max_length {max_length} is more than the model's {positions[0]} {positions[1]}: each text "
+              f"is cut to {positions[1]} tokens (BOS and its end kept), as Hugging Face's run_glue caps max_length "
+              "at the model's length")
+        max_length = positions[1]
 
     records = {}
     for task, (train_file, train, test_file, test) in data.items():
