@@ -14,7 +14,7 @@ from classit.cli import main
 from classit.eval.scoring import score_plain
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
-from helpers import error_line, model_folder, small_eval_fast, write_jsonl
+from helpers import DEMO, error_line, model_folder, small_eval_fast, write_jsonl
 
 KINDS = ["gpt2", "gpt_neox", "opt", "llama", "no_pad", "left_padding", "bf16", "fp16", "pytorch_bin", "remote_code"]
 
@@ -74,6 +74,17 @@ def test_own_modelling_code_loads_only_when_trusted(tokenizer, few_items, tmp_pa
     for command in (["evaluate", "--data_dir", str(few_items), "--tasks", "blimp"], ["finetune", "--tasks", "wsc"]):
         line = error_line([*command, "--model", str(folder), "--out", str(tmp_path / command[0])])
         assert line.startswith(f"{folder}: ") and "modeling_tiny.py" in line and "--trust_remote_code true" in line
+
+
+def test_fit_from_a_folder_with_its_own_modelling_code_says_what_it_takes(tokenizer, tmp_path):
+    """fit copies weights into its own decoder and has no --trust_remote_code: its line says what init_from takes."""
+    folder = model_folder("remote_code", tokenizer, tmp_path / "model")
+    line = error_line(["fit", "--config", str(DEMO), "--model.init_from", str(folder),
+                       "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")])
+    assert line == (f"{folder}: the model comes with its own modelling code (modeling_tiny.py, named by config.json "
+                    "auto_map), which fit does not run: it copies weights into its own decoder (model.arch llama or "
+                    "gpt2), so model.init_from takes a classit checkpoint or a Hugging Face folder of those "
+                    "architectures")
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
