@@ -31,6 +31,7 @@ from classit import layout
 from classit.data import store
 from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
+from classit.eval.scoring import model_positions
 from classit.eval.summary import write_summary
 from classit.eval.tasks import GLUE
 from classit.files import read_json, write_json, write_jsonl
@@ -77,10 +78,8 @@ def learned_positions(config) -> tuple[str, int] | None:
     """``(key, count)`` of a model whose positions are a learned table (GPT-2's ``n_positions``, OPT's
     ``max_position_embeddings``), which a longer input overruns; None for rotary positions (LLaMA, GPT-NeoX),
     computed for any length."""
-    if getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None):
-        return None
-    key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
-    return (key, getattr(config, key)) if key else None
+    rotary = getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None)
+    return None if rotary else model_positions(config)
 
 
 class LengthBucketBatches(Sampler[list[int]]):
