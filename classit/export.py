@@ -70,27 +70,31 @@ def check_weights(folder: Path) -> None:
                              "copy or export the model again") from None
 
 
-def check_own_code(folder: Path, trust_remote_code: bool) -> None:
+TRUST_OWN_CODE = ("which runs only if you trust it: add --trust_remote_code true (the official pipeline always "
+                  "does)")
+
+
+def check_own_code(folder: Path, trust_remote_code: bool, advice: str = TRUST_OWN_CODE) -> None:
     """Stop in one line when a folder's config.json maps the model to its own modelling code (``auto_map``) and the
-    user has not said to run it."""
+    user has not said to run it; ``advice`` says what the command accepts instead."""
     auto_map = read_json(folder / "config.json").get("auto_map") or {}
     if auto_map and not trust_remote_code:
         refs = [ref for value in auto_map.values() for ref in ([value] if isinstance(value, str) else value) if ref]
         files = sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py" for ref in refs})
         raise ValueError(f"{folder}: the model comes with its own modelling code ({', '.join(files)}, named by "
-                         "config.json auto_map), which runs only if you trust it: add --trust_remote_code true (the "
-                         "official pipeline always does)")
+                         f"config.json auto_map), {advice}")
 
 
-def load_pretrained(path: str | Path, trust_remote_code: bool = False):
-    """``(hf_model, tokenizer)`` from a Hugging Face folder (its own modelling code only with ``trust_remote_code``)
-    or a classit Lightning checkpoint (its decoder with sdpa attention, as ``from_pretrained`` loads a Hugging Face
-    folder). Weights saved in another dtype are loaded in float32."""
+def load_pretrained(path: str | Path, trust_remote_code: bool = False, own_code_advice: str = TRUST_OWN_CODE):
+    """``(hf_model, tokenizer)`` from a Hugging Face folder (its own modelling code only with ``trust_remote_code``;
+    else ``own_code_advice`` ends the line that stops) or a classit Lightning checkpoint (its decoder with sdpa
+    attention, as ``from_pretrained`` loads a Hugging Face folder). Weights saved in another dtype are loaded in
+    float32."""
     path = Path(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
-        check_own_code(path, trust_remote_code)  # reads config.json: malformed, it stops naming the file and line
+        check_own_code(path, trust_remote_code, own_code_advice)  # reads config.json: a malformed one stops there
         check_weights(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
         return model, load_tokenizer(path, need_bos=False)  # a model classit did not train: scored as the pipeline does

@@ -110,7 +110,9 @@ class BabyLM(L.LightningModule):
     def load_weights(self, path: str) -> None:
         """Copy weights from a Lightning checkpoint or a Hugging Face folder; shapes must match."""
         if Path(path).is_dir():
-            source, self.init_tokenizer = load_pretrained(path)
+            source, self.init_tokenizer = load_pretrained(path, own_code_advice=(
+                "which fit does not run: it copies weights into its own decoder (model.arch llama or gpt2), so "
+                "model.init_from takes a classit checkpoint or a Hugging Face folder of those architectures"))
             state = source.state_dict()
         else:
             checkpoint = load_checkpoint(path)

@@ -399,3 +399,30 @@ def test_a_config_that_is_not_json_is_named(four, small_data, data_root, tmp_pat
                  ["--model", str(broken.parent), "--tasks", "blimp", "--data_dir", str(layout.eval_dir(data_root))]):
         message = error_line(["evaluate", *argv, "--out", str(tmp_path / "out"), "--device", "cpu"])
         assert message.startswith(f"{broken}:2: malformed JSON"), message
+
+
+@pytest.mark.slow
+def test_a_run_whose_tokenizer_adds_no_bos_gets_a_score(data_root, small_data, tmp_path):
+    """Milestones of a GPT-2 whose tokenizer adds no BOS (milestone.json beside each, as fit writes it): scored by
+    AoA's own rule, the word after its context (so the word is never the unscored first token), equal to the
+    official code context by context, and a curve fitness, not an error."""
+    from classit.cli import main
+    from helpers import gpt2_without_bos
+
+    model_dir = gpt2_without_bos(tmp_path / "gpt2", sample_sentences(data_root))
+    run = learning_run(tmp_path / "run", model_dir, [80, 76, 48, 4, 1.2, 1])
+    for k, folder in enumerate(sorted((run / "milestones").iterdir(), key=lambda p: float(p.name[5:-1]))):
+        words = 2 ** k * 1_000_000
+        (folder / layout.MILESTONE_FILE).write_text(json.dumps({"words": words, "words_seen": words, "step": k + 1,
+                                                                "stage": 0}))
+    main(["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(tmp_path / "out"), "--data_dir",
+          str(small_data), "--device", "cpu"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["aoa"]
+    assert np.isfinite(summary["curve_fitness"]) and summary["n_words"] >= 3
+    model, tokenizer = load_pretrained(run / "milestones" / "chck_1M")
+    assert tokenizer("a dog")["input_ids"][0] != tokenizer.bos_token_id  # no BOS indeed
+    records = [r for r in json.loads((tmp_path / "out" / "AoA_word" / "surprisal.json").read_text())["results"]
+               if r["step"] == "chck_1M"]
+    for r in records[:20]:
+        assert r["surprisal"] == pytest.approx(official_surprisal(model.eval(), tokenizer, r["context"],
+                                                                  r["target_word"]), abs=1e-4)

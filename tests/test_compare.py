@@ -124,3 +124,29 @@ def test_bad_folders_and_missing_tasks_through_the_cli(data_dir, tmp_path):
     (tmp_path / "a" / "predictions" / "wug.jsonl").write_text('{"uid": "w", "prob": 0.5}\n{"uid": \n')
     with pytest.raises(SystemExit, match=r"^classit: error: .*wug.jsonl:2: malformed JSON"):
         main(["compare", str(tmp_path / "a"), str(tmp_path / "a")])
+
+
+@pytest.mark.parametrize("headline", ["official", "corrected"])
+def test_corrected_numbers_of_a_tokenizer_without_bos_stand_beside_the_official(data_dir, tmp_path, capsys, headline):
+    """A tokenizer without BOS: the official number is compared with the pipeline's, whichever headline evaluate
+    wrote, and the corrected one (BOS prepended) is a row of its own beside it."""
+    from classit.eval.evaluate import with_headline
+
+    write_classit(tmp_path / "a", data_dir)
+    path = tmp_path / "a" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["blimp"]["corrected"] = {"rule": "each text after a prepended <|endoftext|>", "macro": 100.0, "ties": 0,
+                                     "by_uid": {"adjunct_island": 100.0}, "strict": {"macro": 100.0}, "items": N}
+    summary["wug"]["corrected"] = {"macro": 70.0, "rho": 70.0, "by_uid": {"wug_adj_nominalization": 70.0}, "items": 2}
+    folders = {task: {"folder": s.pop("folder")} for task, s in summary.items() if "folder" in s}  # as evaluate adds it
+    path.write_text(json.dumps({task: {**with_headline(s, headline), **folders.get(task, {})}
+                                for task, s in summary.items()}))
+    write_pipeline(tmp_path / "results", data_dir)
+    main(["compare", str(tmp_path / "a"), str(tmp_path / "results")])
+    out = capsys.readouterr().out
+    rows = compare(str(tmp_path / "a"), str(tmp_path / "results"))
+    assert rows["blimp", "average"] == (50.0, 75.0, 25.0) and rows["blimp", "strict (ties wrong)"] == (25.0, None, None)
+    assert rows["blimp", "uid/adjunct_island"] == (50.0, 75.0, 25.0)
+    assert rows["blimp", "corrected (BOS prepended)"] == (100.0, None, None)
+    assert rows["wug", "average"][0] == pytest.approx(0.645332) and rows["wug", "corrected (BOS prepended)"][0] == 0.7
+    assert f"{'blimp':<16} {'corrected (BOS prepended)':<52}  100.0000" in out

@@ -14,7 +14,7 @@ from classit.cli import main
 from classit.eval.scoring import score_plain
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
-from helpers import error_line, model_folder, small_eval_fast, write_jsonl
+from helpers import DEMO, error_line, model_folder, small_eval_fast, write_jsonl
 
 KINDS = ["gpt2", "gpt_neox", "opt", "llama", "no_pad", "left_padding", "bf16", "fp16", "pytorch_bin", "remote_code"]
 
@@ -76,6 +76,17 @@ def test_own_modelling_code_loads_only_when_trusted(tokenizer, few_items, tmp_pa
         assert line.startswith(f"{folder}: ") and "modeling_tiny.py" in line and "--trust_remote_code true" in line
 
 
+def test_fit_from_a_folder_with_its_own_modelling_code_says_what_it_takes(tokenizer, tmp_path):
+    """fit copies weights into its own decoder and has no --trust_remote_code: its line says what init_from takes."""
+    folder = model_folder("remote_code", tokenizer, tmp_path / "model")
+    line = error_line(["fit", "--config", str(DEMO), "--model.init_from", str(folder),
+                       "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")])
+    assert line == (f"{folder}: the model comes with its own modelling code (modeling_tiny.py, named by config.json "
+                    "auto_map), which fit does not run: it copies weights into its own decoder (model.arch llama or "
+                    "gpt2), so model.init_from takes a classit checkpoint or a Hugging Face folder of those "
+                    "architectures")
+
+
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_an_item_longer_than_the_model_stops_in_one_line(kind, tokenizer, few_items, tmp_path):
     folder = model_folder(kind, tokenizer, tmp_path / "model", max_length=8)
@@ -95,3 +106,20 @@ def test_model_folder_kinds_differ_as_named(tokenizer, tmp_path):
     assert not list(made["pytorch_bin"].glob("*.safetensors"))
     bf16 = model_folder("bf16", tokenizer, tmp_path / "bf16")
     assert json.loads((bf16 / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+@pytest.mark.slow
+def test_finetune_cuts_texts_to_a_models_learned_positions(tokenizer, few_wsc, tmp_path, capsys):
+    """A GPT-2 of 64 positions under the default --max_length 512: texts are cut to 64 tokens, said in one line
+    (an IndexError before); a LLaMA of 64 positions (rotary, any length) keeps --max_length 512."""
+    texts = [r["text"] for r in read_jsonl(few_wsc / "wsc.train.jsonl")]
+    assert max(len(ids) for ids in tokenizer(texts)["input_ids"]) > 64  # a text the GPT-2 has no positions for
+    for kind, kept in (("gpt2", 64), ("llama", 512)):
+        folder = model_folder(kind, tokenizer, tmp_path / kind, max_length=64)
+        out = tmp_path / f"out_{kind}"
+        main(["finetune", "--model", str(folder), "--data_dir", str(few_wsc), "--tasks", "wsc", "--seeds", "1",
+              "--max_epochs", "1", "--batch_size", "8", "--out", str(out)])
+        line = "finetune: --max_length 512 is more than the model's n_positions 64: each text is cut to 64 tokens"
+        assert (line in capsys.readouterr().out) == (kind == "gpt2")
+        assert json.loads((out / "runs" / "wsc_seed1.json").read_text())["settings"]["max_length"] == kept
+        assert json.loads((out / "summary.json").read_text())["wsc"]["seeds"] == [1]

@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 import shutil
 
 import numpy as np
@@ -152,3 +153,22 @@ def test_missing_column_is_named(csv_path, tmp_path):
         f"{bad}:1: reading CSV lacks the required column 'RTgopast' in its header")
     assert not (tmp_path / "out").exists()
 
+
+
+def test_a_context_longer_than_the_model_stops_in_one_line(tokenizer, tmp_path):
+    """A reading row whose context and word are longer than the model's positions: one line naming the file and
+    the row's line, nothing written (an index error before)."""
+    from helpers import model_folder, write_reading_csv
+
+    sentences = ["the cat sat on the mat today", "a dog ran far away from the big red house near the old tree"]
+    path = write_reading_csv(tmp_path / "data" / "reading" / "reading_data.csv", sentences, random.Random(0), rows=40)
+    df = load_reading(path)
+    lengths = [len(tokenizer(c)["input_ids"]) + len(tokenizer(w, add_special_tokens=False)["input_ids"]) - 1
+               for c, w in zip(df["item"], df["word"])]
+    first = next(i for i, n in enumerate(lengths) if n > 8)
+    folder = model_folder("gpt2", tokenizer, tmp_path / "model", max_length=8)
+    line = error_line(["evaluate", "--model", str(folder), "--data_dir", str(tmp_path / "data"), "--tasks", "reading",
+                       "--out", str(tmp_path / "out")])
+    assert line.startswith(f"{path}:{first + 2}: item and word are {lengths[first]} tokens of model input, more than "
+                           "the model's n_positions 8; the official pipeline passes the context whole"), line
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -541,3 +541,31 @@ def test_finetune_on_two_tasks_then_report(tmp_path, tiny_model_dir):
             got = [float(r["value"]) for r in rows if (r["condition"], r["task"], r["metric"]) == ("tiny", task, metric)]
             assert got == pytest.approx(summary[task][metric]["per_seed"]) and len(got) == 2
     assert "| tiny | 0 | final | finetune |" in md
+
+
+def test_corrected_scores_stand_beside_the_official_ones(tmp_path, blimp_dir):
+    """A condition scored with a tokenizer without BOS: the official score is the one compared (whichever headline
+    evaluate wrote), and the corrected one (BOS prepended) stands beside it, named, in report.md and results.csv."""
+    from classit.eval.evaluate import with_headline
+
+    root = tmp_path / "study"
+    written = {}
+    for condition, headline in (("baseline", "official"), ("merged", "corrected")):
+        out = root / condition / "seed0" / "eval"
+        summary = write_evaluate(out, blimp_dir, OUTCOMES[condition][0])
+        blimp = dict(summary["blimp"])
+        folder = blimp.pop("folder")
+        blimp["corrected"] = {"macro": 90.0, "ties": 0, "strict": {"macro": 90.0, "by_uid": {}}, "by_uid": {}}
+        (out / "summary.json").write_text(json.dumps({"blimp": {**with_headline(blimp, headline), "folder": folder}}))
+        written[condition] = summary["blimp"]["macro"]
+    main(["report", str(root), "--out", str(tmp_path / "r"), "--replies", "false"])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"| blimp | {written['baseline']:.2f} (1 seed) | {written['merged']:.2f} (1 seed) |" in md
+    assert "| condition | seed | task | official | corrected (BOS prepended) |" in md
+    for condition, official in written.items():
+        assert f"| {condition} | 0 | blimp | {official:.2f} | 90.00 |" in md
+    rows = _csv(tmp_path / "r" / "results.csv")
+    for condition, official in written.items():
+        mine = [r for r in rows if r["condition"] == condition and r["metric"] == "accuracy"]
+        assert float(next(r for r in mine if r["subset"] == "")["value"]) == official
+        assert float(next(r for r in mine if r["subset"] == "corrected (BOS prepended)")["value"]) == 90.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from classit import layout
 from classit.eval.pipeline import TaskResult, aoa_items, causal_folder, read_pipeline
-from classit.eval.summary import read_summary
+from classit.eval.summary import CORRECTED, official_and_corrected, read_summary
 from classit.eval.tasks import TASKS
 from classit.eval.zero_shot import load_items
 from classit.files import read_jsonl
@@ -49,11 +49,15 @@ def _read_classit(folder: Path) -> dict[str, TaskResult]:
             result.numbers = {"eye_tracking": s["eye_tracking"], "self_paced": s["self_paced"]}
             result.items = {("row", r["row"]): (r["surprisal"], r["prev_surprisal"]) for r in records}
         elif kind == "rho":
-            result.numbers = {"average": s["rho"] / 100}
+            official, corrected = official_and_corrected(s)
+            result.numbers = {"average": official["rho"] / 100,
+                              **({CORRECTED: corrected["rho"] / 100} if corrected else {})}
             result.items = {k: r["prob"] for k, r in _numbered(records, lambda r: r["uid"]).items()}
         else:
-            result.numbers = {"average": s["macro"], "strict (ties wrong)": s["strict"]["macro"]}
-            for key, values in s.items():
+            official, corrected = official_and_corrected(s)
+            result.numbers = {"average": official["macro"], "strict (ties wrong)": official["strict"]["macro"],
+                              **({CORRECTED: corrected["macro"]} if corrected else {})}
+            for key, values in official.items():
                 if key.startswith("by_"):
                     result.numbers.update({f"{key[3:]}/{name}": v for name, v in values.items()})
             numbered = _numbered(records, lambda r: r["uid"])
@@ -147,8 +151,8 @@ def _items_report(task: str, a: TaskResult, b: TaskResult) -> list[str]:
 def compare(a: str, b: str) -> dict:
     """Compare two result folders task by task and subset by subset.
 
-    Prints both numbers and their difference (classit's strict score, ties wrong, beside its official one), the
-    largest gap, the items that disagree and the ties (the first option wins, as in the pipeline).
+    Prints both numbers and their difference (beside classit's official number: its strict score, ties wrong, and
+    for a tokenizer without BOS its corrected score, each text after a prepended BOS), the largest gap, the items that disagree and the ties (the first option wins, as in the pipeline).
 
     Args:
         a: a ``classit evaluate`` output folder or a BabyLM pipeline results tree.

@@ -31,6 +31,7 @@ from classit import layout
 from classit.data import store
 from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
+from classit.eval.scoring import model_positions
 from classit.eval.summary import write_summary
 from classit.eval.tasks import GLUE
 from classit.files import read_json, write_json, write_jsonl
@@ -71,6 +72,14 @@ def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return [r if len(r) <= max_length else
             (r[:1] + r[len(r) - max_length + 1:] if keep_bos and r[0] == tokenizer.bos_token_id else r[-max_length:])
             for r in rows]
+
+
+def learned_positions(config) -> tuple[str, int] | None:
+    """``(key, count)`` of a model whose positions are a learned table (GPT-2's ``n_positions``, OPT's
+    ``max_position_embeddings``), which a longer input overruns; None for rotary positions (LLaMA, GPT-NeoX),
+    computed for any length."""
+    rotary = getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None)
+    return None if rotary else model_positions(config)
 
 
 class LengthBucketBatches(Sampler[list[int]]):
@@ -337,7 +346,8 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
         lr: peak learning rate (AdamW, weight decay 0.01, 6% warm-up, cosine to 0.1×).
         batch_size: examples per batch; default 32, 16 for BoolQ and MultiRC.
         max_epochs: training epochs; default 10, 30 for WSC.
-        max_length: tokens per text at most (a longer text keeps BOS and its end).
+        max_length: tokens per text at most (a longer text keeps BOS and its end); at most the positions of a model
+            whose positions are learned (GPT-2's ``n_positions``, OPT's), saying so.
         head: ``mlp`` (LayerNorm, Linear, GELU, LayerNorm, Dropout 0.1, Linear) or ``linear``.
         selection: ``heldout`` picks the best epoch on a seeded tenth of the training file;
             ``valid`` on the validation file (the official pipeline's choice, which also reports on it).
@@ -388,6 +398,12 @@ def finetune(*, model: str, tasks: str = ",".join(TASKS), seeds: str = "42", out
     keep_freed_memory()
     hf_model, tokenizer = load_pretrained(model, trust_remote_code)
     decoder = hf_model.base_model
+    positions = learned_positions(hf_model.config)
+    if positions and positions[1] < max_length:
+        print(f"finetune: --max_length {max_length} is more than the model's {positions[0]} {positions[1]}: each text "
+              f"is cut to {positions[1]} tokens (BOS and its end kept), as Hugging Face's run_glue caps max_length "
+              "at the model's length")
+        max_length = positions[1]
 
     records = {}
     for task, (train_file, train, test_file, test) in data.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from classit.eval.scoring import Encoded, score_items
+from classit.eval.scoring import Encoded, model_positions, score_items
 from classit.files import read_csv
 
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
@@ -25,6 +25,25 @@ def load_reading(path: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}:1: reading CSV lacks the required column {column!r} in its header")
     df["item"] = df["item"].fillna("None")
     return df
+
+
+def check_length(config, tokenizer, path: str | Path, df: pd.DataFrame) -> None:
+    """Stop in one line at the first row whose model input (its context with BOS, then the word's tokens but the
+    last) is longer than the model's positions: the official pipeline passes the context whole, untruncated."""
+    if (positions := model_positions(config)) is None:
+        return
+    key, limit = positions
+    for context, word in (("item", "word"), ("prev_item", "prev_word")):
+        rows = [i for i, c in enumerate(df[context]) if isinstance(c, str)]
+        contexts = tokenizer([df[context].iloc[i] for i in rows])["input_ids"]
+        words = tokenizer([str(df[word].iloc[i]) for i in rows], add_special_tokens=False)["input_ids"]
+        for i, c, w in zip(rows, contexts, words):
+            if len(c) + len(w) - 1 > limit:
+                raise ValueError(f"{path}:{i + 2}: {context} and {word} are {len(c) + len(w) - 1} tokens of model "
+                                 f"input, more than the model's {key} {limit}; the official pipeline passes the "
+                                 "context whole, untruncated (an index error, or positions the model never "
+                                 "learned), so there is no official score: leave reading out (--tasks) or score a "
+                                 "model with more positions")
 
 
 def surprisals(model, tokenizer, contexts: list, words: list, batch_size: int = 64) -> list[float]:
@@ -106,6 +125,7 @@ def evaluate_reading(model, tokenizer, path: str | Path, batch_size: int = 64,
         raise ValueError(f"unknown reading rule {rule!r}; choose from {', '.join(RULES)}")
     score = surprisals if rule == "official" else surprisals_ids
     df = load_reading(path)
+    check_length(model.config, tokenizer, path, df)
     # words and previous words in one call: most (context, word) pairs occur as both
     both = score(model, tokenizer, list(df["item"]) + list(df["prev_item"]), list(df["word"]) + list(df["prev_word"]),
                  batch_size)

@@ -54,6 +54,13 @@ def correction_token(tokenizer) -> int | None:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
+def model_positions(config) -> tuple[str, int] | None:
+    """``(key, count)``: the positions a model's config states (``n_positions`` or ``max_position_embeddings``), the
+    longest input it was built for; None where it states none."""
+    key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
+    return (key, getattr(config, key)) if key else None
+
+
 def _common_prefix(options: list[Encoded]) -> int:
     """Length of the longest common token prefix of the options."""
     n = min(len(o.ids) for o in options)

@@ -52,3 +52,15 @@ def read_summary(path: Path) -> Summary:
     elif kind not in KINDS:
         raise ValueError(f"{path}: unknown kind {kind!r}; expected {' or '.join(KINDS)}")
     return Summary(kind, tasks, totals)
+
+
+CORRECTED = "corrected (BOS prepended)"  # the name of a tokenizer without BOS's corrected numbers, beside the official
+
+
+def official_and_corrected(numbers: dict) -> tuple[dict, dict | None]:
+    """A zero-shot task's official numbers and, for a tokenizer that adds no BOS, the corrected ones (each text after
+    a prepended BOS), whichever ``classit evaluate --headline`` put first; None where there are none. Not for AoA,
+    whose ``corrected`` is its chance level in nats."""
+    if numbers.get("headline") == "corrected":
+        return numbers["official"], {k: v for k, v in numbers.items() if k not in ("official", "headline")}
+    return numbers, numbers.get("corrected")

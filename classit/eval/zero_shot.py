@@ -11,7 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 from classit.data.tokenizer import adds_bos
-from classit.eval.scoring import Encoded, correction_token, encode, score_items
+from classit.eval.scoring import Encoded, correction_token, encode, model_positions, score_items
 from classit.eval.tasks import TASKS, Item
 from classit.files import iter_jsonl
 
@@ -103,10 +103,9 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
 def check_length(config, items: list[Item], encoded: list[list[Encoded]]) -> None:
     """Stop in one line at the first item whose model input (its tokens but the last) is longer than the model's
     positions (``n_positions`` or ``max_position_embeddings``): the official pipeline passes it whole, untruncated."""
-    key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
-    if key is None:
+    if (positions := model_positions(config)) is None:
         return
-    limit = getattr(config, key)
+    key, limit = positions
     for item, options in zip(items, encoded):
         longest = max(len(o.ids) - 1 for o in options)
         if longest > limit:

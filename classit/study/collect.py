@@ -11,7 +11,7 @@ from pathlib import Path
 
 from classit import layout
 from classit.eval.finetune import SCORE_METRIC
-from classit.eval.summary import KINDS, Kind, read_summary
+from classit.eval.summary import CORRECTED, KINDS, Kind, official_and_corrected, read_summary
 from classit.eval.tasks import TASKS
 from classit.files import read_json, read_yaml
 
@@ -97,8 +97,20 @@ def task_scores(result: Result) -> dict[str, float]:
         elif kind == "aoa":
             scores[task] = 100 * s["curve_fitness"]
         else:
-            scores[task] = s["rho"] if kind == "rho" else s["macro"]
+            official = official_and_corrected(s)[0]
+            scores[task] = official["rho"] if kind == "rho" else official["macro"]
     return scores
+
+
+def corrected_scores(result: Result) -> dict[str, tuple[float, float]]:
+    """``task → (official, corrected)`` of the zero-shot tasks scored with a tokenizer that adds no BOS: the official
+    score and, beside it, the one with each text after a prepended BOS (macro accuracy, WUG: rho x100)."""
+    pairs = {}
+    for task, kind, s in scored_tasks(result):
+        if kind in ("choice", "rho") and (both := official_and_corrected(s))[1]:
+            metric = "rho" if kind == "rho" else "macro"
+            pairs[task] = (both[0][metric], both[1][metric])
+    return pairs
 
 
 def long_rows(result: Result) -> list[tuple]:
@@ -112,14 +124,18 @@ def long_rows(result: Result) -> list[tuple]:
         elif kind == "reading":
             rows += [(*head, task, "", m, s[m]) for m in ("eye_tracking", "self_paced")]
         elif kind == "rho":
-            rows.append((*head, task, "", "rho", s["rho"]))
+            official, corrected = official_and_corrected(s)
+            rows.append((*head, task, "", "rho", official["rho"]))
+            rows += [(*head, task, CORRECTED, "rho", corrected["rho"])] if corrected else []
         elif kind == "aoa":
             rows += [(*head, task, "", "r", s["curve_fitness"]), (*head, task, "", "words", s["n_words"]),
                      (*head, task, "corrected", "r", s["corrected"]["curve_fitness"])]
         else:
-            rows += [(*head, task, "", "accuracy", s["macro"]), (*head, task, "", "ties", s["ties"]),
-                     (*head, task, "strict", "accuracy", s["strict"]["macro"])]
-            rows += [(*head, task, uid, "accuracy", v) for uid, v in s["by_uid"].items()]
+            official, corrected = official_and_corrected(s)
+            rows += [(*head, task, "", "accuracy", official["macro"]), (*head, task, "", "ties", official["ties"]),
+                     (*head, task, "strict", "accuracy", official["strict"]["macro"])]
+            rows += [(*head, task, CORRECTED, "accuracy", corrected["macro"])] if corrected else []
+            rows += [(*head, task, uid, "accuracy", v) for uid, v in official["by_uid"].items()]
     return rows
 
 

@@ -8,9 +8,10 @@ import html
 import statistics
 from pathlib import Path
 
+from classit.eval.summary import official_and_corrected
 from classit.files import write_csv, write_text
 from classit.study import plots
-from classit.study.collect import check_sets, find_results, long_rows, run_curves, task_scores
+from classit.study.collect import check_sets, corrected_scores, find_results, long_rows, run_curves, task_scores
 from classit.study.differences import differences
 from classit.study.stats import zscores
 
@@ -172,14 +173,22 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
     doc.table(["condition", "seed", "stage", "kind", "folder"],
               [[r.unit, str(r.seed), r.stage, r.kind, str(r.folder)] for r in results])
     doc.heading("Scores")
-    doc.text("Mean ± sample std over seeds (n seeds; one seed: its score, no spread). Zero-shot: macro accuracy "
-             "(%, a tie counts right, as the leaderboard counts it), WUG: Spearman's rho x100, reading: eye-tracking and self-paced reading scores, "
+    doc.text("Mean ± sample std over seeds (n seeds; one seed: its score, no spread). Zero-shot: the official macro "
+             "accuracy (%, a tie counts right, as the leaderboard counts it), WUG: Spearman's rho x100, reading: eye-tracking and self-paced reading scores, "
              "AoA: the official curve fitness (Pearson r of model and child age of acquisition) x100; fine-tuning: "
              "accuracy (F1 for MRPC and QQP, %), the mean over fine-tuning seeds.")
     doc.table(["task", *units], [[t, *(_mean_std(*table[t][u], len(scores[u, t])) if u in table[t] else "–"
                                        for u in units)] for t in tasks])
-    ties = [(r.unit, r.seed, t, s["ties"], s["strict"]["macro"]) for r in results if r.kind == "zero_shot"
-            for t, s in r.summary.items() if s.get("ties")]
+    corrected = [(r, task, pair) for r in results if r.kind == "zero_shot"
+                 for task, pair in corrected_scores(r).items()]
+    if corrected:
+        doc.text("Tokenizers that add no BOS: the official score (the first token of each text unscored, as in the "
+                 "official pipeline) and beside it the corrected score (each text after a prepended BOS, or EOS).")
+        doc.table(["condition", "seed", "task", "official", "corrected (BOS prepended)"],
+                  [[r.unit, str(r.seed), task, _fmt(official), _fmt(fixed)]
+                   for r, task, (official, fixed) in corrected])
+    ties = [(r.unit, r.seed, t, o["ties"], o["strict"]["macro"]) for r in results if r.kind == "zero_shot"
+            for t, s in r.summary.items() if (o := official_and_corrected(s)[0]).get("ties")]
     if ties:
         doc.text("Ties (the best score shared; counted right above, as the official pipeline counts them), with the "
                  "strict score (ties wrong): "
