@@ -568,3 +568,37 @@ def config_copy(path: Path) -> dict:
     if "base" in config:
         config["base"] = str(path.parent / config["base"])
     return config
+
+
+def milestone_run(run: Path, model_dir: Path, scales: dict[int, float]) -> Path:
+    """A run folder whose ``milestones/chck_{N}M`` (words: ``scales``' keys) are the model of ``model_dir`` with its
+    output layer scaled by ``scales[words]`` (large: confidently wrong), so surprisals fall with words seen as a
+    run's do, each with its ``milestone.json``."""
+    import torch
+
+    from classit import layout
+    from classit.export import load_pretrained
+    from classit.files import write_json
+
+    model, tokenizer = load_pretrained(model_dir)
+    weight = model.get_output_embeddings().weight.detach().clone()
+    for words, scale in scales.items():
+        with torch.no_grad():
+            model.get_output_embeddings().weight.copy_(weight * scale)
+        out = layout.milestone_export(run, words)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        write_json({"words": words, "words_seen": words, "step": 0, "stage": 0}, out / layout.MILESTONE_FILE)
+    return run
+
+
+def aoa_data_of_size(root: Path, sentences: list[str], contexts: int, words: int = 12) -> Path:
+    """``aoa_data`` with exactly ``contexts`` contexts in ``cdi_childes.json`` (the official collator checks the count
+    a checkpoint: 8,005): each word's contexts cut to their last three words, cheap to score, and repeated in turn."""
+    aoa_data(root, sentences, words)
+    path = root / "aoa" / "cdi_childes.json"
+    found = {w: [{**c, "context": " ".join(c["context"].split()[-3:])} for c in entries]
+             for w, entries in json.loads(path.read_text()).items()}
+    share = [contexts // len(found) + (k < contexts % len(found)) for k in range(len(found))]
+    path.write_text(json.dumps({w: [c[i % len(c)] for i in range(n)] for (w, c), n in zip(found.items(), share)}))
+    return root

@@ -426,3 +426,34 @@ def test_a_run_whose_tokenizer_adds_no_bos_gets_a_score(data_root, small_data, t
     for r in records[:20]:
         assert r["surprisal"] == pytest.approx(official_surprisal(model.eval(), tokenizer, r["context"],
                                                                   r["target_word"]), abs=1e-4)
+
+
+def test_a_batch_too_big_for_free_memory_is_refused_naming_the_users_batch_size(tokenizer, tmp_path):
+    """2,000 contexts at once with a vocabulary of 2^21 (16 MiB of log-probabilities a token, hundreds of GiB in
+    all): refused in one line naming the --batch_size given and a size that fits, before any checkpoint is scored."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from classit.train.memory import free_memory, scoring_memory
+
+    config = LlamaConfig(vocab_size=2 ** 21, hidden_size=2, intermediate_size=2, num_hidden_layers=1,
+                         num_attention_heads=1, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "wide")
+    tokenizer.save_pretrained(tmp_path / "wide")
+    for name in ("chck_1M", "chck_2M", "chck_3M", "chck_4M"):
+        (tmp_path / "run" / "milestones").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "run" / "milestones" / name).symlink_to(tmp_path / "wide")
+    words = {"dog": [{"context": f"the child saw a big {k} and a"} for k in range(2000)]}
+    (tmp_path / "data" / "aoa").mkdir(parents=True)
+    (tmp_path / "data" / "aoa" / "cdi_childes.json").write_text(json.dumps(words))
+    (tmp_path / "data" / "aoa" / "cdi_human.csv").write_text(
+        "word,category," + ",".join(map(str, range(16, 31))) + "\ndog,noun," + ",".join(["0.5"] * 15) + "\n")
+    out = tmp_path / "out"
+    line = error_line(["evaluate", "--run", str(tmp_path / "run"), "--tasks", "aoa", "--data_dir",
+                       str(tmp_path / "data"), "--batch_size", "100000", "--out", str(out), "--device", "cpu"])
+    found = re.fullmatch(r"--batch_size 100000: 2000 texts of up to (\d+) tokens need ≈([\d.]+) GiB to score at "
+                         r"once, more than the ([\d.]+) GiB free on cpu; --batch_size (\d+) fits", line)
+    assert found, line
+    tokens, fits = int(found[1]), int(found[4])
+    assert 1 <= fits < 2000 and scoring_memory(config, fits, tokens) <= free_memory(torch.device("cpu")) * 1.1
+    assert not list((out / "AoA_word" / "checkpoints").glob("*.json"))  # no checkpoint scored

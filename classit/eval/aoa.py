@@ -30,6 +30,7 @@ from classit.eval.scoring import Encoded, score_items
 from classit.eval.tasks import AOA_SIZE
 from classit.files import read_csv, read_json, write_csv, write_json
 from classit.runtime import resolve_device
+from classit.train.memory import check_scoring_memory
 
 Rule = Literal["official", "nospace"]
 SEPARATORS = {"official": " ", "nospace": ""}  # nospace: the word right after the context (not the official rule)
@@ -89,13 +90,19 @@ def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
 def surprisals(model, tokenizer, contexts: list[tuple[str, str]], rule: Rule = "official",
                batch_size: int = 256) -> list[float]:
     """Surprisal (nats) of each word after its context, for (context, word) pairs: texts sorted by length, one
-    forward a batch (long texts in smaller batches), the LM head only where the word's tokens are predicted."""
+    forward a batch (long texts in smaller batches), the LM head only where the word's tokens are predicted. The
+    largest batch is checked against the device's free memory, naming ``batch_size``, before any is scored."""
     if rule not in SEPARATORS:
         raise ValueError(f"rule: {rule!r}; choose from {', '.join(SEPARATORS)}")
     encoded = encode_words(tokenizer, contexts, rule)
+    batches = _batches([len(e.ids) for e in encoded], batch_size)
+    if batches:  # the batch of most padded tokens (the longest text is its last), checked before any is scored
+        largest = max(batches, key=lambda b: len(b) * len(encoded[b[-1]].ids))
+        check_scoring_memory(model.config, len(largest), len(encoded[largest[-1]].ids), batch_size,
+                             next(model.parameters()).device)
     values = [0.0] * len(encoded)
-    for batch in _batches([len(e.ids) for e in encoded], batch_size):
-        for i, score in zip(batch, score_items(model, [[encoded[i]] for i in batch], len(batch))):
+    for batch in batches:
+        for i, score in zip(batch, score_items(model, [[encoded[i]] for i in batch], batch_size)):
             values[i] = -score[0]
     return values
 
