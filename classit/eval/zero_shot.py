@@ -100,20 +100,34 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
     return records
 
 
-def check_length(config, items: list[Item], encoded: list[list[Encoded]]) -> None:
-    """Stop in one line at the first item whose model input (its tokens but the last) is longer than the model's
-    positions (``n_positions`` or ``max_position_embeddings``): the official pipeline passes it whole, untruncated."""
+def learns_positions(model) -> bool:
+    """Whether the model has a table of learned positions (GPT-2's ``wpe``, OPT's ``embed_positions``): an embedding
+    beside its token embedding. Rotary models (LLaMA, GPT-NeoX) have none and run past their configured length."""
+    tokens = model.get_input_embeddings()
+    return any(isinstance(m, torch.nn.Embedding) and m is not tokens for m in model.modules())
+
+
+def check_length(model, items: list[Item], encoded: list[list[Encoded]]) -> None:
+    """Items whose model input (its tokens but the last) is longer than the model's positions (``n_positions`` or
+    ``max_position_embeddings``) get what the official pipeline, which passes every text whole, gives them: a model
+    with learned positions has no score (an index error there), so stop in one line at the first; a rotary one is
+    scored past the positions it was trained on, said in one line."""
+    config = model.config
     key = next((k for k in ("n_positions", "max_position_embeddings") if getattr(config, k, None)), None)
     if key is None:
         return
     limit = getattr(config, key)
-    for item, options in zip(items, encoded):
-        longest = max(len(o.ids) - 1 for o in options)
-        if longest > limit:
-            raise ValueError(f"{item.source}: {longest} tokens, more than the model's {key} {limit}; the official "
-                             "pipeline passes every text whole, untruncated (an index error, or positions the model "
-                             "never learned), so there is no official score: leave this task out (--tasks) or score "
-                             "a model with more positions")
+    longer = [(item, n) for item, options in zip(items, encoded) if (n := max(len(o.ids) - 1 for o in options)) > limit]
+    if not longer:
+        return
+    item, longest = longer[0]
+    if learns_positions(model):
+        raise ValueError(f"{item.source}: {longest} tokens, more than the model's {key} {limit}; the official "
+                         "pipeline passes every text whole, untruncated, past the model's learned positions (an index "
+                         "error), so there is no official score: leave this task out (--tasks) or score a model with "
+                         "more positions")
+    print(f"{item.source}: {longest} tokens, more than the model's {key} {limit} ({len(longer)} such items): scored "
+          "whole, past the positions the model was trained on, as the official pipeline does")
 
 
 def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: int = 64, full_sentence: bool = False,
@@ -123,7 +137,7 @@ def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: i
     that summary under ``corrected``, each item's scores under ``corrected_scores``."""
     items = load_items(task, folder, full_sentence)
     encoded = encode_items(tokenizer, items)
-    check_length(model.config, items, encoded)
+    check_length(model, items, encoded)
     scores = score_items(model, encoded, batch_size, progress)
     summary, records = summarize(task, items, scores), predictions(task, items, scores)
     token = None if adds_bos(tokenizer) else correction_token(tokenizer)
