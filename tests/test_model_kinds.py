@@ -87,14 +87,31 @@ def test_fit_from_a_folder_with_its_own_modelling_code_says_what_it_takes(tokeni
                     "architectures")
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_an_item_longer_than_the_model_stops_in_one_line(kind, tokenizer, few_items, tmp_path):
+@pytest.mark.parametrize("kind", ["gpt2", "opt"])
+def test_an_item_longer_than_learned_positions_stops_in_one_line(kind, tokenizer, few_items, tmp_path):
+    """The official pipeline indexes past the position table (an index error): no official score."""
     folder = model_folder(kind, tokenizer, tmp_path / "model", max_length=8)
     line = error_line(["evaluate", "--model", str(folder), "--data_dir", str(few_items), "--tasks", "blimp",
                        "--out", str(tmp_path / "out")])
     key = "n_positions" if kind == "gpt2" else "max_position_embeddings"
     assert line.startswith(str(few_items / "blimp_fast")) and f"{key} 8" in line and "official" in line, line
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt_neox"])
+def test_an_item_longer_than_rotary_positions_is_scored_as_the_official_pipeline_does(kind, tokenizer, few_items,
+                                                                                        tmp_path, capsys):
+    """A rotary model runs past its configured length, so the official pipeline scores such an item (a classit demo
+    model, 128 positions, on entity tracking's longest items): the same scores, and one line saying so."""
+    folder = model_folder(kind, tokenizer, tmp_path / "model", max_length=8)
+    main(["evaluate", "--model", str(folder), "--data_dir", str(few_items), "--tasks", "blimp",
+          "--out", str(tmp_path / "out"), "--batch_size", "7"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "max_position_embeddings 8" in x)
+    assert line.startswith(str(few_items / "blimp_fast")) and "as the official pipeline does" in line, line
+    got = [r["scores"] for r in read_jsonl(tmp_path / "out" / "predictions" / "blimp.jsonl")]
+    expected = one_text_at_a_time(folder, "blimp", few_items / "blimp_fast")
+    assert len(got) == len(expected) > 10
+    assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-4)
 
 
 def test_model_folder_kinds_differ_as_named(tokenizer, tmp_path):

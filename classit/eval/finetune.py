@@ -31,7 +31,7 @@ from classit import layout
 from classit.data import store
 from classit.data.padding import pad_with_mask
 from classit.eval.glue import TASKS, candidates, find_file, read_examples
-from classit.eval.scoring import model_positions
+from classit.eval.scoring import learned_positions
 from classit.eval.summary import write_summary
 from classit.eval.tasks import GLUE
 from classit.files import read_json, write_json, write_jsonl
@@ -72,14 +72,6 @@ def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return [r if len(r) <= max_length else
             (r[:1] + r[len(r) - max_length + 1:] if keep_bos and r[0] == tokenizer.bos_token_id else r[-max_length:])
             for r in rows]
-
-
-def learned_positions(config) -> tuple[str, int] | None:
-    """``(key, count)`` of a model whose positions are a learned table (GPT-2's ``n_positions``, OPT's
-    ``max_position_embeddings``), which a longer input overruns; None for rotary positions (LLaMA, GPT-NeoX),
-    computed for any length."""
-    rotary = getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None)
-    return None if rotary else model_positions(config)
 
 
 class LengthBucketBatches(Sampler[list[int]]):

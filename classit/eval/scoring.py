@@ -61,6 +61,14 @@ def model_positions(config) -> tuple[str, int] | None:
     return (key, getattr(config, key)) if key else None
 
 
+def learned_positions(config) -> tuple[str, int] | None:
+    """``(key, count)`` of a model whose positions are a learned table (GPT-2's ``n_positions``, OPT's
+    ``max_position_embeddings``), which a longer input overruns; None for rotary positions (LLaMA, GPT-NeoX),
+    computed for any length."""
+    rotary = getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None)
+    return None if rotary else model_positions(config)
+
+
 def _common_prefix(options: list[Encoded]) -> int:
     """Length of the longest common token prefix of the options."""
     n = min(len(o.ids) for o in options)
