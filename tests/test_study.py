@@ -10,18 +10,19 @@ import yaml
 
 from classit.cli import main
 from classit.study.collect import find_results, run_curves
-from classit.study.runner import load_study, plan_fits
+from classit.study.runner import load_study, plan_fits, without_aoa
 from helpers import (CONFIGS, aoa_data, babylm_file, config_copy, demo_data, sample_sentences, scalars,
                      small_eval_fast, tiny_curriculum)
 
 
 def small_milestones(config: Path, out: Path) -> str:
-    """A copy of a demo config whose milestones (words) fall inside the tiny runs' ≈ 10k words; the config it builds
-    on (``base:``) is copied beside it the same way."""
+    """A copy of a demo config whose milestones (words) fall inside the tiny runs' ≈ 10k words, every 250 words, so
+    that each step (≈ 800–1,000 words) exports one: the 4 steps of pre-training give the baseline the 4 milestones an
+    AoA score needs; the config it builds on (``base:``) is copied beside it the same way."""
     resolved = yaml.safe_load(config.read_text())
     callbacks = resolved.get("trainer", {}).get("callbacks", [])
     for export in (c for c in callbacks if c["class_path"].endswith("MilestoneExport")):
-        export["init_args"]["milestones"] = [1500, 3000, 6000, 9000]
+        export["init_args"]["milestones"] = list(range(250, 12_001, 250))
     if "base" in resolved:
         small_milestones(config.parent / resolved["base"], out.parent / resolved["base"])
     out.write_text(yaml.safe_dump(resolved))
@@ -236,8 +237,16 @@ def test_dry_run_without_swda_says_which_stages_are_unknown(data_root, cache_roo
         (data / "babylm-corpus" / split).mkdir(parents=True)
         for name in ("childes", "simple_wiki"):
             (data / "babylm-corpus" / split / f"{name}{suffix}").symlink_to(babylm_file(data_root, f"dev/{name}.dev"))
+    (data / "babylm-eval-fast").symlink_to(data_root / "babylm-eval-fast")  # the study's evaluation sets are there
     monkeypatch.setenv("CLASSIT_DATA_DIR", str(data))
     main(["study", "--config", str(CONFIGS / "study_demo.yaml"), "--out", str(tmp_path / "study"), "--dry_run"])
     plans = [line for line in capsys.readouterr().out.splitlines() if "optimizer steps to train" in line]
     assert len(plans) == 2 and all(line.endswith("; unknown, their data absent: switchboard") for line in plans), plans
     assert all(" of ? optimizer steps" in line for line in plans)
+
+
+def test_aoa_is_left_out_of_a_condition_whose_training_wrote_too_few_milestones(capsys):
+    options = {"tasks": "ewok,aoa", "data_dir": "babylm-eval-fast"}
+    assert without_aoa(options, 3) == {"tasks": ["ewok"], "data_dir": "babylm-eval-fast"}
+    assert capsys.readouterr().out == "  aoa left out: 3 milestone(s) along its training; the AoA score needs at least 4\n"
+    assert without_aoa(options, 4) is options

@@ -29,6 +29,7 @@ from typing import Literal, Union, get_args, get_origin
 from classit import layout
 from classit.config_files import import_class, located, nearest
 from classit.data.store import data_dir
+from classit.eval.aoa import MIN_MILESTONES
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
 from classit.eval.glue import TASKS as GLUE_TASKS
@@ -151,8 +152,7 @@ def check_values(path: Path, under: str, options: dict, command) -> None:
     for key, value in options.items():
         where = located(path, f"{under}.{key}")
         if key == "tasks":
-            names = value if isinstance(value, list) else str(value).split(",")
-            if unknown := [t for t in names if not isinstance(t, str) or t.strip() not in known_tasks]:
+            if unknown := [t for t in task_names(options) if t not in known_tasks]:
                 raise ValueError(f"{where}: unknown task {unknown[0]!r}{nearest(str(unknown[0]), known_tasks)} "
                                  f"(tasks: {', '.join(known_tasks)})")
         elif key == "seeds":
@@ -468,7 +468,11 @@ def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: l
         folder = out / "eval" / condition.name / f"seed{seed}"
         meta = {"condition": condition.name, "seed": seed, "stage": stage, "model": str(model), "log_dir": str(logs)}
         print(f"[evaluate {i}/{len(models)}] {condition.name} seed {seed} ({model})")
-        for kind, options, command in (("zero_shot", spec.zero_shot, evaluate), ("finetune", spec.finetune, finetune)):
+        zero_shot, milestones = spec.zero_shot, []
+        if zero_shot and "aoa" in task_names(zero_shot):
+            milestones = condition_milestones(fits, condition, seed, out)
+            zero_shot = without_aoa(zero_shot, len(milestones))
+        for kind, options, command in (("zero_shot", zero_shot, evaluate), ("finetune", spec.finetune, finetune)):
             target = folder / kind
             if not options or _evaluated(target, options):
                 continue
@@ -476,10 +480,26 @@ def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: l
             write_json(meta, layout.meta_file(target), indent=1)
             options = {k: _listed(v) for k, v in options.items()}
             if kind == "zero_shot" and "aoa" in options.get("tasks", "").split(","):
-                options["run"] = str(link_milestones(condition_milestones(fits, condition, seed, out), folder))
+                options["run"] = str(link_milestones(milestones, folder))
             if options.get("data_dir") and not Path(options["data_dir"]).is_absolute():
                 options["data_dir"] = str(data_dir() / options["data_dir"])  # relative to the data folder
             command(model=str(model), out=str(target), **options)
+
+
+def without_aoa(options: dict, milestones: int) -> dict:
+    """The zero-shot options of a condition, ``aoa`` left out (said in one line) where its training wrote fewer
+    milestones than the AoA curve needs."""
+    if milestones >= MIN_MILESTONES:
+        return options
+    print(f"  aoa left out: {milestones} milestone(s) along its training; the AoA score needs at least "
+          f"{MIN_MILESTONES}")
+    return {**options, "tasks": [t for t in task_names(options) if t != "aoa"]}
+
+
+def task_names(options: dict) -> list[str]:
+    """The tasks of an evaluation's options, a list or a comma-separated string in the study YAML."""
+    value = options.get("tasks", [])
+    return [str(t).strip() for t in (value if isinstance(value, list) else str(value).split(","))]
 
 
 def _evaluated(target: Path, options: dict) -> bool:
@@ -490,7 +510,7 @@ def _evaluated(target: Path, options: dict) -> bool:
     seeds = options.get("seeds")
     return all(task in summary and (not seeds or "skipped" in summary[task]
                                     or len(summary[task].get("accuracy", {}).get("per_seed", [])) == len(seeds))
-               for task in options.get("tasks", []))
+               for task in task_names(options))
 
 
 def _listed(value):
