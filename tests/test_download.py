@@ -217,17 +217,25 @@ def test_a_truncated_first_download_is_not_pinned(server, www, tmp_path):
     assert json.loads((cache / LOCK_FILE).read_text()) == {zip_entry("eval.zip")["url"]: sha256(served)}
 
 
-def test_refresh_fetches_again_and_records_the_new_digest(server, www, tmp_path, monkeypatch):
-    base_url, _ = server
+@pytest.fixture
+def served_eval(server, www, tmp_path, monkeypatch):
+    """``(served zip, the download command, its --out)``: the evaluation zip served under a manifest of its own,
+    the cache in ``tmp_path``."""
     served = www / "tofu" / "eval.zip"
     served.parent.mkdir()
     served.write_bytes((www / "archives" / "evaluation_data.zip").read_bytes())
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"eval": [zip_entry("eval.zip")]}))
     monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
-    out, lock = tmp_path / "out", tmp_path / "cache" / "downloads" / LOCK_FILE
-    command = ["data", "download", "--out", str(out), "--base_url", base_url, "--manifest", str(manifest),
-               "--sets", "eval"]
+    out = tmp_path / "out"
+    return served, ["data", "download", "--out", str(out), "--base_url", server[0], "--manifest", str(manifest),
+                    "--sets", "eval"], out
+
+
+def test_refresh_fetches_again_and_records_the_new_digest(server, served_eval, tmp_path):
+    base_url, _ = server
+    served, command, out = served_eval
+    lock = tmp_path / "cache" / "downloads" / LOCK_FILE
     main(command)
     with zipfile.ZipFile(served, "w") as zf:  # the source changes on purpose
         zf.writestr("evaluation_data/full_eval/new.jsonl", "{}\n")
@@ -268,17 +276,10 @@ def test_the_hidden_tasks_come_with_the_evaluation_data(server, tmp_path, www):
     assert MANIFEST["eval"][0]["extract"] == {"full_eval": "babylm-eval"}  # the official set: the same folder
 
 
-def test_refresh_with_the_old_folder_and_zip_in_place_swaps_in_the_new_folder(server, www, tmp_path, monkeypatch):
-    base_url, requests = server
-    served = www / "tofu" / "eval.zip"
-    served.parent.mkdir()
-    served.write_bytes((www / "archives" / "evaluation_data.zip").read_bytes())
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"eval": [zip_entry("eval.zip")]}))
-    monkeypatch.setenv("CLASSIT_CACHE_DIR", str(tmp_path / "cache"))
-    out, cache = tmp_path / "out", tmp_path / "cache" / "downloads"
-    command = ["data", "download", "--out", str(out), "--base_url", base_url, "--manifest", str(manifest),
-               "--sets", "eval"]
+def test_refresh_with_the_old_folder_and_zip_in_place_swaps_in_the_new_folder(server, served_eval, tmp_path):
+    _, requests = server
+    served, command, out = served_eval
+    cache = tmp_path / "cache" / "downloads"
     main(command)
     old = sorted(p.relative_to(out).as_posix() for p in (out / "babylm-eval").rglob("*") if p.is_file())
     assert old == ["babylm-eval/" + rel.split("/", 1)[1] for rel in FILES[2:]]
