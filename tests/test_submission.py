@@ -25,7 +25,7 @@ from classit.eval import submission, tasks
 from classit.files import read_json
 from classit.eval import glue as glue_tasks
 from classit.eval.aoa import curve_fitness
-from helpers import (THINGS, aoa_data_of_size, classit, milestone_run, sample_sentences, write_jsonl,
+from helpers import (THINGS, aoa_data_of_size, milestone_run, sample_sentences, write_jsonl,
                      write_reading_csv)
 
 KEYS = ["blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "comps", "reading", "aoa",
@@ -476,8 +476,8 @@ def test_milestones_are_scored_on_the_fast_sets_in_the_pipeline_layout(tiny_mode
 
 
 @pytest.mark.slow
-def test_the_documented_route_evaluate_aoa_then_submission(tree, tiny_model_dir, data_root, tmp_path):
-    """End to end through the CLI, in real processes: ``classit evaluate --run RUN --tasks aoa --out
+def test_the_documented_route_evaluate_aoa_then_submission(tree, tiny_model_dir, data_root, tmp_path, capsys):
+    """End to end through the CLI: ``classit evaluate --run RUN --tasks aoa --out
     RESULTS/tiny/main/zero_shot/causal`` over a run with the 19 strict-small milestones (the tiny model, its output
     layer scaled down with words seen) and a CDI word file of the official 8,005 contexts → the official
     ``AoA_word/surprisal.json`` → ``classit submission``: the file holds what evaluate wrote and the AoA line it
@@ -495,17 +495,16 @@ def test_the_documented_route_evaluate_aoa_then_submission(tree, tiny_model_dir,
     shutil.copytree(tree["results"] / "m", results / "tiny", symlinks=True, ignore=shutil.ignore_patterns("AoA_word"))
     causal = layout.causal_dir(results / "tiny" / layout.FINAL_REVISION)
 
-    output, code = classit("evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(causal), "--data_dir",
-                           str(data), "--batch_size", "512", "--device", "cpu", cwd=tmp_path)
-    assert code == 0, output
+    main(["evaluate", "--run", str(run), "--tasks", "aoa", "--out", str(causal), "--data_dir", str(data),
+          "--batch_size", "512", "--device", "cpu"])
     summary = read_json(layout.aoa_dir(causal) / "aoa_summary.json")
     assert summary["official_collator"] == "accepted (strict-small track)"
     assert summary["n_words"] >= 3 and summary["curve_fitness"] != 0  # fitted words: a real score
     written = read_json(layout.surprisal_file(layout.aoa_dir(causal)))
 
-    output, code = classit(*tree["args"][:2], str(results), "--model", "tiny", *tree["args"][5:-1], str(data),
-                           cwd=tmp_path)
-    assert code == 0, output
+    capsys.readouterr()
+    main([*tree["args"][:2], str(results), "--model", "tiny", *tree["args"][5:-1], str(data)])
+    output = capsys.readouterr().out
     got = read_json(results / "tiny" / layout.SUBMISSION)
     assert got["aoa"] == written
     assert f"  {'AoA':<16} {summary['curve_fitness']:.2f}" in output.splitlines()

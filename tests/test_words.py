@@ -14,7 +14,7 @@ from classit.data.chat import ASSISTANT, END, USER
 from classit.data.curriculum import CurriculumDataModule
 from classit.data.instructions import InstructionFile
 from classit.train.callbacks import MilestoneExport
-from helpers import fit, instruction_records, rows_recorder, scalars, write_jsonl
+from helpers import TinyRuns, fit, instruction_records, rows_recorder, scalars, small_corpus, write_jsonl
 
 
 @pytest.mark.slow
@@ -66,12 +66,20 @@ def words_after_steps(run) -> list[float]:
     return [words for _, words in scalars(run)["train/words_seen"]]
 
 
-@pytest.mark.slow
-def test_the_word_budget_stops_or_warns_in_the_middle_of_a_run(tiny_runs):
-    out, code = fit(tiny_runs.config("whole"))
+@pytest.fixture(scope="module")
+def seen(data_root, tokenizer, tmp_path_factory) -> list[float]:
+    """The words seen after each of the 6 steps of a whole tiny run (the tiny runs of a test see the same)."""
+    tmp = tmp_path_factory.mktemp("whole")
+    runs = TinyRuns(tmp, small_corpus(data_root, tmp / "data"), tokenizer.name_or_path)
+    out, code = fit(runs.config("whole"))
     assert code == 0, out[-3000:]
-    seen = words_after_steps(tiny_runs.run_dir("whole"))
-    assert len(seen) == 6
+    words = words_after_steps(runs.run_dir("whole"))
+    assert len(words) == 6
+    return words
+
+
+@pytest.mark.slow
+def test_the_word_budget_stops_or_warns_in_the_middle_of_a_run(tiny_runs, seen):
     budget = lambda action: [{"class_path": "classit.train.WordBudget",
                               "init_args": {"words": int(seen[2]) - 1, "action": action}}]  # reached by step 3
 
@@ -88,10 +96,7 @@ def test_the_word_budget_stops_or_warns_in_the_middle_of_a_run(tiny_runs):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_writes_the_next_milestone_and_not_the_passed_ones_again(tiny_runs):
-    out, code = fit(tiny_runs.config("whole"))
-    assert code == 0, out[-3000:]
-    seen = words_after_steps(tiny_runs.run_dir("whole"))
+def test_a_resumed_run_writes_the_next_milestone_and_not_the_passed_ones_again(tiny_runs, seen):
     milestones = [int(seen[1]), int(seen[4])]  # passed at steps 2 and 5
     config = lambda *probes: tiny_runs.config("run", callbacks=[
         {"class_path": "classit.train.MilestoneExport", "init_args": {"milestones": milestones}}, *probes])
