@@ -127,16 +127,16 @@ def test_model_folder_kinds_differ_as_named(tokenizer, tmp_path):
 
 @pytest.mark.slow
 def test_finetune_cuts_texts_to_a_models_learned_positions(tokenizer, few_wsc, tmp_path, capsys):
-    """A GPT-2 of 64 positions under the default --max_length 512: texts are cut to 64 tokens, said in one line
-    (an IndexError before); a LLaMA of 64 positions (rotary, any length) keeps --max_length 512."""
+    """A GPT-2 of 16 positions under the default --max_length 512: texts are cut to 16 tokens, said in one line
+    (an IndexError before); a LLaMA of 16 positions (rotary, any length) keeps --max_length 512."""
     texts = [r["text"] for r in read_jsonl(few_wsc / "wsc.train.jsonl")]
-    assert max(len(ids) for ids in tokenizer(texts)["input_ids"]) > 64  # a text the GPT-2 has no positions for
-    for kind, kept in (("gpt2", 64), ("llama", 512)):
-        folder = model_folder(kind, tokenizer, tmp_path / kind, max_length=64)
+    assert max(len(ids) for ids in tokenizer(texts)["input_ids"]) > 16  # a text the GPT-2 has no positions for
+    for kind, kept in (("gpt2", 16), ("llama", 512)):
+        folder = model_folder(kind, tokenizer, tmp_path / kind, max_length=16)
         out = tmp_path / f"out_{kind}"
         main(["finetune", "--model", str(folder), "--data_dir", str(few_wsc), "--tasks", "wsc", "--seeds", "1",
               "--max_epochs", "1", "--batch_size", "8", "--out", str(out)])
-        line = "finetune: --max_length 512 is more than the model's n_positions 64: each text is cut to 64 tokens"
+        line = "finetune: --max_length 512 is more than the model's n_positions 16: each text is cut to 16 tokens"
         assert (line in capsys.readouterr().out) == (kind == "gpt2")
         assert json.loads((out / "runs" / "wsc_seed1.json").read_text())["settings"]["max_length"] == kept
         assert json.loads((out / "summary.json").read_text())["wsc"]["seeds"] == [1]

@@ -251,11 +251,13 @@ def test_bad_input_through_the_cli(tmp_path, setup, message):
 
 
 def fast_subset(data_root, out):
-    """``out/blimp_fast``: the same BLiMP files as ``blimp_dir`` with the next N items, a set of other sentences."""
+    """``out/blimp_fast``: the same BLiMP files as ``blimp_dir`` with the next N items, a set of other sentences (on
+    the bundled sample, which has N, the same N in reverse order: another set all the same)."""
     folder = out / "blimp_fast"
     folder.mkdir(parents=True)
     for name in FILES:
-        lines = (data_root / "babylm-eval" / "blimp_filtered" / f"{name}.jsonl").read_text().splitlines()[N:2 * N]
+        every = (data_root / "babylm-eval" / "blimp_filtered" / f"{name}.jsonl").read_text().splitlines()
+        lines = every[N:2 * N] if len(every) >= 2 * N else every[:N][::-1]  # the bundled sample has only N
         (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 

@@ -273,9 +273,10 @@ def test_evaluate_batch_too_big_for_free_memory_stops_naming_a_size_that_fits(to
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "wide")
     tokenizer.save_pretrained(tmp_path / "wide")
-    lines = (small_eval_dir / "blimp_filtered" / "adjunct_island.jsonl").read_text()
+    lines = (small_eval_dir / "blimp_filtered" / "adjunct_island.jsonl").read_text().splitlines(True)
     (tmp_path / "data" / "blimp_filtered").mkdir(parents=True)
-    (tmp_path / "data" / "blimp_filtered" / "adjunct_island.jsonl").write_text(lines * 125)  # 1,000 pairs
+    (tmp_path / "data" / "blimp_filtered" / "adjunct_island.jsonl").write_text(
+        "".join((lines * (1000 // len(lines) + 1))[:1000]))  # 1,000 pairs
     line = error_line(["evaluate", "--model", str(tmp_path / "wide"), "--data_dir", str(tmp_path / "data"),
                        "--tasks", "blimp", "--batch_size", "100000", "--out", str(tmp_path / "out"), "--device", "cpu"])
     found = re.fullmatch(r"--batch_size 100000: 2000 texts of up to (\d+) tokens need ≈([\d.]+) GiB to score at "
