@@ -17,6 +17,7 @@ validation set, the same items for the whole run and any number of devices (each
 its share, nothing dropped), logged per source.
 """
 
+import functools
 import signal
 import warnings
 import zlib
@@ -120,15 +121,20 @@ class CurriculumDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ the tokenizer's settings, linked to the model
 
+    @functools.cached_property
+    def _vocabulary(self) -> tuple[int, dict[str, int]]:
+        """The tokenizer's size and special ids, read once (a given tokenizer folder is loaded for them)."""
+        return vocabulary(self.tokenizer_path, self.requested_vocab_size)
+
     @property
     def vocab_size(self) -> int:
         """Linked to the model: the given tokenizer's size, else the size of the one to train."""
-        return vocabulary(self.tokenizer_path, self.requested_vocab_size)[0]
+        return self._vocabulary[0]
 
     @property
     def special_ids(self) -> dict[str, int]:
         """Linked to the model: pad/bos/eos ids (a trained tokenizer reserves them first, in this order)."""
-        return vocabulary(self.tokenizer_path, self.requested_vocab_size)[1]
+        return self._vocabulary[1]
 
     # ------------------------------------------------------------ data
 
