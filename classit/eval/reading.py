@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from classit.eval.scoring import Encoded, learned_positions, model_positions, score_items
+from classit.eval.scoring import Encoded, model_positions, overrun, score_items
 from classit.files import read_csv
 
 EYE_TRACKING = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound"]
@@ -29,29 +29,21 @@ def load_reading(path: str | Path) -> pd.DataFrame:
 
 def check_length(config, tokenizer, path: str | Path, df: pd.DataFrame) -> None:
     """Rows whose model input (the context with BOS, then the word's tokens but the last) is longer than the model's
-    positions get what the official pipeline, which passes the context whole, gives them: with learned positions no
-    score (an index error there), so stop in one line at the first; a rotary model is scored past its positions, said
-    in one line."""
+    positions: :func:`classit.eval.scoring.overrun` (no score with learned positions, a rotary model scored past
+    them)."""
     if (positions := model_positions(config)) is None:
         return
-    key, limit = positions
     longer = []
     for context, word in (("item", "word"), ("prev_item", "prev_word")):
         rows = [i for i, c in enumerate(df[context]) if isinstance(c, str)]
         contexts = tokenizer([df[context].iloc[i] for i in rows])["input_ids"]
         words = tokenizer([str(df[word].iloc[i]) for i in rows], add_special_tokens=False)["input_ids"]
-        longer += [(i, context, word, n) for i, c, w in zip(rows, contexts, words) if (n := len(c) + len(w) - 1) > limit]
-    if not longer:
-        return
-    i, context, word, n = longer[0]
-    if learned_positions(config):
-        raise ValueError(f"{path}:{i + 2}: {context} and {word} are {n} tokens of model input, more than the model's "
-                         f"{key} {limit}; the official pipeline passes the context whole, untruncated, past the "
-                         "model's learned positions (an index error), so there is no official score: leave reading "
-                         "out (--tasks) or score a model with more positions")
-    print(f"{path}:{i + 2}: {context} and {word} are {n} tokens of model input, more than the model's {key} {limit} "
-          f"({len(longer)} such): scored whole, past the positions the model was trained on, as the official "
-          "pipeline does")
+        longer += [(i, context, word, n) for i, c, w in zip(rows, contexts, words)
+                   if (n := len(c) + len(w) - 1) > positions[1]]
+    if longer:
+        i, context, word, n = longer[0]
+        overrun(config, f"{path}:{i + 2}: {context} and {word} are {n} tokens of model input", len(longer),
+                "the context", "reading", "such")
 
 
 def surprisals(model, tokenizer, contexts: list, words: list, batch_size: int = 64) -> list[float]:

@@ -69,6 +69,20 @@ def learned_positions(config) -> tuple[str, int] | None:
     return None if rotary else model_positions(config)
 
 
+def overrun(config, first: str, count: int, passes: str, leave: str, such: str) -> None:
+    """What the official pipeline, which passes ``passes`` whole, gives ``count`` inputs longer than the model's
+    positions, the first described by ``first``: with learned positions no score (an index error there), so stop in
+    one line; a rotary model is scored past the positions it was trained on, said in one line."""
+    key, limit = model_positions(config)
+    longer = f"{first}, more than the model's {key} {limit}"
+    if learned_positions(config):
+        raise ValueError(f"{longer}; the official pipeline passes {passes} whole, untruncated, past the model's "
+                         f"learned positions (an index error), so there is no official score: leave {leave} out "
+                         "(--tasks) or score a model with more positions")
+    print(f"{longer} ({count} {such}): scored whole, past the positions the model was trained on, as the official "
+          "pipeline does")
+
+
 def _common_prefix(options: list[Encoded]) -> int:
     """Length of the longest common token prefix of the options."""
     n = min(len(o.ids) for o in options)

@@ -11,8 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 from classit.data.tokenizer import adds_bos
-from classit.eval.scoring import (Encoded, correction_token, encode, learned_positions, model_positions,
-                                  score_items)
+from classit.eval.scoring import Encoded, correction_token, encode, model_positions, overrun, score_items
 from classit.eval.tasks import TASKS, Item
 from classit.files import iter_jsonl
 
@@ -103,23 +102,15 @@ def predictions(task: str, items: list[Item], scores: list[list[float]]) -> list
 
 def check_length(config, items: list[Item], encoded: list[list[Encoded]]) -> None:
     """Items whose model input (its tokens but the last) is longer than the model's positions (``n_positions`` or
-    ``max_position_embeddings``) get what the official pipeline, which passes every text whole, gives them: a model
-    with learned positions has no score (an index error there), so stop in one line at the first; a rotary one is
-    scored past the positions it was trained on, said in one line."""
+    ``max_position_embeddings``): :func:`classit.eval.scoring.overrun` (no score with learned positions, a rotary
+    model scored past them)."""
     if (positions := model_positions(config)) is None:
         return
-    key, limit = positions
-    longer = [(item, n) for item, options in zip(items, encoded) if (n := max(len(o.ids) - 1 for o in options)) > limit]
-    if not longer:
-        return
-    item, longest = longer[0]
-    if learned_positions(config):
-        raise ValueError(f"{item.source}: {longest} tokens, more than the model's {key} {limit}; the official "
-                         "pipeline passes every text whole, untruncated, past the model's learned positions (an index "
-                         "error), so there is no official score: leave this task out (--tasks) or score a model with "
-                         "more positions")
-    print(f"{item.source}: {longest} tokens, more than the model's {key} {limit} ({len(longer)} such items): scored "
-          "whole, past the positions the model was trained on, as the official pipeline does")
+    longer = [(item, n) for item, options in zip(items, encoded)
+              if (n := max(len(o.ids) - 1 for o in options)) > positions[1]]
+    if longer:
+        item, longest = longer[0]
+        overrun(config, f"{item.source}: {longest} tokens", len(longer), "every text", "this task", "such items")
 
 
 def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: int = 64, full_sentence: bool = False,
