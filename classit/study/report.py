@@ -63,7 +63,7 @@ class Document:
 
     def html(self) -> str:
         out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-               "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+               "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}img{max-width:100%;height:auto}"
                "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style></head><body>",
                f"<h1>{html.escape(self.title)}</h1>"]
         for kind, *args in self.blocks:
