@@ -42,7 +42,8 @@ def per_layer(model, tokenizer, sentences: list[str], batch_size: int) -> list[t
     for module in modules:
         pieces = []
         for start in range(0, len(sentences), batch_size):
-            ids, mask = pad_with_mask(tokenizer(sentences[start:start + batch_size])["input_ids"], tokenizer.pad_token_id)
+            rows = tokenizer(sentences[start:start + batch_size])["input_ids"]
+            ids, mask = pad_with_mask(rows, tokenizer.pad_token_id)
             seen = []
             hook = module.register_forward_hook(lambda _m, _i, out: seen.append(out[0] if isinstance(out, tuple)
                                                                                   else out))

@@ -26,8 +26,8 @@ def states(model, tiny_model_dir, probe) -> list[torch.Tensor]:
 
 
 def kernel_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """CKA the other way: centred Gram matrices K = XXᵀ, L = YYᵀ over tokens, HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))
-    with HSIC(K, L) = tr(KHLH)."""
+    """CKA the other way: the token Gram matrices K = XXᵀ, L = YYᵀ centred (HKH with H = I - 11ᵀ/n),
+    HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with HSIC(K, L) = tr(KL) of the centred ones."""
     x, y = x.double(), y.double()
     n = x.shape[0]
     h = torch.eye(n, dtype=torch.float64) - 1.0 / n

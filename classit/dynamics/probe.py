@@ -1,10 +1,10 @@
 """The probe set of the representation metrics: sentences of the BabyLM dev set chosen with a seed, the same for
 every run so that runs compare; written one a line (``OUT/probe.txt``) and read back.
 
-A sentence is a stretch of a dev file's line that ends in ``.``, ``?`` or ``!`` followed by white space (or the line's
-end), with the corpus's title markers (``= = = … = = =``) and a leading speaker tag (CHILDES ``*CHI:``, Switchboard
-``A:``, a subtitle's dash) removed and white space collapsed; it is kept when it has 5 to 40 words (so at most a few hundred
-characters). The distinct sentences of all ``*.dev`` files, sorted, are sampled with ``random.Random(seed)``.
+A sentence is a piece of a dev file's line cut after ``.``, ``?`` or ``!`` and white space, with the corpus's title
+markers (``= = = … = = =``) and a leading speaker tag (CHILDES ``*CHI:``, Switchboard ``A:``, a subtitle's dash)
+removed and white space collapsed; it is kept when it has 5 to 40 words (so at most a few hundred characters). The
+distinct sentences of all ``*.dev`` files, sorted, are sampled with ``random.Random(seed)``.
 """
 
 import random

@@ -81,8 +81,8 @@ def _cka(cross: float, self_x: float, self_y: float) -> float:
 
 
 def effective_rank(x: torch.Tensor) -> float:
-    """``exp`` of the entropy of the normalised singular values (``σᵢ / Σσ``) of the column-centred ``x`` (float64):
-    between 1 (one direction) and the number of features (all equal)."""
+    """``exp`` of the entropy of the normalised singular values (``σᵢ / Σσ``) of the column-centred ``x``
+    (float64): between 1 (one direction) and the number of features (all equal)."""
     return _rank(_gram(x))
 
 
