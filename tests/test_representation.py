@@ -186,3 +186,23 @@ def test_checkpoints_of_different_architectures_or_tokenizers_are_named(checkpoi
     assert f"chck_4M ({smaller}): hidden_size 32 (not 64), num_hidden_layers 1 (not 2)" in message
     assert f"hf ({retokenized}): tokenizer " in message
     assert "chck_2M" not in message  # the same as the first: not named
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "gpt_neox", "opt"])
+def test_hidden_states_of_other_architectures(kind, tokenizer, tmp_path, probe):
+    from classit.export import load_pretrained
+
+    model, loaded = load_pretrained(model_folder(kind, tokenizer, tmp_path / kind))
+    model.eval()
+    states = hidden_states(model, loaded, probe[:6], 4, torch.device("cpu"))
+    alone = hidden_states(model, loaded, probe[5:6], 1, torch.device("cpu"))
+    assert len(states) == model.config.num_hidden_layers + 1 == len(alone)
+    for layer, x in zip(states, alone):
+        torch.testing.assert_close(layer[-len(x):], x, atol=1e-5, rtol=1e-5)
+
+
+def test_a_checkpoint_without_config_is_named_before_any_work(checkpoints, tmp_path, probe):
+    half = tmp_path / "chck_5M"
+    half.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"^{half}: not a Hugging Face model folder"):
+        representation_rows([*checkpoints, ("chck_5M", half)], probe, device="cpu")
