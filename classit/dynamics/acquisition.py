@@ -1,0 +1,157 @@
+"""Acquisition points and what each instruction stage did, from per-item outcomes at a run's checkpoints.
+
+Input: per (run, task, subset) a :class:`Curve`: the checkpoints in words-seen order, each one's words seen and
+curriculum stage (0 = pre-training, then the instruction stages), and each item's outcome (1 right, 0 wrong or tied)
+in the same item order at every checkpoint. Accuracies are fractions of items (chance too, e.g. 0.5 for a minimal
+pair); stage effects are in percentage points.
+
+Acquisition point (the AoA idea, :mod:`classit.eval.curve_fit`'s sigmoid): the words seen at which the sigmoid fitted
+to accuracy over log10 words first reaches halfway between chance and its final level (the fitted curve at the last
+checkpoint). Least squares over every item at every checkpoint equals least squares over the checkpoints' accuracies
+(the same items at each), so the fit runs over the accuracies.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+from classit.eval.curve_fit import crossing, fit_sigmoid, sigmoid
+from classit.study.stats import paired_bootstrap
+
+ALPHA = 0.05  # the not-acquired test's level
+MIN_CHECKPOINTS = 4  # a 4-parameter sigmoid: fewer checkpoints leave it undetermined (as AoA)
+STEEPEST = 50.0  # bound on the steepness b (per log10 word): a rise within a few percent of the words seen
+METHOD = "dogbox"  # curve_fit's bounded solver: on steep resampled curves it failed least (0 of 300 against trf's 2)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One subset over one run's checkpoints (words-seen order): ``words`` seen at each, its curriculum ``stages``
+    (indices into ``stage_names``), ``outcomes`` [checkpoints, items] 1/0, and the ``chance`` accuracy."""
+    words: np.ndarray
+    stages: list[int]
+    stage_names: list[str]
+    outcomes: np.ndarray
+    chance: float
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """``words`` seen at the acquisition point (None: not acquired, or no point: see ``note``); ``low``/``high`` its
+    95% bootstrap interval over items; ``final`` the last checkpoint's accuracy; ``acquired`` whether it is above
+    chance by the one-sided exact binomial test (``p_value``)."""
+    words: float | None
+    low: float | None
+    high: float | None
+    final: float
+    acquired: bool
+    p_value: float
+    note: str
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A stage's change in accuracy (percentage points, after - before) with its 95% paired bootstrap interval over
+    items; ``verdict``: helped (interval above 0), eroded (below 0: forgetting) or unchanged."""
+    delta: float
+    low: float
+    high: float
+    verdict: str
+
+
+def _halfway(x: np.ndarray, accuracy: np.ndarray, chance: float, p0) -> tuple[float, str, np.ndarray | None]:
+    """log10 words where the fitted sigmoid first reaches halfway between chance and its value at the last
+    checkpoint, how it was placed, and the parameters. Placed before the first checkpoint: x[0]; curve not above
+    chance at the end: x[-1] (not yet acquired); a failed fit: NaN."""
+    params = fit_sigmoid(x, accuracy, p0=p0, method=METHOD,
+                         bounds=([0, 0, x[0] - 1, 0], [1, STEEPEST, x[-1] + 1, 1]))
+    if params is None:
+        return np.nan, "sigmoid fit failed", None
+    final = sigmoid(x[-1], *params)
+    if final <= chance:
+        return x[-1], "fitted curve not above chance at the last checkpoint", params
+    level = chance + (final - chance) / 2
+    if sigmoid(x[0], *params) >= level:
+        return x[0], "halfway reached at or before the first checkpoint", params
+    return crossing(params, level), "fitted", params  # rising: below the level at x[0], above it at x[-1]
+
+
+def acquisition(log10_words: np.ndarray, outcomes: np.ndarray, chance: float, resamples: int = 1000,
+                seed: int = 0) -> Acquisition:
+    """The acquisition point of one subset (see the module's docstring) from ``outcomes`` [checkpoints, items] 1/0.
+
+    Not acquired (no number) unless the last checkpoint's correct items beat ``chance`` by a one-sided exact binomial
+    test at ``ALPHA``: the last checkpoint is the final level the point is defined from, and testing the best one
+    instead would pick the maximum of many noisy accuracies and need a correction for that choice. An acquired
+    subset still gets no number when the sigmoid fit fails, when it has fewer than ``MIN_CHECKPOINTS`` checkpoints,
+    when the fitted curve does not end above chance, or when the fitted curve is already halfway at the first
+    checkpoint (``note`` says which). The interval: ``resamples`` replicates redraw the items with replacement
+    (seeded) and refit; a replicate placed outside the checkpoints counts at the first or last one (an interval
+    reaching them means "at or beyond"); failed refits are left out; percentiles 2.5 and 97.5.
+    """
+    x, outcomes = np.asarray(log10_words, dtype=float), np.asarray(outcomes, dtype=float)
+    correct, items = int(outcomes[-1].sum()), outcomes.shape[1]
+    p_value = float(binomtest(correct, items, chance, alternative="greater").pvalue)
+    final, acquired = correct / items, p_value < ALPHA
+
+    def result(words=None, low=None, high=None, note=""):
+        return Acquisition(words, low, high, final, acquired, p_value, note)
+
+    if not acquired:
+        return result(note=f"not above chance {chance:g} at the last checkpoint (one-sided binomial p = "
+                           f"{p_value:.3g} >= {ALPHA})")
+    if len(x) < MIN_CHECKPOINTS:
+        return result(note=f"{len(x)} checkpoints; a 4-parameter sigmoid needs at least {MIN_CHECKPOINTS}")
+    accuracy = outcomes.mean(axis=1)
+    point, note, params = _halfway(x, accuracy, chance,
+                                   [max(accuracy.max() - accuracy.min(), 0.01), 1.0, x.mean(), accuracy.min()])
+    if note != "fitted":
+        return result(note=note)
+    rng = np.random.default_rng(seed)
+    boot = [_halfway(x, outcomes[:, rng.integers(0, items, items)].mean(axis=1), chance, params)[0]
+            for _ in range(resamples)]
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return result(float(10 ** point), float(10 ** low), float(10 ** high), note)
+
+
+def stage_effect(before: np.ndarray, after: np.ndarray, resamples: int = 1000, seed: int = 0) -> Effect:
+    """The change from ``before`` to ``after`` (the same items' 1/0 outcomes at two checkpoints), in percentage
+    points, with a paired bootstrap interval over items (:func:`classit.study.stats.paired_bootstrap`)."""
+    diffs = 100 * (np.asarray(after, dtype=float) - np.asarray(before, dtype=float))
+    delta, low, high = paired_bootstrap({"items": diffs}, {"items": 1.0}, resamples, seed)
+    return Effect(delta, low, high, "helped" if low > 0 else "eroded" if high < 0 else "unchanged")
+
+
+def acquisition_rows(curves: dict[tuple[str, str, str], Curve], resamples: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per (run, task, subset): its acquisition point over all the curve's checkpoints, sorted by the point
+    (acquired without a number next, then not acquired; ties by run, task, subset)."""
+    rows = []
+    for (run, task, subset), curve in curves.items():
+        found = acquisition(np.log10(curve.words), curve.outcomes, curve.chance, resamples, seed)
+        rows.append({"run": run, "task": task, "subset": subset, "acquired": found.acquired, "words": found.words,
+                     "low": found.low, "high": found.high, "final": found.final, "chance": curve.chance,
+                     "p_value": found.p_value, "checkpoints": len(curve.words), "items": curve.outcomes.shape[1],
+                     "note": found.note})
+    return sorted(rows, key=lambda r: (not r["acquired"], r["words"] is None, r["words"] or 0,
+                                       r["run"], r["task"], r["subset"]))
+
+
+def stage_rows(curves: dict[tuple[str, str, str], Curve], resamples: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per run, instruction stage and subset (by run, stage, task, subset): the change from the last
+    checkpoint before the stage (the end of the previous one) to the stage's last checkpoint."""
+    rows = []
+    for (run, task, subset), curve in curves.items():
+        stages = np.asarray(curve.stages)
+        for stage in sorted(set(curve.stages) - {0}):
+            earlier = np.flatnonzero(stages < stage)
+            if not len(earlier):
+                continue
+            before, after = earlier[-1], np.flatnonzero(stages == stage)[-1]
+            effect = stage_effect(curve.outcomes[before], curve.outcomes[after], resamples, seed)
+            rows.append({"run": run, "task": task, "subset": subset, "stage": stage,
+                         "stage_name": curve.stage_names[stage], "words_before": int(curve.words[before]),
+                         "words_after": int(curve.words[after]), "before": 100 * curve.outcomes[before].mean(),
+                         "after": 100 * curve.outcomes[after].mean(), "delta": effect.delta, "low": effect.low,
+                         "high": effect.high, "verdict": effect.verdict})
+    return sorted(rows, key=lambda r: (r["run"], r["stage"], r["task"], r["subset"]))
