@@ -127,7 +127,7 @@ def test_tables_sort_by_acquisition_point_and_compare_the_ends_of_stages():
 def test_figures_draw_every_run_within_1600_pixels(tmp_path):
     rng = np.random.default_rng(7)
     rows, effects = [], []
-    for run in ("baseline", "sequential", "merged"):
+    for run in ("sequential", "merged"):
         for i in range(70):  # as many subsets as BLiMP's paradigms and the supplement
             words = 10 ** rng.uniform(6.2, 7.8)
             rows.append({"run": run, "task": "blimp", "subset": f"paradigm_{i}", "words": words, "low": words / 2,

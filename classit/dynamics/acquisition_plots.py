@@ -2,7 +2,6 @@
 :func:`classit.dynamics.acquisition.acquisition_rows` and :func:`~classit.dynamics.acquisition.stage_rows`. Each
 function writes one PNG at most 1600 px wide and returns its path, or None when it has nothing to draw."""
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -56,14 +55,14 @@ def acquisition_dots(rows: list[dict], path: Path) -> Path | None:
     ax.set_title("acquisition points (halfway from chance to the final level; 95% bootstrap intervals over items)"
                  + (f"\n{left} subsets with no point in any run left out (not acquired, or see acquisition.csv)"
                     if left else ""), fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     return _save(fig, path)
 
 
 def stage_effects(rows: list[dict], path: Path) -> Path | None:
-    """A panel per run and instruction stage: each subset's change in accuracy (points) with its 95% interval,
-    helped green and eroded red (their counts in the panel's title), the subsets in one order in every panel
-    (largest mean change on top)."""
+    """A panel per run and instruction stage, in one row: each subset's change in accuracy (points) with its 95%
+    interval, helped green and eroded red (their counts in the panel's title), the subsets in one order in every
+    panel (largest mean change on top)."""
     if not rows:
         return None
     panels = list(dict.fromkeys((r["run"], r["stage"], r["stage_name"]) for r in rows))
@@ -72,9 +71,7 @@ def stage_effects(rows: list[dict], path: Path) -> Path | None:
         deltas.setdefault(_label(r), []).append(r["delta"])
     subsets = sorted(deltas, key=lambda s: (np.mean(deltas[s]), s))
     y = {s: i for i, s in enumerate(subsets)}
-    cols = min(4, len(panels))
-    lines = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(lines, cols, figsize=(min(WIDTH, 3 + 3.2 * cols), lines * (1.2 + ROW * len(subsets))),
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(WIDTH, 3 + 2.6 * len(panels)), 1.4 + ROW * len(subsets)),
                              squeeze=False, sharey=True)
     for ax, (run, stage, name) in zip(axes.flat, panels):
         mine = [r for r in rows if (r["run"], r["stage"]) == (run, stage)]
@@ -90,8 +87,6 @@ def stage_effects(rows: list[dict], path: Path) -> Path | None:
         ax.set_title(f"{run}: stage {stage} {name}\nhelped {counts['helped']}, eroded {counts['eroded']}", fontsize=9)
         ax.set_xlabel("change in accuracy (points)", fontsize=8)
         ax.grid(axis="x", lw=0.4, alpha=0.5)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
     axes[0, 0].set_yticks(range(len(subsets)), subsets, fontsize=7)
     axes[0, 0].set_ylim(-0.7, len(subsets) - 0.3)
     handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}

@@ -13,6 +13,14 @@ def sigmoid(x, a, b, c, d):
     return a / (1 + np.exp(-b * (x - c))) + d
 
 
+def sigmoid_jacobian(x, a, b, c, d):
+    """The derivatives of :func:`sigmoid` by (a, b, c, d) at each x (``curve_fit``'s ``jac``: fewer evaluations
+    than finite differences)."""
+    s = 1 / (1 + np.exp(-b * (x - c)))
+    slope = a * s * (1 - s)
+    return np.stack([s, slope * (x - c), -slope * b, np.ones_like(s)], axis=-1)
+
+
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, **kwargs) -> np.ndarray | None:
     """Least-squares sigmoid parameters (a, b, c, d) through the points (``scipy.optimize.curve_fit``, at most 1000
     evaluations; ``kwargs`` such as ``p0`` or ``bounds`` go to it), or None where the fit fails in any way (as the
