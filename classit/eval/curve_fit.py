@@ -22,13 +22,13 @@ def sigmoid_jacobian(x, a, b, c, d):
 
 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, **kwargs) -> np.ndarray | None:
-    """Least-squares sigmoid parameters (a, b, c, d) through the points (``scipy.optimize.curve_fit``, at most 1000
-    evaluations; ``kwargs`` such as ``p0`` or ``bounds`` go to it), or None where the fit fails in any way (as the
-    official AoA code, which catches everything)."""
+    """Least-squares sigmoid parameters (a, b, c, d) through the points (``scipy.optimize.curve_fit``, at most
+    ``maxfev`` = 1000 evaluations unless ``kwargs`` say otherwise; ``kwargs`` such as ``p0`` or ``bounds`` go to it),
+    or None where the fit fails in any way (as the official AoA code, which catches everything)."""
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            return curve_fit(sigmoid, x, y, maxfev=1000, **kwargs)[0]
+            return curve_fit(sigmoid, x, y, **{"maxfev": 1000, **kwargs})[0]
     except Exception:  # as the official code: a fit that fails in any way gives no value
         return None
 
