@@ -122,6 +122,9 @@ def test_tables_sort_by_acquisition_point_and_compare_the_ends_of_stages():
     wiki = effects[3]
     assert (wiki["subset"], wiki["words_before"], wiki["words_after"]) == ("early", 80e6, 100e6)
     assert wiki["delta"] == pytest.approx(-90 / 3) and wiki["verdict"] == "eroded"
+    assert wiki["after"] == pytest.approx(wiki["before"] - 0.3)  # accuracies as fractions, changes in points
+    with pytest.raises(ValueError, match="seq blimp early: 19 checkpoints' words seen .* for 18 rows"):
+        acquisition_rows({("seq", "blimp", "early"): curve(early[1:])})
 
 
 def test_figures_draw_every_run_within_1600_pixels(tmp_path):
