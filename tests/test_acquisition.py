@@ -97,7 +97,7 @@ def test_stage_effect_names_a_known_shift(up, down, verdict):
     assert stage_effect(before, after) == effect  # seeded
 
 
-def test_tables_sort_by_acquisition_point_and_compare_the_ends_of_stages():
+def test_tables_sort_by_acquisition_point_and_compare_the_ends_of_stages(tmp_path):
     rng = np.random.default_rng(6)
     stages, names = [0] * 15 + [1] * 2 + [2] * 2, ["pretrain", "switchboard", "simple_wiki"]
 
@@ -123,6 +123,8 @@ def test_tables_sort_by_acquisition_point_and_compare_the_ends_of_stages():
     assert (wiki["subset"], wiki["words_before"], wiki["words_after"]) == ("early", 80e6, 100e6)
     assert wiki["delta"] == pytest.approx(-90 / 3) and wiki["verdict"] == "eroded"
     assert wiki["after"] == pytest.approx(wiki["before"] - 0.3)  # accuracies as fractions, changes in points
+    dots, stages = acquisition_dots(rows, tmp_path / "a.png"), stage_effects(effects, tmp_path / "s.png")
+    assert dots.is_file() and stages.is_file()  # the figures draw the tables as they are
     with pytest.raises(ValueError, match="seq blimp early: 19 checkpoints' words seen .* for 18 rows"):
         acquisition_rows({("seq", "blimp", "early"): curve(early[1:])})
 

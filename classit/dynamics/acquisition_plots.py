@@ -53,7 +53,7 @@ def acquisition_dots(rows: list[dict], path: Path) -> Path | None:
     ax.set_xlabel("words seen (log scale)")
     left = len({_label(r) for r in rows}) - len(subsets)
     ax.set_title("acquisition points (halfway from chance to the final level; 95% bootstrap intervals over items)"
-                 + (f"\n{left} subsets with no point in any run left out (not acquired, or see acquisition.csv)"
+                 + (f"\n{left} subset(s) with no point in any run left out (not acquired, or see the table's note)"
                     if left else ""), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     return _save(fig, path)
