@@ -14,7 +14,6 @@ ln(300,000).
 import hashlib
 import re
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -22,10 +21,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import curve_fit
 from scipy.stats import pearsonr
 
 from classit import layout
+from classit.eval.curve_fit import crossing, fit_sigmoid
 from classit.eval.scoring import Encoded, score_items
 from classit.eval.tasks import AOA_SIZE
 from classit.files import read_csv, read_json, write_csv, write_json
@@ -168,35 +167,16 @@ def score_checkpoint(folder: Path, name: str, words_seen: int, words: list[tuple
              "surprisal": next(values)} for word, contexts in words for i, context in enumerate(contexts)]
 
 
-def _sigmoid(x, a, b, c, d):
-    return a / (1 + np.exp(-b * (x - c))) + d
-
-
-def _fit(x: np.ndarray, y: np.ndarray, **kwargs) -> np.ndarray | None:
-    """Sigmoid parameters (a, b, c, d), or None where ``curve_fit`` fails (the official code catches everything)."""
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            return curve_fit(_sigmoid, x, y, maxfev=1000, **kwargs)[0]
-    except Exception:  # as the official code: a fit that fails in any way gives no AoA
-        return None
-
-
 def child_aoa(ages: np.ndarray, proportions: np.ndarray) -> float | None:
     """Months at which the sigmoid fitted to the share of children producing a word reaches 0.5 (official rule)."""
     keep = ~np.isnan(proportions)
     ages, proportions = ages[keep], proportions[keep]
     if len(proportions) < 3:
         return None
-    params = _fit(ages, proportions, p0=[1.0, 0.1, np.mean(ages), 0.0],
-                  bounds=([0, 0, ages[0], -0.5], [2.0, 1.0, ages[-1], 0.5]))
-    if params is None:
-        return None
-    a, b, c, d = params
-    if b <= 0 or a <= 0 or 0.5 <= d or 0.5 >= a + d:  # the official comparisons (NaN passes them)
-        return None
-    aoa = c - np.log(a / (0.5 - d) - 1) / b
-    return None if aoa < ages[0] or aoa > ages[-1] else aoa
+    params = fit_sigmoid(ages, proportions, p0=[1.0, 0.1, np.mean(ages), 0.0],
+                         bounds=([0, 0, ages[0], -0.5], [2.0, 1.0, ages[-1], 0.5]))
+    aoa = None if params is None else crossing(params, 0.5)
+    return None if aoa is None or aoa < ages[0] or aoa > ages[-1] else aoa
 
 
 def model_aoa(values: list[float], steps: list[float], chance: float) -> float | None:
@@ -211,13 +191,10 @@ def model_aoa(values: list[float], steps: list[float], chance: float) -> float |
     steps, values = steps[keep], values[keep]
     target = -(chance - 0.5 * (chance - values.min()))
     x, y = np.log10(steps + 1), -values
-    params = _fit(x, y, p0=[y.max() - y.min(), 1.0, x.mean(), y.min()])
-    if params is None:
+    params = fit_sigmoid(x, y, p0=[y.max() - y.min(), 1.0, x.mean(), y.min()])
+    log_aoa = None if params is None else crossing(params, target)
+    if log_aoa is None:
         return None
-    a, b, c, d = params
-    if b <= 0 or a <= 0 or target <= d or target >= a + d:
-        return None
-    log_aoa = c - np.log(a / (target - d) - 1) / b
     words = 10 ** log_aoa - 1
     return None if words < steps[0] or words > steps[-1] else log_aoa
 
