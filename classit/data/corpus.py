@@ -24,6 +24,7 @@ class Segment:
     text: str
     starts_document: bool
     ends_document: bool = False
+    line: int = 0  # the file's line (from 1) the segment is cut from
 
 
 def _not_utf8(path: Path, data: bytes, position: int, offset: int, line: int) -> ValueError:
@@ -114,9 +115,10 @@ def _split_long(line: str) -> Iterator[str]:
     yield line
 
 
-def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool]]:
-    new_document = True
+def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool, int]]:
+    new_document, number = True, 0
     for line, continued in lines:
+        number += not continued
         if not continued and not line.strip():
             new_document = True
             continue
@@ -125,22 +127,22 @@ def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool
         for marker in TITLE.finditer(line):
             if line[start:marker.start()].strip():
                 for piece in _split_long(prefix + line[start:marker.start()].rstrip(" ")):
-                    yield piece, new_document
+                    yield piece, new_document, number
                     new_document = False
             start, prefix, new_document = marker.start(), "", True
         for piece in _split_long(prefix + line[start:]):
-            yield piece, new_document
+            yield piece, new_document, number
             new_document = False
 
 
 def iter_segments(path: Path) -> Iterator[Segment]:
-    """The file's segments in order, each flagged where a document starts or ends."""
+    """The file's segments in order, each flagged where a document starts or ends, with its line."""
     previous = None
-    for text, starts in _raw_segments(read_lines(path)):
+    for text, starts, number in _raw_segments(read_lines(path)):
         if previous is not None:
             previous.ends_document = starts
             yield previous
-        previous = Segment(text, starts)
+        previous = Segment(text, starts, line=number)
     previous.ends_document = True
     yield previous
 

@@ -157,6 +157,14 @@ class Switchboard(InstructionSource):
                                     "babylm_file")
         return files
 
+    def placed_examples(self, split: str) -> list[tuple[str, Example]]:
+        """The examples of :meth:`build_examples`, each with its conversation's file."""
+        swda = self._swda(split)
+        files = [(f, read_swda) for f in sorted(swda.glob("*.txt"))] if swda is not None and swda.is_dir() else []
+        if self.babylm_file and split == "train":
+            files.append((self.root / self.babylm_file, read_babylm_switchboard))
+        return [(str(f), x) for f, read in files for x in dialogue_pairs(read(f), **self.pairing)]
+
     def build_examples(self, split: str) -> list[Example]:
         swda = self._swda(split)
         babylm = self.root / self.babylm_file if self.babylm_file and split == "train" else None

@@ -1,0 +1,312 @@
+"""What each checkpoint of a run had seen, from the run's deterministic data order, not by replaying training.
+
+The run's config (``config.yaml``) is loaded as ``classit plan`` loads a fit config (the data prepared in the cache,
+nothing trained), and its :class:`~classit.data.plan.CurriculumPlan` gives the global batches of every epoch; the
+first ``step`` optimizer steps of them (``limit_train_batches`` and ``max_steps`` counted) are what a checkpoint at
+that step had trained on. Words are counted as the model counts ``words_seen`` (a packed block's share of its
+corpus's words, an instruction row's words), so a checkpoint's words equal its ``milestone.json``'s.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from classit import layout
+from classit.data.babylm import BabyLMCorpus, PackedBlocks
+from classit.data.corpus import iter_segments
+from classit.data.plan import CurriculumPlan
+from classit.files import read_json, read_yaml, write_json
+
+
+@dataclass
+class Items:
+    """The training items of one source: words and tokens of each, and how many examples it holds (0: a block)."""
+    words: np.ndarray
+    tokens: np.ndarray
+    examples: np.ndarray
+
+
+def source_items(dataset) -> Items:
+    """Each training item's words (as the model counts them), tokens and examples, from a source's training set."""
+    if isinstance(dataset, PackedBlocks):
+        starts = np.arange(len(dataset)) * dataset.block_size
+        tokens = np.minimum(dataset.block_size, len(dataset.tokens) - starts)
+        words = np.array([np.float32(t * dataset.words_per_token) for t in tokens.tolist()], dtype=np.float64)
+        return Items(words, tokens, np.zeros(len(tokens), dtype=np.int64))
+    examples = ([row.count(0) for row in dataset["position_ids"]] if "position_ids" in dataset.column_names
+                else [1] * len(dataset))
+    return Items(np.array(dataset["words"], dtype=np.float64), np.array([len(r) for r in dataset["input_ids"]]),
+                 np.array(examples, dtype=np.int64))
+
+
+@dataclass
+class RunData:
+    """A run's plan and its sources (bound, prepared and set up), with their items."""
+    plan: CurriculumPlan
+    sources: dict
+    items: dict[str, Items]
+
+
+def open_run(run: Path, world_size: int = 1) -> RunData:
+    """The run's plan on ``world_size`` devices and its sources, from its ``config.yaml`` (the data prepared as
+    ``classit plan`` prepares it)."""
+    from classit.train.plan import load
+
+    config = layout.run_config(run)
+    if not config.is_file():
+        raise FileNotFoundError(f"{run}: no {config.name}: not a run folder of `classit fit`")
+    settings = read_yaml(config)
+    for key in ("ckpt_path", "weights_only"):  # Trainer.fit's own arguments, saved beside the config's
+        settings.pop(key, None)
+    cli, estimates = load(["--config", yaml.safe_dump(settings)])
+    if estimates:
+        raise FileNotFoundError(f"{config}: the data of source(s) {', '.join(estimates)} is absent from "
+                                f"{cli.datamodule.data_dir}; point CLASSIT_DATA_DIR at the run's data folder")
+    datamodule = cli.datamodule
+    plan = datamodule.plan_for(world_size, cli.trainer.limit_train_batches, cli.trainer.max_steps)
+    items = {name: source_items(datamodule.train_sets[name]) for name in datamodule.used}
+    return RunData(plan, {name: datamodule.sources[name] for name in datamodule.used}, items)
+
+
+def epoch_micro_batches(plan: CurriculumPlan, stage, limit=None) -> int:
+    """Micro-batches one device trains in an epoch of ``stage`` (``limit_train_batches`` counted)."""
+    limit = plan.limit_train_batches if limit is None else limit
+    batches = sum(plan.counts(stage)) * plan.accumulate
+    return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+
+
+def trained(plan: CurriculumPlan, step: int):
+    """``(stage index, epoch, step, source name, item indices)`` of every micro-batch of every device in the first
+    ``step`` optimizer steps of the run, in order."""
+    done, stop = 0, min(step, plan.total_steps)
+    for epoch in range(plan.total_epochs):
+        if done >= stop:
+            return
+        index = plan.stage_index(epoch)
+        stage = plan.stages[index]
+        micro = epoch_micro_batches(plan, stage)
+        for m in range(micro):
+            at = done + m // plan.accumulate
+            if at >= stop:
+                break
+            for rank in range(plan.world_size):
+                k, items = plan.rank_batches(epoch, rank)[m]
+                yield index, epoch, at, stage.sources[k], items
+        done += math.ceil(micro / plan.accumulate)
+
+
+def times_trained(data: RunData, step: int) -> dict[str, np.ndarray]:
+    """How many times each item of each source was trained on in the first ``step`` optimizer steps."""
+    counts = {name: np.zeros(len(items.words), dtype=np.int64) for name, items in data.items.items()}
+    for _, _, _, name, items in trained(data.plan, step):
+        np.add.at(counts[name], items, 1)
+    return counts
+
+
+def seen_at(data: RunData, step: int) -> dict:
+    """What a checkpoint after ``step`` optimizer steps had seen: words and tokens of each source and each stage, the
+    epochs of each stage, and per source how many items (instruction sources: examples) were seen 0, 1, 2… times."""
+    plan = data.plan
+    stages = [{"index": i, "name": s.name, "epochs": s.epochs, "steps": 0, "epoch": 0, "epochs_done": 0.0,
+               "sources": {n: {"words": 0.0, "tokens": 0, "sequences": 0} for n in s.sources}}
+              for i, s in enumerate(plan.stages)]
+    counts = {name: np.zeros(len(items.words), dtype=np.int64) for name, items in data.items.items()}
+    last_step, first_epoch = -1, {}
+    for index, epoch, at, name, items in trained(plan, step):
+        np.add.at(counts[name], items, 1)
+        entry = stages[index]
+        entry["sources"][name]["words"] += float(data.items[name].words[items].sum())
+        entry["sources"][name]["tokens"] += int(data.items[name].tokens[items].sum())
+        entry["sources"][name]["sequences"] += len(items)
+        first_epoch.setdefault(index, epoch)
+        entry["epoch"] = epoch - first_epoch[index] + 1
+        if at != last_step:
+            entry["steps"] += 1
+            last_step = at
+    for entry, stage in zip(stages, plan.stages):
+        full = math.ceil(epoch_micro_batches(plan, stage) / plan.accumulate)
+        entry["epochs_done"] = entry["steps"] / full if full else 0.0
+    sources = {}
+    for name, items in data.items.items():
+        instruction = bool(items.examples.any())
+        weights = items.examples if instruction else None
+        histogram = np.bincount(counts[name], weights=weights).astype(np.int64).tolist()
+        sources[name] = {"words": float((items.words * counts[name]).sum()),
+                         "tokens": int((items.tokens * counts[name]).sum()),
+                         "unit": "example" if instruction else "block", "items": len(items.words),
+                         "times_seen": histogram}
+    return {"step": min(step, plan.total_steps), "words_seen": sum(s["words"] for s in sources.values()),
+            "tokens_seen": sum(s["tokens"] for s in sources.values()), "sources": sources, "stages": stages}
+
+
+@dataclass(frozen=True)
+class Export:
+    """A Hugging Face export of a run (a milestone's or a stage's) and the optimizer step it was written at."""
+    name: str
+    folder: Path
+    step: int
+
+
+def exports(run: Path, plan: CurriculumPlan) -> list[Export]:
+    """The run's milestone exports (their ``milestone.json``'s step) and stage exports (the end of each stage; the
+    last stage's is ``hf`` itself), in order of steps."""
+    found = []
+    for m in layout.milestones(run):
+        meta = m.folder / layout.MILESTONE_FILE
+        if not meta.is_file():
+            raise FileNotFoundError(f"{meta}: missing; the milestone export {m.folder} is incomplete")
+        found.append(Export(m.name, m.folder, int(read_json(meta)["step"])))
+    hf = Path(run) / layout.HF
+    ends = np.cumsum(plan.stage_steps()).tolist()
+    for i, (stage, end) in enumerate(zip(plan.stages, ends)):
+        folder = hf if i == len(plan.stages) - 1 else layout.stage_export(hf, i, stage.name)
+        if folder.is_dir():
+            found.append(Export(folder.name if folder != hf else layout.HF, folder, end))
+    return sorted(found, key=lambda e: e.step)
+
+
+def write_seen(run: Path, world_size: int = 1) -> list[Path]:
+    """``seen.json`` beside each milestone and stage export of ``run`` (:func:`seen_at` of its step, with the
+    export's name); the files written."""
+    run = Path(run)
+    data = open_run(run, world_size)
+    written = []
+    for export in exports(run, data.plan):
+        path = layout.seen_file(export.folder)
+        write_json({"checkpoint": export.name, **seen_at(data, export.step)}, path, indent=1, end="\n")
+        written.append(path)
+    return written
+
+
+# --- which blocks and lines a checkpoint had trained on ---
+
+@dataclass(frozen=True)
+class SeenItem:
+    """An item a checkpoint had trained on (``times`` times): a packed block's or an example's piece of ``file``,
+    lines ``first_line`` to ``last_line`` (None: the file's lines are not known)."""
+    source: str
+    item: int
+    times: int
+    file: str
+    first_line: int | None
+    last_line: int | None
+
+
+def block_places(source: BabyLMCorpus, tokens: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """``(first token, files, file number, line)`` of each segment of the corpus's training files, re-read and
+    tokenized as its prepare did (checked against its cached ``tokens``)."""
+    tokenizer = source.tokenizer
+    starts, files, numbers, lines, pieces = [], [], [], [], []
+    offset = 0
+    for f, path in enumerate(source.tokenizer_files()):
+        files.append(str(path))
+        segments = list(iter_segments(path))
+        encodings = tokenizer.backend_tokenizer.encode_batch_fast([s.text for s in segments], add_special_tokens=False)
+        for segment, encoding in zip(segments, encodings):
+            ids = [tokenizer.bos_token_id] * segment.starts_document + encoding.ids + \
+                  [tokenizer.eos_token_id] * segment.ends_document
+            starts.append(offset)
+            numbers.append(f)
+            lines.append(segment.line)
+            pieces.append(ids)
+            offset += len(ids)
+    again = np.fromiter((i for ids in pieces for i in ids), dtype=np.int64, count=offset)
+    if offset != len(tokens) or not np.array_equal(again, np.asarray(tokens, dtype=np.int64)):
+        raise ValueError(f"{source.root / source.train_dir}: the files no longer give the cached tokens of the run "
+                         "(changed since it trained, or another tokenizer)")
+    return np.array(starts), files, np.array(numbers), np.array(lines)
+
+
+def _blocks_seen(name: str, source: BabyLMCorpus, dataset: PackedBlocks, counts: np.ndarray) -> list[SeenItem]:
+    starts, files, numbers, lines = block_places(source, dataset.tokens)
+    rows = []
+    for block in np.flatnonzero(counts).tolist():
+        first = block * dataset.block_size
+        last = min(first + dataset.block_size, len(dataset.tokens)) - 1
+        a, b = np.searchsorted(starts, [first, last], side="right") - 1
+        for f in sorted(set(numbers[a:b + 1].tolist())):
+            mine = lines[a:b + 1][numbers[a:b + 1] == f]
+            rows.append(SeenItem(name, block, int(counts[block]), files[f], int(mine.min()), int(mine.max())))
+    return rows
+
+
+_PLACE = re.compile(r"(.*):(\d+)")
+
+
+def _examples_seen(name: str, source, dataset, counts: np.ndarray) -> list[SeenItem]:
+    placed = source.placed_examples("train")
+    kept = source.kept([x for _, x in placed])[0]
+    sizes = ([row.count(0) for row in dataset["position_ids"]] if "position_ids" in dataset.column_names
+             else [1] * len(dataset))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    rows = []
+    for row in np.flatnonzero(counts).tolist():
+        for k in kept[bounds[row]:bounds[row + 1]]:
+            where = placed[k][0]
+            match = _PLACE.fullmatch(where)
+            file, line = (match[1], int(match[2])) if match else (where, None)
+            rows.append(SeenItem(name, k, int(counts[row]), file, line, line))
+    return rows
+
+
+def checkpoint_step(run: Path, plan: CurriculumPlan, checkpoint: str) -> int:
+    """The optimizer step of a run's export named ``checkpoint`` (``chck_1M``, ``stage0_pretrain``, ``hf``)."""
+    found = {e.name: e for e in exports(run, plan)}
+    if checkpoint not in found:
+        raise FileNotFoundError(f"{run}: no checkpoint export {checkpoint!r}; the run has: "
+                                f"{', '.join(found) or 'none'}")
+    return found[checkpoint].step
+
+
+def seen_blocks(run: Path, checkpoint: str, world_size: int = 1, data: RunData | None = None) -> list[SeenItem]:
+    """Which corpus blocks and instruction examples the export ``checkpoint`` of ``run`` had trained on, and their
+    files and lines (a packed block spanning files: one row per file)."""
+    data = data or open_run(Path(run), world_size)
+    counts = times_trained(data, checkpoint_step(Path(run), data.plan, checkpoint))
+    rows = []
+    for name, source in data.sources.items():
+        dataset = source.train_set()
+        if not counts[name].any():
+            continue
+        if isinstance(dataset, PackedBlocks):
+            rows += _blocks_seen(name, source, dataset, counts[name])
+        else:
+            rows += _examples_seen(name, source, dataset, counts[name])
+    return rows
+
+
+def merged_lines(rows: list[SeenItem]) -> list[tuple[int, int]]:
+    """The rows' line ranges merged where they touch or overlap, in order."""
+    ranges = sorted((r.first_line, r.last_line) for r in rows if r.first_line is not None)
+    merged = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [tuple(m) for m in merged]
+
+
+def print_seen(rows: list[SeenItem]) -> None:
+    """Per source and file: the items seen, how often, and the merged line ranges, compactly."""
+    for name in dict.fromkeys(r.source for r in rows):
+        mine = [r for r in rows if r.source == name]
+        items = {r.item: r.times for r in mine}
+        print(f"{name}: {len(items):,} items seen, {sum(items.values()):,} times in all")
+        for file in dict.fromkeys(r.file for r in mine):
+            ranges = merged_lines([r for r in mine if r.file == file])
+            shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:20])
+            more = f", … ({len(ranges) - 20} more ranges)" if len(ranges) > 20 else ""
+            n = len({r.item for r in mine if r.file == file})
+            print(f"  {file}: {n:,} items" + (f", lines {shown}{more}" if ranges else ""))
+
+
+def seen_command(run: Path, checkpoint_name: str) -> list[SeenItem]:
+    """``--seen CHECKPOINT``: print what the export ``checkpoint_name`` of ``run`` had trained on; its rows."""
+    rows = seen_blocks(Path(run), checkpoint_name)
+    print_seen(rows)
+    return rows

@@ -1,0 +1,139 @@
+"""What each checkpoint had seen (classit.dynamics.seen): counted from the plan's data order, checked against a real
+tiny curriculum run that records the rows it loads, its milestone.json files, `classit plan` and the corpus files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from classit import layout
+from classit.cli import main
+from classit.data.babylm import PackedBlocks
+from classit.data.corpus import read_text
+from classit.dynamics.seen import merged_lines, open_run, print_seen, seen_blocks, times_trained, trained, write_seen
+from classit.dynamics.seen_plot import plot_seen
+from classit.files import read_json
+from helpers import TinyRuns, babylm_file, instruction_records, rows_recorder, write_jsonl
+
+MILESTONES = [1000, 2000, 3000]
+
+
+def seen_data(data_root, root):
+    """A small corpus of two files (150 lines of switchboard talk, and the start of one long Gutenberg line) and 60
+    ready-made instruction examples."""
+    (root / "train").mkdir(parents=True)
+    talk = babylm_file(data_root, "dev/switchboard.dev").read_text(encoding="utf-8").splitlines(keepends=True)
+    (root / "train" / "a_talk.train").write_text("".join(talk[:150]), encoding="utf-8")
+    book = babylm_file(data_root, "dev/childes.dev").read_text(encoding="utf-8")
+    (root / "train" / "b_book.train").write_text(book[:book.index(" ", 3000)] + "\n", encoding="utf-8")
+    write_jsonl(root / "it.jsonl", instruction_records(data_root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def seen_run(data_root, tokenizer, tmp_path_factory):
+    """A tiny two-stage run (the corpus, 1 epoch; the instruction file, 2 epochs; whole epochs, no limit), its
+    milestones and its rows recorded."""
+    tmp = tmp_path_factory.mktemp("seen")
+    runs = TinyRuns(tmp, seen_data(data_root, tmp / "data"), tokenizer.name_or_path)
+    sources = {"pretrain": {"class_path": "classit.data.babylm.BabyLMCorpus",
+                            "init_args": {"train_dir": "train", "val_dir": None, "num_proc": 1}},
+               "it": {"class_path": "classit.data.instructions.InstructionFile", "init_args": {"path": "it.jsonl"}}}
+    milestones = {"class_path": "classit.train.MilestoneExport", "init_args": {"milestones": MILESTONES}}
+    config = runs.config("seen", max_steps=-1, callbacks=[rows_recorder(tmp / "rows", ids=None), milestones],
+                         data_args={"sources": sources, "block_size": 64,
+                                    "stages": [{"name": "pretrain", "sources": ["pretrain"]},
+                                               {"name": "it", "sources": ["it"], "epochs": 2}]})
+    main(["fit", "--config", str(config)])
+    run = runs.run_dir("seen")
+    return run, config, json.loads((tmp / "rows" / "rank0.json").read_text())["rows"]
+
+
+@pytest.mark.slow
+def test_seen_equals_milestones_the_plan_and_the_rows_trained_on(seen_run, capsys):
+    run, config, rows = seen_run
+    data = open_run(run)
+    plan = data.plan
+    # every micro-batch the plan says was trained on is the one the run loaded, row for row
+    sets = {name: source.train_set() for name, source in data.sources.items()}
+    order = [(name, i) for _, _, _, name, items in trained(plan, plan.total_steps) for i in items]
+    assert len(order) == len(rows)
+    for (name, i), row in zip(order, rows):
+        ids = sets[name][i]["input_ids"]
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        assert row[:len(ids)] == ids
+
+    written = write_seen(run)
+    names = [m.name for m in layout.milestones(run)]
+    assert len(names) == len(MILESTONES)
+    assert sorted(p.parent.name for p in written) == sorted(names + ["stage0_pretrain", "hf"])
+    for m in layout.milestones(run):
+        seen, meta = read_json(layout.seen_file(m.folder)), read_json(m.folder / layout.MILESTONE_FILE)
+        assert seen["step"] == meta["step"]
+        assert seen["words_seen"] == pytest.approx(meta["words_seen"], rel=1e-6)
+        assert sum(s["words"] for s in seen["sources"].values()) == pytest.approx(meta["words_seen"], rel=1e-6)
+    final = read_json(layout.seen_file(run / "hf"))
+    state = torch.load(layout.last_checkpoint(run), weights_only=False)
+    assert final["words_seen"] == pytest.approx(float(state["state_dict"]["words_seen"]), rel=1e-6)
+    assert final["step"] == state["global_step"]
+
+    # at the end of each stage, what `classit plan` says the stage sees
+    main(["plan", "--config", str(config), "--json"])
+    planned = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stages"]
+    for export, index in (("hf/stage0_pretrain", 0), ("hf", 1)):
+        stage = read_json(layout.seen_file(run / export))["stages"][index]
+        assert stage["epochs_done"] == stage["epochs"] == planned[index]["epochs"]
+        assert stage["steps"] == planned[index]["steps"]
+        assert sum(s["sequences"] for s in stage["sources"].values()) == planned[index]["sequences"]
+        assert sum(s["tokens"] for s in stage["sources"].values()) == pytest.approx(planned[index]["tokens"], rel=0.05)
+        assert sum(s["words"] for s in stage["sources"].values()) == pytest.approx(planned[index]["words"], rel=0.05)
+    it = final["sources"]["it"]  # two epochs of whole global batches, each leaving out a different remainder
+    assert sum(it["times_seen"]) == it["items"] and it["items"] % 4 and len(it["times_seen"]) == 3
+    assert sum(times * n for times, n in enumerate(it["times_seen"])) == 2 * (it["items"] // 4 * 4)
+    assert plot_seen([read_json(p) for p in written], run / "seen.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_listed_blocks_and_lines_hold_the_text_trained_on(seen_run, tokenizer, capsys):
+    run, _, rows = seen_run
+    data = open_run(run)
+    first = layout.milestones(run)[0]
+    step = read_json(first.folder / layout.MILESTONE_FILE)["step"]
+    listed = seen_blocks(run, first.name, data=data)
+    counts = times_trained(data, step)
+    blocks = data.sources["pretrain"].train_set()
+    assert isinstance(blocks, PackedBlocks)
+    # the listed blocks are the rows the run loaded in its first `step` steps
+    loaded = {tuple(r) for r in rows[:step * data.plan.batch_size]}
+    assert {r.item for r in listed if r.source == "pretrain"} == set(np.flatnonzero(counts["pretrain"]).tolist())
+    assert {tuple(blocks[r.item]["input_ids"].tolist()) for r in listed if r.source == "pretrain"} == loaded
+    assert not any(r.source == "it" for r in listed)  # the milestone falls in pre-training
+    # each block's words are in its file's lines (a block within one file: every document piece of it)
+    specials = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}
+    for r in listed:
+        if r.source != "pretrain" or sum(x.item == r.item for x in listed) > 1:
+            continue
+        lines = read_text(r.file).split("\n")[r.first_line - 1:r.last_line]
+        held = " ".join(" ".join(lines).split())
+        ids = blocks[r.item]["input_ids"].tolist()
+        cuts = [-1] + [k for k, i in enumerate(ids) if i in specials] + [len(ids)]
+        for a, b in zip(cuts, cuts[1:]):
+            words = tokenizer.decode(ids[a + 1:b]).split()
+            assert " ".join(words[1:-1]) in held, (r, words)
+    assert any(r.file.endswith("a_talk.train") and r.last_line > r.first_line for r in listed)
+    assert merged_lines(listed) and all(a <= b for a, b in merged_lines(listed))
+
+    # the end of the run: the kept instruction examples trained on, at their file:line
+    final = seen_blocks(run, "hf", data=data)
+    examples = [r for r in final if r.source == "it"]
+    assert examples and all(r.times in (1, 2) and r.file.endswith("it.jsonl") for r in examples)
+    records = (run.parents[2] / "data" / "it.jsonl").read_text().splitlines()
+    source = data.sources["it"]
+    kept = source.kept(source.build_examples("train"))[0]  # row i of the unpacked set: example kept[i]
+    for r in examples:
+        prompt = json.loads(records[r.first_line - 1])["prompt"]  # its start: the reply may be cut at block_size
+        assert " ".join(prompt.split()[:6]) in tokenizer.decode(source.train_set()[kept.index(r.item)]["input_ids"])
+    print_seen(final)
+    out = capsys.readouterr().out
+    assert "pretrain:" in out and "it.jsonl" in out and "lines" in out
