@@ -14,7 +14,7 @@ from classit.data.corpus import read_text
 from classit.dynamics.seen import merged_lines, open_run, print_seen, seen_blocks, times_trained, trained, write_seen
 from classit.dynamics.seen_plot import plot_seen
 from classit.files import read_json
-from helpers import TinyRuns, babylm_file, instruction_records, rows_recorder, write_jsonl
+from helpers import TinyRuns, babylm_file, fit, instruction_records, rows_recorder, write_jsonl
 
 MILESTONES = [1000, 2000, 3000]
 
@@ -31,24 +31,31 @@ def seen_data(data_root, root):
     return root
 
 
-@pytest.fixture(scope="module")
-def seen_run(data_root, tokenizer, tmp_path_factory):
-    """A tiny two-stage run (the corpus, 1 epoch; the instruction file, 2 epochs; whole epochs, no limit), its
-    milestones and its rows recorded."""
-    tmp = tmp_path_factory.mktemp("seen")
-    runs = TinyRuns(tmp, seen_data(data_root, tmp / "data"), tokenizer.name_or_path)
+def seen_config(runs: TinyRuns, name: str, extra=(), **changes):
+    """The tiny two-stage run (the corpus, 1 epoch; the instruction file, 2 epochs; whole epochs, no limit), its
+    milestones and its rows recorded (all ids) in ``rows/``; ``extra`` callbacks."""
     sources = {"pretrain": {"class_path": "classit.data.babylm.BabyLMCorpus",
                             "init_args": {"train_dir": "train", "val_dir": None, "num_proc": 1}},
                "it": {"class_path": "classit.data.instructions.InstructionFile", "init_args": {"path": "it.jsonl"}}}
     milestones = {"class_path": "classit.train.MilestoneExport", "init_args": {"milestones": MILESTONES}}
-    config = runs.config("seen", max_steps=-1, callbacks=[rows_recorder(tmp / "rows", ids=None), milestones],
-                         data_args={"sources": sources, "block_size": 64,
-                                    "stages": [{"name": "pretrain", "sources": ["pretrain"]},
-                                               {"name": "it", "sources": ["it"], "epochs": 2}]})
-    main(["fit", "--config", str(config)])
-    run = runs.run_dir("seen")
-    return run, config, json.loads((tmp / "rows" / "rank0.json").read_text())["rows"]
+    return runs.config(name, callbacks=[rows_recorder(runs.tmp / "rows", ids=None), milestones, *extra],
+                       data_args={"sources": sources, "block_size": 64,
+                                  "stages": [{"name": "pretrain", "sources": ["pretrain"]},
+                                             {"name": "it", "sources": ["it"], "epochs": 2}]}, **changes)
 
+
+def recorded(runs: TinyRuns) -> list[list[int]]:
+    return json.loads((runs.tmp / "rows" / "rank0.json").read_text())["rows"]
+
+
+@pytest.fixture(scope="module")
+def seen_run(data_root, tokenizer, tmp_path_factory):
+    """The tiny two-stage run: its folder, config and the rows it loaded."""
+    tmp = tmp_path_factory.mktemp("seen")
+    runs = TinyRuns(tmp, seen_data(data_root, tmp / "data"), tokenizer.name_or_path)
+    config = seen_config(runs, "seen", max_steps=-1)
+    main(["fit", "--config", str(config)])
+    return runs.run_dir("seen"), config, recorded(runs)
 
 @pytest.mark.slow
 def test_seen_equals_milestones_the_plan_and_the_rows_trained_on(seen_run, capsys):
@@ -137,3 +144,31 @@ def test_listed_blocks_and_lines_hold_the_text_trained_on(seen_run, tokenizer, c
     print_seen(final)
     out = capsys.readouterr().out
     assert "pretrain:" in out and "it.jsonl" in out and "lines" in out
+
+
+@pytest.mark.slow
+def test_a_resumed_run_sees_what_its_data_order_says(data_root, tokenizer, tmp_path):
+    runs = TinyRuns(tmp_path, seen_data(data_root, tmp_path / "data"), tokenizer.name_or_path)
+    kill = {"class_path": "probes.KillAtStep", "init_args": {"step": 15}}
+    out, code = fit(seen_config(runs, "resumed", max_steps=-1, checkpoint_every=4, extra=[kill]))
+    assert code == -9, out[-3000:]  # SIGKILL in the instruction stage: the last checkpoint is step 12's
+    last = layout.last_checkpoint(runs.run_dir("resumed"))
+    out, code = fit(seen_config(runs, "resumed", max_steps=-1, checkpoint_every=4), "--ckpt_path", str(last))
+    assert code == 0, out[-3000:]
+    run = runs.run_dir("resumed", 1)  # the resumed part: its milestones and rows, from step 12
+    data = open_run(run)
+    rows = recorded(runs)
+    sets = {name: source.train_set() for name, source in data.sources.items()}
+    order = [(name, i) for _, _, at, name, items in trained(data.plan, data.plan.total_steps) if at >= 12
+             for i in items]
+    assert len(order) == len(rows) > 0
+    for (name, i), row in zip(order, rows):
+        ids = sets[name][i]["input_ids"]
+        assert row[:len(ids)] == (ids.tolist() if isinstance(ids, torch.Tensor) else ids)
+    written = write_seen(run)
+    milestones = layout.milestones(run)
+    assert milestones and {m.name for m in milestones} < {p.parent.name for p in written}
+    for m in milestones:
+        meta = read_json(m.folder / layout.MILESTONE_FILE)
+        assert meta["step"] > 12
+        assert read_json(layout.seen_file(m.folder))["words_seen"] == pytest.approx(meta["words_seen"], rel=1e-6)
