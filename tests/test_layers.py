@@ -4,11 +4,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "classit"
-# lowest first: shared helpers, data, exports, the model, training, evaluation, studies, the command line
+# lowest first: shared helpers, data, exports, the model, training, evaluation, dynamics, studies, the command line
 LAYERS = [("classit.files", "classit.config_files", "classit.optim", "classit.checkpoint_io", "classit.lightning_state",
            "classit.runtime", "classit.decoder", "classit.layout"),
           ("classit.data",), ("classit.export",), ("classit.model",), ("classit.train",), ("classit.eval",),
-          ("classit.study",), ("classit.cli",)]
+          ("classit.dynamics",), ("classit.study",), ("classit.cli",)]
 
 
 def module_name(path: Path) -> str:

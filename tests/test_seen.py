@@ -172,3 +172,49 @@ def test_a_resumed_run_sees_what_its_data_order_says(data_root, tokenizer, tmp_p
         meta = read_json(m.folder / layout.MILESTONE_FILE)
         assert meta["step"] > 12
         assert read_json(layout.seen_file(m.folder))["words_seen"] == pytest.approx(meta["words_seen"], rel=1e-6)
+
+
+def test_trained_follows_the_plan_cut_by_limit_and_max_steps():
+    from classit.data.plan import CurriculumPlan, Stage
+
+    stages = (Stage("a", ["a"], epochs=2), Stage("b", ["a", "b"]))
+    plan = CurriculumPlan(stages, {"a": 40, "b": 24}, batch_size=8, micro_batch_size=2, world_size=2,
+                          limit_train_batches=5, max_steps=7)  # 2 devices × 2 accumulated; 5 micro-batches an epoch
+    assert plan.stage_steps() == [6, 1]
+    steps = [at for _, _, at, _, _ in trained(plan, plan.total_steps)]
+    assert steps == sorted(steps) and steps[-1] == 6
+    # an epoch: 5 micro-batches on each device, the third step of only one micro-batch each (2 × 2 sequences)
+    first = [(at, items) for _, epoch, at, _, items in trained(plan, 3) if epoch == 0]
+    assert [at for at, _ in first] == [0] * 4 + [1] * 4 + [2] * 2
+    batches = plan.batches(0, 0)
+    assert sorted(i for at, items in first if at < 2 for i in items) == sorted(i for _, b in batches[:2] for i in b)
+    assert {name for _, _, at, name, _ in trained(plan, 7) if at == 6} <= {"a", "b"}
+    assert len(list(trained(plan, 100))) == len(list(trained(plan, 7)))  # nothing past the run's end
+
+
+def test_merged_lines_and_the_listing(capsys):
+    from classit.dynamics.seen import SeenItem
+
+    rows = [SeenItem("pretrain", 3, 1, "x.train", 10, 12), SeenItem("pretrain", 1, 2, "x.train", 1, 4),
+            SeenItem("pretrain", 2, 1, "x.train", 5, 7), SeenItem("it", 0, 1, "it.jsonl", 9, 9)]
+    assert merged_lines(rows[:3]) == [(1, 7), (10, 12)]
+    print_seen(rows)
+    assert capsys.readouterr().out.splitlines() == [
+        "pretrain: 3 items seen, 4 times in all", "  x.train: 3 items, lines 1-7, 10-12",
+        "it: 1 items seen, 1 times in all", "  it.jsonl: 1 items, lines 9"]
+
+
+def test_a_folder_that_is_no_run_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path}: no config.yaml: not a run folder of `classit fit`"):
+        open_run(tmp_path)
+
+
+def test_plot_seen_draws_every_source(tmp_path):
+    def seen(name, a, b, done):
+        return {"checkpoint": name, "step": 0, "sources": {"pretrain": {"words": a}, "it": {"words": b}},
+                "stages": [{"name": "pretrain", "epochs": 1, "epochs_done": 1.0 if done else 0.5},
+                           {"name": "it", "epochs": 2, "epochs_done": 0.0}]}
+    path = plot_seen([seen("chck_1M", 1e6, 0, False), seen("stage0_pretrain", 1.5e6, 0, True),
+                      seen("hf", 1.5e6, 4e5, True)], tmp_path / "seen.png")
+    assert path.stat().st_size > 1000
+    assert plot_seen([], tmp_path / "none.png") is None

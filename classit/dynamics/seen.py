@@ -54,11 +54,10 @@ class RunData:
 def open_run(run: Path, world_size: int = 1) -> RunData:
     """The run's plan on ``world_size`` devices and its sources, from its ``config.yaml`` (the data prepared as
     ``classit plan`` prepares it)."""
-    from classit.train.plan import load
-
     config = layout.run_config(run)
     if not config.is_file():
         raise FileNotFoundError(f"{run}: no {config.name}: not a run folder of `classit fit`")
+    from classit.train.plan import load  # the CLI's parser: imported only for a run folder
     settings = read_yaml(config)
     for key in ("ckpt_path", "weights_only"):  # Trainer.fit's own arguments, saved beside the config's
         settings.pop(key, None)
