@@ -172,6 +172,13 @@ def test_a_resumed_run_sees_what_its_data_order_says(data_root, tokenizer, tmp_p
         meta = read_json(m.folder / layout.MILESTONE_FILE)
         assert meta["step"] > 12
         assert read_json(layout.seen_file(m.folder))["words_seen"] == pytest.approx(meta["words_seen"], rel=1e-6)
+    examples = runs.data / "it.jsonl"  # the data changed since the run trained: named, nothing written
+    examples.write_text("".join(examples.read_text().splitlines(keepends=True)[:-8]))
+    before = {p: p.read_bytes() for p in written}
+    with pytest.raises(ValueError, match=rf"{milestones[0].folder / layout.MILESTONE_FILE}: the run counted .* words "
+                                         r"by step \d+, its data order gives .*: the data or config.yaml changed"):
+        write_seen(run)
+    assert all(p.read_bytes() == b for p, b in before.items())
 
 
 def test_trained_follows_the_plan_cut_by_limit_and_max_steps():

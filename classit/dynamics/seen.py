@@ -35,7 +35,7 @@ def source_items(dataset) -> Items:
     if isinstance(dataset, PackedBlocks):
         starts = np.arange(len(dataset)) * dataset.block_size
         tokens = np.minimum(dataset.block_size, len(dataset.tokens) - starts)
-        words = np.array([np.float32(t * dataset.words_per_token) for t in tokens.tolist()], dtype=np.float64)
+        words = (tokens * dataset.words_per_token).astype(np.float32).astype(np.float64)  # a float32 tensor each
         return Items(words, tokens, np.zeros(len(tokens), dtype=np.int64))
     examples = ([row.count(0) for row in dataset["position_ids"]] if "position_ids" in dataset.column_names
                 else [1] * len(dataset))
@@ -88,12 +88,13 @@ def trained(plan: CurriculumPlan, step: int):
         index = plan.stage_index(epoch)
         stage = plan.stages[index]
         micro = epoch_micro_batches(plan, stage)
+        ranks = [plan.rank_batches(epoch, rank)[:micro] for rank in range(plan.world_size)]
         for m in range(micro):
             at = done + m // plan.accumulate
             if at >= stop:
                 break
-            for rank in range(plan.world_size):
-                k, items = plan.rank_batches(epoch, rank)[m]
+            for batches in ranks:
+                k, items = batches[m]
                 yield index, epoch, at, stage.sources[k], items
         done += math.ceil(micro / plan.accumulate)
 
@@ -173,12 +174,24 @@ def write_seen(run: Path, world_size: int = 1) -> list[Path]:
     export's name); the files written."""
     run = Path(run)
     data = open_run(run, world_size)
-    written = []
-    for export in exports(run, data.plan):
-        path = layout.seen_file(export.folder)
-        write_json({"checkpoint": export.name, **seen_at(data, export.step)}, path, indent=1, end="\n")
-        written.append(path)
-    return written
+    found = [(export, seen_at(data, export.step)) for export in exports(run, data.plan)]
+    for export, seen in found:  # all checked before any is written
+        check_words(export, seen["words_seen"])
+    for export, seen in found:
+        write_json({"checkpoint": export.name, **seen}, layout.seen_file(export.folder), indent=1, end="\n")
+    return [layout.seen_file(export.folder) for export, _ in found]
+
+
+def check_words(export: Export, words: float) -> None:
+    """Stop naming the export's ``milestone.json`` when the words its run counted differ from ``words`` (the data
+    order's): the data or the config changed since the run trained."""
+    meta = export.folder / layout.MILESTONE_FILE
+    if not meta.is_file():
+        return
+    counted = float(read_json(meta)["words_seen"])
+    if not math.isclose(counted, words, rel_tol=1e-5):
+        raise ValueError(f"{meta}: the run counted {counted:,.0f} words by step {export.step}, its data order gives "
+                         f"{words:,.0f}: the data or config.yaml changed since it trained")
 
 
 # --- which blocks and lines a checkpoint had trained on ---
@@ -195,35 +208,55 @@ class SeenItem:
     last_line: int | None
 
 
-def block_places(source: BabyLMCorpus, tokens: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """``(first token, files, file number, line)`` of each segment of the corpus's training files, re-read and
-    tokenized as its prepare did (checked against its cached ``tokens``)."""
-    tokenizer = source.tokenizer
-    starts, files, numbers, lines, pieces = [], [], [], [], []
+def block_places(source: BabyLMCorpus, tokens: np.ndarray, until: int | None = None, chunk: int = 4096
+                 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """``(first token, files, file number, line)`` of each segment of the corpus's training files up to token
+    ``until`` (default: all), re-read and tokenized as its prepare did, ``chunk`` segments at a time, and checked
+    against its cached ``tokens``."""
+    tokenizer, until = source.tokenizer, len(tokens) if until is None else until
+    starts, files, numbers, lines = [], [], [], []
     offset = 0
-    for f, path in enumerate(source.tokenizer_files()):
-        files.append(str(path))
-        segments = list(iter_segments(path))
+
+    def place(segments: list, f: int) -> int:
+        at = offset
         encodings = tokenizer.backend_tokenizer.encode_batch_fast([s.text for s in segments], add_special_tokens=False)
         for segment, encoding in zip(segments, encodings):
             ids = [tokenizer.bos_token_id] * segment.starts_document + encoding.ids + \
                   [tokenizer.eos_token_id] * segment.ends_document
-            starts.append(offset)
+            if not np.array_equal(tokens[at:at + len(ids)], ids):
+                raise ValueError(f"{files[f]}:{segment.line}: no longer gives the cached tokens of the run (the file "
+                                 "changed since it trained, or another tokenizer)")
+            starts.append(at)
             numbers.append(f)
             lines.append(segment.line)
-            pieces.append(ids)
-            offset += len(ids)
-    again = np.fromiter((i for ids in pieces for i in ids), dtype=np.int64, count=offset)
-    if offset != len(tokens) or not np.array_equal(again, np.asarray(tokens, dtype=np.int64)):
-        raise ValueError(f"{source.root / source.train_dir}: the files no longer give the cached tokens of the run "
-                         "(changed since it trained, or another tokenizer)")
+            at += len(ids)
+        return at
+
+    for f, path in enumerate(source.tokenizer_files()):
+        files.append(str(path))
+        segments = []
+        for segment in iter_segments(path):
+            segments.append(segment)
+            if len(segments) == chunk:
+                offset, segments = place(segments, f), []
+                if offset >= until:
+                    break
+        if segments:
+            offset = place(segments, f)
+        if offset >= until:
+            break
+    if until == len(tokens) and offset != len(tokens):
+        raise ValueError(f"{source.root / source.train_dir}: gives {offset:,} tokens, the run's cache holds "
+                         f"{len(tokens):,} (the files changed since it trained)")
     return np.array(starts), files, np.array(numbers), np.array(lines)
 
 
 def _blocks_seen(name: str, source: BabyLMCorpus, dataset: PackedBlocks, counts: np.ndarray) -> list[SeenItem]:
-    starts, files, numbers, lines = block_places(source, dataset.tokens)
+    seen = np.flatnonzero(counts)
+    starts, files, numbers, lines = block_places(source, dataset.tokens,
+                                                 min(len(dataset.tokens), (seen[-1] + 1) * dataset.block_size))
     rows = []
-    for block in np.flatnonzero(counts).tolist():
+    for block in seen.tolist():
         first = block * dataset.block_size
         last = min(first + dataset.block_size, len(dataset.tokens)) - 1
         a, b = np.searchsorted(starts, [first, last], side="right") - 1
