@@ -2,6 +2,7 @@
 tiny curriculum run that records the rows it loads, its milestone.json files, `classit plan` and the corpus files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,20 @@ def test_plot_seen_draws_every_source(tmp_path):
                       seen("hf", 1.5e6, 4e5, True)], tmp_path / "seen.png")
     assert path.stat().st_size > 1000
     assert plot_seen([], tmp_path / "none.png") is None
+
+
+def test_switchboard_examples_are_placed_at_their_lines(data_root, tokenizer, tmp_path):
+    from classit.data.switchboard import Switchboard, _clean
+
+    (tmp_path / "swda" / "train").mkdir(parents=True)
+    for f in sorted((data_root / "swda" / "train").glob("*.txt"))[:2]:
+        (tmp_path / "swda" / "train" / f.name).symlink_to(f)
+    source = Switchboard(swda="swda", context_turns=1)
+    source.bind("switchboard", tmp_path, tokenizer, 64, tmp_path / "cache")
+    placed = source.placed_examples("train")
+    assert len(placed) > 10 and [x for _, x in placed] == source.build_examples("train")
+    for where, x in placed:  # the prompt's first utterance opens the range, the reply's last closes it
+        file, lines = where.rsplit(":", 1)
+        first, last = map(int, lines.split("-"))
+        said = [_clean(line.split("|")[1]) for line in read_text(Path(file)).splitlines()[first - 1:last]]
+        assert x.prompt.startswith(said[0]) and x.reply.endswith(said[-1]), (where, x)

@@ -266,7 +266,7 @@ def _blocks_seen(name: str, source: BabyLMCorpus, dataset: PackedBlocks, counts:
     return rows
 
 
-_PLACE = re.compile(r"(.*):(\d+)")
+_PLACE = re.compile(r"(.*):(\d+)(?:-(\d+))?")  # file:line or file:first-last
 
 
 def _examples_seen(name: str, source, dataset, counts: np.ndarray) -> list[SeenItem]:
@@ -280,8 +280,8 @@ def _examples_seen(name: str, source, dataset, counts: np.ndarray) -> list[SeenI
         for k in kept[bounds[row]:bounds[row + 1]]:
             where = placed[k][0]
             match = _PLACE.fullmatch(where)
-            file, line = (match[1], int(match[2])) if match else (where, None)
-            rows.append(SeenItem(name, k, int(counts[row]), file, line, line))
+            file, first, last = (match[1], int(match[2]), int(match[3] or match[2])) if match else (where, None, None)
+            rows.append(SeenItem(name, k, int(counts[row]), file, first, last))
     return rows
 
 
