@@ -71,13 +71,6 @@ def open_run(run: Path, world_size: int = 1) -> RunData:
     return RunData(plan, {name: datamodule.sources[name] for name in datamodule.used}, items)
 
 
-def epoch_micro_batches(plan: CurriculumPlan, stage, limit=None) -> int:
-    """Micro-batches one device trains in an epoch of ``stage`` (``limit_train_batches`` counted)."""
-    limit = plan.limit_train_batches if limit is None else limit
-    batches = sum(plan.counts(stage)) * plan.accumulate
-    return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-
-
 def trained(plan: CurriculumPlan, step: int):
     """``(stage index, epoch, step, source name, item indices)`` of every micro-batch of every device in the first
     ``step`` optimizer steps of the run, in order."""
@@ -87,7 +80,7 @@ def trained(plan: CurriculumPlan, step: int):
             return
         index = plan.stage_index(epoch)
         stage = plan.stages[index]
-        micro = epoch_micro_batches(plan, stage)
+        micro = plan.epoch_micro_batches(stage)
         ranks = [plan.rank_batches(epoch, rank)[:micro] for rank in range(plan.world_size)]
         for m in range(micro):
             at = done + m // plan.accumulate
@@ -128,7 +121,7 @@ def seen_at(data: RunData, step: int) -> dict:
             entry["steps"] += 1
             last_step = at
     for entry, stage in zip(stages, plan.stages):
-        full = math.ceil(epoch_micro_batches(plan, stage) / plan.accumulate)
+        full = plan.epoch_steps(stage)
         entry["epochs_done"] = entry["steps"] / full if full else 0.0
     sources = {}
     for name, items in data.items.items():
@@ -137,7 +130,8 @@ def seen_at(data: RunData, step: int) -> dict:
         histogram = np.bincount(counts[name], weights=weights).astype(np.int64).tolist()
         sources[name] = {"words": float((items.words * counts[name]).sum()),
                          "tokens": int((items.tokens * counts[name]).sum()),
-                         "unit": "example" if instruction else "block", "items": len(items.words),
+                         "unit": "example" if instruction else "block",
+                         "items": int(items.examples.sum()) if instruction else len(items.words),
                          "times_seen": histogram}
     return {"step": min(step, plan.total_steps), "words_seen": sum(s["words"] for s in sources.values()),
             "tokens_seen": sum(s["tokens"] for s in sources.values()), "sources": sources, "stages": stages}
@@ -165,7 +159,7 @@ def exports(run: Path, plan: CurriculumPlan) -> list[Export]:
     for i, (stage, end) in enumerate(zip(plan.stages, ends)):
         folder = hf if i == len(plan.stages) - 1 else layout.stage_export(hf, i, stage.name)
         if folder.is_dir():
-            found.append(Export(folder.name if folder != hf else layout.HF, folder, end))
+            found.append(Export(folder.name, folder, end))
     return sorted(found, key=lambda e: e.step)
 
 
