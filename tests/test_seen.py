@@ -245,3 +245,12 @@ def test_switchboard_examples_are_placed_at_their_lines(data_root, tokenizer, tm
         first, last = map(int, lines.split("-"))
         said = [_clean(line.split("|")[1]) for line in read_text(Path(file)).splitlines()[first - 1:last]]
         assert x.prompt.startswith(said[0]) and x.reply.endswith(said[-1]), (where, x)
+
+
+def test_the_world_size_a_saved_config_names():
+    from classit.dynamics.seen import config_world_size
+
+    assert config_world_size({"devices": 2, "num_nodes": 3}) == 6
+    assert config_world_size({"devices": [0, 1]}) == 2
+    assert config_world_size({"devices": "4"}) == 4
+    assert config_world_size({"devices": "auto", "num_nodes": 1}) == 1

@@ -51,9 +51,16 @@ class RunData:
     items: dict[str, Items]
 
 
-def open_run(run: Path, world_size: int = 1) -> RunData:
-    """The run's plan on ``world_size`` devices and its sources, from its ``config.yaml`` (the data prepared as
-    ``classit plan`` prepares it)."""
+def config_world_size(trainer: dict) -> int:
+    """The devices a saved config's ``trainer`` settings name (``devices`` × ``num_nodes``; ``auto``: 1)."""
+    devices = trainer.get("devices", 1)
+    count = len(devices) if isinstance(devices, list) else int(devices) if str(devices).isdigit() else 1
+    return count * int(trainer.get("num_nodes") or 1)
+
+
+def open_run(run: Path, world_size: int | None = None) -> RunData:
+    """The run's plan on ``world_size`` devices (default: those its config names) and its sources, from its
+    ``config.yaml`` (the data prepared as ``classit plan`` prepares it)."""
     config = layout.run_config(run)
     if not config.is_file():
         raise FileNotFoundError(f"{run}: no {config.name}: not a run folder of `classit fit`")
@@ -66,6 +73,7 @@ def open_run(run: Path, world_size: int = 1) -> RunData:
         raise FileNotFoundError(f"{config}: the data of source(s) {', '.join(estimates)} is absent from "
                                 f"{cli.datamodule.data_dir}; point CLASSIT_DATA_DIR at the run's data folder")
     datamodule = cli.datamodule
+    world_size = world_size or config_world_size(settings.get("trainer", {}))
     plan = datamodule.plan_for(world_size, cli.trainer.limit_train_batches, cli.trainer.max_steps)
     items = {name: source_items(datamodule.train_sets[name]) for name in datamodule.used}
     return RunData(plan, {name: datamodule.sources[name] for name in datamodule.used}, items)
@@ -163,7 +171,7 @@ def exports(run: Path, plan: CurriculumPlan) -> list[Export]:
     return sorted(found, key=lambda e: e.step)
 
 
-def write_seen(run: Path, world_size: int = 1) -> list[Path]:
+def write_seen(run: Path, world_size: int | None = None) -> list[Path]:
     """``seen.json`` beside each milestone and stage export of ``run`` (:func:`seen_at` of its step, with the
     export's name); the files written."""
     run = Path(run)
@@ -288,7 +296,8 @@ def checkpoint_step(run: Path, plan: CurriculumPlan, checkpoint: str) -> int:
     return found[checkpoint].step
 
 
-def seen_blocks(run: Path, checkpoint: str, world_size: int = 1, data: RunData | None = None) -> list[SeenItem]:
+def seen_blocks(run: Path, checkpoint: str, world_size: int | None = None,
+                data: RunData | None = None) -> list[SeenItem]:
     """Which corpus blocks and instruction examples the export ``checkpoint`` of ``run`` had trained on, and their
     files and lines (a packed block spanning files: one row per file)."""
     data = data or open_run(Path(run), world_size)
