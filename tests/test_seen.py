@@ -13,7 +13,7 @@ from classit import layout
 from classit.cli import main
 from classit.data.babylm import PackedBlocks
 from classit.data.corpus import read_text
-from classit.dynamics.seen import merged_lines, open_run, print_seen, seen_blocks, times_trained, trained, write_seen
+from classit.dynamics.seen import merged_ranges, open_run, print_seen, seen_blocks, times_trained, trained, write_seen
 from classit.dynamics.seen_plot import plot_seen
 from classit.files import read_json
 from helpers import TinyRuns, babylm_file, fit, instruction_records, rows_recorder, write_jsonl
@@ -118,20 +118,21 @@ def test_listed_blocks_and_lines_hold_the_text_trained_on(seen_run, tokenizer, c
     assert {r.item for r in listed if r.source == "pretrain"} == set(np.flatnonzero(counts["pretrain"]).tolist())
     assert {tuple(blocks[r.item]["input_ids"].tolist()) for r in listed if r.source == "pretrain"} == loaded
     assert not any(r.source == "it" for r in listed)  # the milestone falls in pre-training
-    # each block's words are in its file's lines (a block within one file: every document piece of it)
-    specials = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}
-    for r in listed:
-        if r.source != "pretrain" or sum(x.item == r.item for x in listed) > 1:
-            continue
-        lines = read_text(r.file).split("\n")[r.first_line - 1:r.last_line]
-        held = " ".join(" ".join(lines).split())
-        ids = blocks[r.item]["input_ids"].tolist()
-        cuts = [-1] + [k for k, i in enumerate(ids) if i in specials] + [len(ids)]
-        for a, b in zip(cuts, cuts[1:]):
-            words = tokenizer.decode(ids[a + 1:b]).split()
-            assert " ".join(words[1:-1]) in held, (r, words)
+    # each block's text is the file's text from its first line and column to its last (whitespace aside: the
+    # spaces before a title marker are not tokenized); a block over two files, each file's part
+    for block in {r.item for r in listed if r.source == "pretrain"}:
+        parts = [r for r in listed if r.source == "pretrain" and r.item == block]
+        held = ""
+        for r in parts:
+            lines = read_text(r.file).split("\n")[r.first_line - 1:r.last_line]
+            lines[-1] = lines[-1][:r.last_column]
+            lines[0] = lines[0][r.first_column:]
+            held += "\n".join(lines)
+        text = tokenizer.decode(blocks[block]["input_ids"], skip_special_tokens=True)
+        assert "".join(held.split()) == "".join(text.split()), (parts, text)
     assert any(r.file.endswith("a_talk.train") and r.last_line > r.first_line for r in listed)
-    assert merged_lines(listed) and all(a <= b for a, b in merged_lines(listed))
+    assert any(r.file.endswith("b_book.train") and r.first_column > 0 for r in listed)  # within one long line
+    assert merged_ranges(listed) and all(a <= b for a, b in merged_ranges(listed))
 
     # the end of the run: the kept instruction examples trained on, at their file:line
     final = seen_blocks(run, "hf", data=data)
@@ -202,16 +203,33 @@ def test_trained_follows_the_plan_cut_by_limit_and_max_steps():
     assert len(list(trained(plan, 100))) == len(list(trained(plan, 7)))  # nothing past the run's end
 
 
-def test_merged_lines_and_the_listing(capsys):
+def test_merged_ranges_and_the_listing(capsys):
     from classit.dynamics.seen import SeenItem
 
-    rows = [SeenItem("pretrain", 3, 1, "x.train", 10, 12), SeenItem("pretrain", 1, 2, "x.train", 1, 4),
-            SeenItem("pretrain", 2, 1, "x.train", 5, 7), SeenItem("it", 0, 1, "it.jsonl", 9, 9)]
-    assert merged_lines(rows[:3]) == [(1, 7), (10, 12)]
+    rows = [SeenItem("pretrain", 3, 1, "x.train", 10, 12, 0, 40), SeenItem("pretrain", 1, 2, "x.train", 1, 4, 0, 99),
+            SeenItem("pretrain", 2, 1, "x.train", 5, 7, 0, 12), SeenItem("pretrain", 4, 1, "y.train", 1, 1, 0, 900),
+            SeenItem("pretrain", 5, 1, "y.train", 1, 1, 900, 1800), SeenItem("pretrain", 6, 1, "y.train", 1, 1, 2000, 2500),
+            SeenItem("it", 0, 1, "it.jsonl", 9, 9), SeenItem("it", 1, 1, "it.jsonl", 10, 10)]
+    assert merged_ranges(rows[:3]) == [((1, 0), (7, 12)), ((10, 0), (12, 40))]
     print_seen(rows)
     assert capsys.readouterr().out.splitlines() == [
-        "pretrain: 3 items seen, 4 times in all", "  x.train: 3 items, lines 1-7, 10-12",
-        "it: 1 items seen, 1 times in all", "  it.jsonl: 1 items, lines 9"]
+        "pretrain: 6 items seen, 7 times in all", "  x.train: 3 items, lines 1:0-7:12, 10:0-12:40",
+        "  y.train: 3 items, lines 1:0-1800, 1:2000-2500",
+        "it: 2 items seen, 2 times in all", "  it.jsonl: 2 items, lines 9-10"]
+
+
+def test_every_segment_is_at_its_line_and_column(data_root, monkeypatch):
+    from classit.data import corpus
+
+    monkeypatch.setattr(corpus, "READ_BYTES", 3000)  # long lines come in pieces too
+    for name in ("switchboard", "childes", "simple_wiki"):
+        path = babylm_file(data_root, f"dev/{name}.dev")
+        lines = read_text(path).split("\n")
+        segments = list(corpus.iter_segments(path))
+        assert len(segments) > 3
+        for s in segments:
+            text = s.text.removeprefix("\n")
+            assert lines[s.line - 1][s.column:s.column + len(text)] == text, (path, s.line, s.column)
 
 
 def test_a_folder_that_is_no_run_is_named(tmp_path):

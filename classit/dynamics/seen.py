@@ -200,37 +200,52 @@ def check_words(export: Export, words: float) -> None:
 
 @dataclass(frozen=True)
 class SeenItem:
-    """An item a checkpoint had trained on (``times`` times): a packed block's or an example's piece of ``file``,
-    lines ``first_line`` to ``last_line`` (None: the file's lines are not known)."""
+    """An item a checkpoint had trained on (``times`` times): a packed block's or an example's piece of ``file``, from
+    line ``first_line`` to ``last_line`` (None: not known); for a block also the columns (characters from 0) where its
+    text starts in the first line and ends (exclusive) in the last."""
     source: str
     item: int
     times: int
     file: str
     first_line: int | None
     last_line: int | None
+    first_column: int | None = None
+    last_column: int | None = None
 
 
-def block_places(source: BabyLMCorpus, tokens: np.ndarray, until: int | None = None, chunk: int = 4096
-                 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """``(first token, files, file number, line)`` of each segment of the corpus's training files up to token
-    ``until`` (default: all), re-read and tokenized as its prepare did, ``chunk`` segments at a time, and checked
-    against its cached ``tokens``."""
+@dataclass
+class TokenPlaces:
+    """Where each token of a prepared corpus comes from: its file (number into ``files``), line, and the columns
+    its text starts and ends at (a document's BOS and EOS: where its segment starts and ends)."""
+    files: list[str]
+    file: np.ndarray
+    line: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def token_places(source: BabyLMCorpus, tokens: np.ndarray, until: int | None = None, chunk: int = 4096
+                 ) -> TokenPlaces:
+    """The places of the corpus's tokens up to token ``until`` (default: all): its training files re-read and
+    tokenized as its prepare did, ``chunk`` segments at a time, checked against its cached ``tokens``."""
     tokenizer, until = source.tokenizer, len(tokens) if until is None else until
-    starts, files, numbers, lines = [], [], [], []
+    files, parts = [], []
     offset = 0
 
     def place(segments: list, f: int) -> int:
         at = offset
-        encodings = tokenizer.backend_tokenizer.encode_batch_fast([s.text for s in segments], add_special_tokens=False)
+        encodings = tokenizer.backend_tokenizer.encode_batch([s.text for s in segments], add_special_tokens=False)
         for segment, encoding in zip(segments, encodings):
-            ids = [tokenizer.bos_token_id] * segment.starts_document + encoding.ids + \
-                  [tokenizer.eos_token_id] * segment.ends_document
+            shift = segment.column - segment.text.startswith("\n")  # a segment's leading newline ends the line before
+            bos, eos = [tokenizer.bos_token_id] * segment.starts_document, [tokenizer.eos_token_id] * segment.ends_document
+            ids = bos + encoding.ids + eos
             if not np.array_equal(tokens[at:at + len(ids)], ids):
                 raise ValueError(f"{files[f]}:{segment.line}: no longer gives the cached tokens of the run (the file "
                                  "changed since it trained, or another tokenizer)")
-            starts.append(at)
-            numbers.append(f)
-            lines.append(segment.line)
+            spans = np.array([(0, 0)] * len(bos) + [list(o) for o in encoding.offsets]
+                             + [(len(segment.text),) * 2] * len(eos), dtype=np.int64).reshape(-1, 2)
+            spans = np.maximum(spans + shift, segment.column)
+            parts.append((np.full(len(ids), f), np.full(len(ids), segment.line), spans[:, 0], spans[:, 1]))
             at += len(ids)
         return at
 
@@ -250,21 +265,22 @@ def block_places(source: BabyLMCorpus, tokens: np.ndarray, until: int | None = N
     if until == len(tokens) and offset != len(tokens):
         raise ValueError(f"{source.root / source.train_dir}: gives {offset:,} tokens, the run's cache holds "
                          f"{len(tokens):,} (the files changed since it trained)")
-    return np.array(starts), files, np.array(numbers), np.array(lines)
+    return TokenPlaces(files, *(np.concatenate(column) for column in zip(*parts)))
 
 
 def _blocks_seen(name: str, source: BabyLMCorpus, dataset: PackedBlocks, counts: np.ndarray) -> list[SeenItem]:
     seen = np.flatnonzero(counts)
-    starts, files, numbers, lines = block_places(source, dataset.tokens,
-                                                 min(len(dataset.tokens), (seen[-1] + 1) * dataset.block_size))
+    places = token_places(source, dataset.tokens, min(len(dataset.tokens), (seen[-1] + 1) * dataset.block_size))
     rows = []
     for block in seen.tolist():
         first = block * dataset.block_size
-        last = min(first + dataset.block_size, len(dataset.tokens)) - 1
-        a, b = np.searchsorted(starts, [first, last], side="right") - 1
-        for f in sorted(set(numbers[a:b + 1].tolist())):
-            mine = lines[a:b + 1][numbers[a:b + 1] == f]
-            rows.append(SeenItem(name, block, int(counts[block]), files[f], int(mine.min()), int(mine.max())))
+        last = min(first + dataset.block_size, len(dataset.tokens))
+        file = places.file[first:last]
+        for f in dict.fromkeys(file.tolist()):
+            mine = np.flatnonzero(file == f) + first
+            a, b = mine[0], mine[-1]
+            rows.append(SeenItem(name, block, int(counts[block]), places.files[f], int(places.line[a]),
+                                 int(places.line[b]), int(places.start[a]), int(places.end[b])))
     return rows
 
 
@@ -314,29 +330,40 @@ def seen_blocks(run: Path, checkpoint: str, world_size: int | None = None,
     return rows
 
 
-def merged_lines(rows: list[SeenItem]) -> list[tuple[int, int]]:
-    """The rows' line ranges merged where they touch or overlap, in order."""
-    ranges = sorted((r.first_line, r.last_line) for r in rows if r.first_line is not None)
+def merged_ranges(rows: list[SeenItem]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The rows' ``((line, column), (line, column))`` ranges (column 0 where unknown) merged where they touch or
+    overlap (the next line's start touches a line's end), in order."""
+    spans = sorted(((r.first_line, r.first_column or 0), (r.last_line, r.last_column or 0)) for r in rows
+                   if r.first_line is not None)
     merged = []
-    for first, last in ranges:
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], last)
+    for a, b in spans:
+        if merged and (a <= merged[-1][1] or a[0] <= merged[-1][1][0] + 1 and a[1] == 0):
+            merged[-1][1] = max(merged[-1][1], b)
         else:
-            merged.append([first, last])
+            merged.append([a, b])
     return [tuple(m) for m in merged]
 
 
+def _range(a: tuple[int, int], b: tuple[int, int], columns: bool) -> str:
+    if not columns:
+        return f"{a[0]}" if a[0] == b[0] else f"{a[0]}-{b[0]}"
+    return f"{a[0]}:{a[1]}-{b[1]}" if a[0] == b[0] else f"{a[0]}:{a[1]}-{b[0]}:{b[1]}"
+
+
 def print_seen(rows: list[SeenItem]) -> None:
-    """Per source and file: the items seen, how often, and the merged line ranges, compactly."""
+    """Per source and file: the items seen, how often, and the merged ranges (``line``, or ``line:column`` for
+    blocks), compactly."""
     for name in dict.fromkeys(r.source for r in rows):
         mine = [r for r in rows if r.source == name]
         items = {r.item: r.times for r in mine}
         print(f"{name}: {len(items):,} items seen, {sum(items.values()):,} times in all")
         for file in dict.fromkeys(r.file for r in mine):
-            ranges = merged_lines([r for r in mine if r.file == file])
-            shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:20])
+            in_file = [r for r in mine if r.file == file]
+            columns = any(r.first_column is not None for r in in_file)
+            ranges = merged_ranges(in_file)
+            shown = ", ".join(_range(a, b, columns) for a, b in ranges[:20])
             more = f", … ({len(ranges) - 20} more ranges)" if len(ranges) > 20 else ""
-            n = len({r.item for r in mine if r.file == file})
+            n = len({r.item for r in in_file})
             print(f"  {file}: {n:,} items" + (f", lines {shown}{more}" if ranges else ""))
 
 
