@@ -144,6 +144,8 @@ def test_listed_blocks_and_lines_hold_the_text_trained_on(seen_run, tokenizer, c
     for r in examples:
         prompt = json.loads(records[r.first_line - 1])["prompt"]  # its start: the reply may be cut at block_size
         assert " ".join(prompt.split()[:6]) in tokenizer.decode(source.train_set()[kept.index(r.item)]["input_ids"])
+    with pytest.raises(FileNotFoundError, match=rf"{run}: no checkpoint export 'chck_9M'; the run has: chck_0.001M, "):
+        seen_blocks(run, "chck_9M", data=data)
     print_seen(final)
     out = capsys.readouterr().out
     assert "pretrain:" in out and "it.jsonl" in out and "lines" in out

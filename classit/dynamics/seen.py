@@ -200,9 +200,10 @@ def check_words(export: Export, words: float) -> None:
 
 @dataclass(frozen=True)
 class SeenItem:
-    """An item a checkpoint had trained on (``times`` times): a packed block's or an example's piece of ``file``, from
-    line ``first_line`` to ``last_line`` (None: not known); for a block also the columns (characters from 0) where its
-    text starts in the first line and ends (exclusive) in the last."""
+    """An item a checkpoint had trained on (``times`` times): a packed block (``item``: its index) or an instruction
+    example (its index among the source's examples), in ``file`` from line ``first_line`` to ``last_line`` (None: not
+    known); for a block also the columns (characters from 0) where its text starts in the first line and ends
+    (exclusive) in the last."""
     source: str
     item: int
     times: int
