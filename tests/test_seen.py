@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from classit import layout
 from classit.cli import main
@@ -16,7 +17,8 @@ from classit.data.corpus import read_text
 from classit.dynamics.seen import merged_ranges, open_run, print_seen, seen_blocks, times_trained, trained, write_seen
 from classit.dynamics.seen_plot import plot_seen
 from classit.files import read_json
-from helpers import TinyRuns, babylm_file, fit, instruction_records, rows_recorder, write_jsonl
+from helpers import (CONFIGS, TinyRuns, babylm_file, config_copy, demo_data, fit, instruction_records, rows_recorder,
+                     tiny_curriculum, write_jsonl)
 
 MILESTONES = [1000, 2000, 3000]
 
@@ -274,3 +276,40 @@ def test_the_world_size_a_saved_config_names():
     assert config_world_size({"devices": [0, 1]}) == 2
     assert config_world_size({"devices": "4"}) == 4
     assert config_world_size({"devices": "auto", "num_nodes": 1}) == 1
+
+
+@pytest.mark.slow
+def test_demo_seq_cut_epochs_seen_as_trained(data_root, tokenizer, tmp_path, capsys):
+    """The sequential demo curriculum (corpus → Switchboard → Simple Wikipedia lectures), each epoch cut by
+    limit_train_batches: the milestones' words, the rows loaded, and the listing of every source."""
+    config = config_copy(CONFIGS / "demo_seq.yaml")
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
+                                      if not c["class_path"].endswith("MinimalPairEvalCallback")]
+    milestones = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MilestoneExport"))
+    milestones["init_args"]["milestones"] = [3000, 6000, 9000]  # words: the 12 tiny steps see ≈ 10k
+    config["trainer"]["callbacks"].append(rows_recorder(tmp_path / "rows", ids=None))
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    path = tmp_path / "demo_seq.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path), *tiny_curriculum(demo_data(data_root, tmp_path / "data"), tokenizer.name_or_path),
+          "--data.val_every=0.5"])
+    run = tmp_path / "logs" / "demo_seq" / "version_0"
+    written = write_seen(run)  # checks every milestone's words against its milestone.json
+    assert len(layout.milestones(run)) == 3 and len(written) == 6
+    data = open_run(run)
+    assert data.plan.limit_train_batches == 4 and data.plan.total_steps == 12
+    sets = {name: source.train_set() for name, source in data.sources.items()}
+    rows = json.loads((tmp_path / "rows" / "rank0.json").read_text())["rows"]
+    order = [(name, i) for _, _, _, name, items in trained(data.plan, 12) for i in items]
+    assert len(order) == len(rows)
+    for (name, i), row in zip(order, rows):
+        ids = sets[name][i]["input_ids"]
+        assert row[:len(ids)] == (ids.tolist() if isinstance(ids, torch.Tensor) else ids)
+    final = read_json(layout.seen_file(run / "hf"))
+    assert [s["epochs_done"] for s in final["stages"]] == [1.0, 1.0, 1.0]
+    listed = seen_blocks(run, "hf", data=data)
+    assert {r.source for r in listed} == {"pretrain", "switchboard", "simple_wiki"}
+    assert all(re.search(r"swda/train/\d+\.txt$", r.file) and r.first_line <= r.last_line
+               for r in listed if r.source == "switchboard")
+    print_seen(listed)
+    assert "simple_wiki.train" in capsys.readouterr().out

@@ -9,6 +9,7 @@ corpus's words, an instruction row's words), so a checkpoint's words equal its `
 
 import math
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def open_run(run: Path, world_size: int | None = None) -> RunData:
     settings = read_yaml(config)
     for key in ("ckpt_path", "weights_only"):  # Trainer.fit's own arguments, saved beside the config's
         settings.pop(key, None)
-    cli, estimates = load(["--config", yaml.safe_dump(settings)])
+    with tempfile.TemporaryDirectory() as tmp:  # the config without them, parsed as `classit plan` parses one
+        cleaned = Path(tmp) / config.name
+        cleaned.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        cli, estimates = load(["--config", str(cleaned)])
     if estimates:
         raise FileNotFoundError(f"{config}: the data of source(s) {', '.join(estimates)} is absent from "
                                 f"{cli.datamodule.data_dir}; point CLASSIT_DATA_DIR at the run's data folder")
