@@ -212,7 +212,8 @@ def test_merged_ranges_and_the_listing(capsys):
 
     rows = [SeenItem("pretrain", 3, 1, "x.train", 10, 12, 0, 40), SeenItem("pretrain", 1, 2, "x.train", 1, 4, 0, 99),
             SeenItem("pretrain", 2, 1, "x.train", 5, 7, 0, 12), SeenItem("pretrain", 4, 1, "y.train", 1, 1, 0, 900),
-            SeenItem("pretrain", 5, 1, "y.train", 1, 1, 900, 1800), SeenItem("pretrain", 6, 1, "y.train", 1, 1, 2000, 2500),
+            SeenItem("pretrain", 5, 1, "y.train", 1, 1, 900, 1800),
+            SeenItem("pretrain", 6, 1, "y.train", 1, 1, 2000, 2500),
             SeenItem("it", 0, 1, "it.jsonl", 9, 9), SeenItem("it", 1, 1, "it.jsonl", 10, 10)]
     assert merged_ranges(rows[:3]) == [((1, 0), (7, 12)), ((10, 0), (12, 40))]
     print_seen(rows)
@@ -291,8 +292,8 @@ def test_demo_seq_cut_epochs_seen_as_trained(data_root, tokenizer, tmp_path, cap
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
     path = tmp_path / "demo_seq.yaml"
     path.write_text(yaml.safe_dump(config))
-    main(["fit", "--config", str(path), *tiny_curriculum(demo_data(data_root, tmp_path / "data"), tokenizer.name_or_path),
-          "--data.val_every=0.5"])
+    folder = demo_data(data_root, tmp_path / "data")
+    main(["fit", "--config", str(path), *tiny_curriculum(folder, tokenizer.name_or_path), "--data.val_every=0.5"])
     run = tmp_path / "logs" / "demo_seq" / "version_0"
     written = write_seen(run)  # checks every milestone's words against its milestone.json
     assert len(layout.milestones(run)) == 3 and len(written) == 6

@@ -242,7 +242,8 @@ def token_places(source: BabyLMCorpus, tokens: np.ndarray, until: int | None = N
         encodings = tokenizer.backend_tokenizer.encode_batch([s.text for s in segments], add_special_tokens=False)
         for segment, encoding in zip(segments, encodings):
             shift = segment.column - segment.text.startswith("\n")  # a segment's leading newline ends the line before
-            bos, eos = [tokenizer.bos_token_id] * segment.starts_document, [tokenizer.eos_token_id] * segment.ends_document
+            bos = [tokenizer.bos_token_id] * segment.starts_document
+            eos = [tokenizer.eos_token_id] * segment.ends_document
             ids = bos + encoding.ids + eos
             if not np.array_equal(tokens[at:at + len(ids)], ids):
                 raise ValueError(f"{files[f]}:{segment.line}: no longer gives the cached tokens of the run (the file "
