@@ -8,6 +8,8 @@ A run folder (``lightning_logs/NAME/version_N``)::
     hf/stage{i}_{name}/                    the model at the end of each curriculum stage but the last
     milestones/chck_{N}M/                  the model after N million words: BabyLM's intermediate checkpoints
     milestones/chck_{N}M/milestone.json    when it was written (words, words seen, step, curriculum stage)
+    .../seen.json                          beside each milestone and stage export: what it had trained on
+    config.yaml                            the config the run was started with (LightningCLI's copy)
 
 A results tree in the BabyLM 2025 pipeline's layout, as its ``collate_preds.py`` reads it::
 
@@ -64,6 +66,19 @@ def stage_checkpoint(checkpoints: Path, index: int, name: str) -> Path:
 def stage_export(hf: Path, index: int, name: str) -> Path:
     """The Hugging Face export at the end of stage ``index`` inside the run's export folder ``hf``."""
     return Path(hf) / stage_name(index, name)
+
+
+SEEN_FILE = "seen.json"  # beside each milestone and stage export: what the checkpoint had trained on
+
+
+def seen_file(export: Path) -> Path:
+    """What the checkpoint of an export folder (a milestone or a stage's) had seen: ``seen.json`` inside it."""
+    return Path(export) / SEEN_FILE
+
+
+def run_config(run: Path) -> Path:
+    """The config a run was started with, as LightningCLI saved it: ``config.yaml``."""
+    return Path(run) / "config.yaml"
 
 
 def milestone_dir(run: Path) -> Path:

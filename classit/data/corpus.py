@@ -24,6 +24,8 @@ class Segment:
     text: str
     starts_document: bool
     ends_document: bool = False
+    line: int = 0  # the file's line (from 1) the segment is cut from
+    column: int = 0  # where in that line (characters, from 0) its text starts, a leading newline not counted
 
 
 def _not_utf8(path: Path, data: bytes, position: int, offset: int, line: int) -> ValueError:
@@ -114,9 +116,19 @@ def _split_long(line: str) -> Iterator[str]:
     yield line
 
 
-def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool]]:
-    new_document = True
+def _pieces(prefix: str, text: str, column: int) -> Iterator[tuple[str, int]]:
+    """The pieces of ``prefix + text`` (:func:`_split_long`), each with the column its text starts at."""
+    at = 0
+    for piece in _split_long(prefix + text):
+        yield piece, column + max(0, at - len(prefix))
+        at += len(piece)
+
+
+def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool, int, int]]:
+    new_document, number, column, width = True, 0, 0, 0
     for line, continued in lines:
+        number += not continued
+        column, width = column + width if continued else 0, len(line)
         if not continued and not line.strip():
             new_document = True
             continue
@@ -124,23 +136,23 @@ def _raw_segments(lines: Iterator[tuple[str, bool]]) -> Iterator[tuple[str, bool
         start = 0
         for marker in TITLE.finditer(line):
             if line[start:marker.start()].strip():
-                for piece in _split_long(prefix + line[start:marker.start()].rstrip(" ")):
-                    yield piece, new_document
+                for piece, at in _pieces(prefix, line[start:marker.start()].rstrip(" "), column + start):
+                    yield piece, new_document, number, at
                     new_document = False
             start, prefix, new_document = marker.start(), "", True
-        for piece in _split_long(prefix + line[start:]):
-            yield piece, new_document
+        for piece, at in _pieces(prefix, line[start:], column + start):
+            yield piece, new_document, number, at
             new_document = False
 
 
 def iter_segments(path: Path) -> Iterator[Segment]:
-    """The file's segments in order, each flagged where a document starts or ends."""
+    """The file's segments in order, each flagged where a document starts or ends, with its line and column."""
     previous = None
-    for text, starts in _raw_segments(read_lines(path)):
+    for text, starts, number, column in _raw_segments(read_lines(path)):
         if previous is not None:
             previous.ends_document = starts
             yield previous
-        previous = Segment(text, starts)
+        previous = Segment(text, starts, line=number, column=column)
     previous.ends_document = True
     yield previous
 

@@ -64,15 +64,28 @@ class InstructionSource(Source):
                    "train_on_prompt": self.train_on_prompt, **self.options()}
         return self.cache_entry("instructions", options, self.input_files(split))
 
-    def encode(self, examples: list[Example]) -> list[dict]:
-        """Token ids, labels and words of the examples (packed into rows when ``pack``)."""
+    def placed_examples(self, split: str) -> list[tuple[str, Example]]:
+        """``(where, example)``: the examples of :meth:`build_examples` with where each comes from (``file:line``
+        where the source knows it; by default its one input file, or its name)."""
+        files = self.input_files(split)
+        where = str(files[0]) if len(files) == 1 else self.name
+        return [(where, x) for x in self.build_examples(split)]
+
+    def kept(self, examples: list[Example]) -> tuple[list[int], list[dict]]:
+        """The examples trained on (those with a reply token within ``block_size``): their indices and items
+        (token ids, labels, source and words)."""
         encoded = encode_examples(self.tokenizer, [x.prompt for x in examples], [x.reply for x in examples],
                                   self.train_on_prompt, self.block_size)
-        kept = self.tokenizer.batch_decode([e["input_ids"] for e in encoded], skip_special_tokens=True)
-        items = [dict(e, source=x.source, words=count_words(text)) for e, x, text in zip(encoded, examples, kept)
-                 if any(label != IGNORE_INDEX for label in e["labels"][1:])]  # words: those kept after truncation
-        if len(items) < len(encoded):
-            rank_zero_info(f"{self.name}: {len(encoded) - len(items)} examples left out: no reply token fits "
+        texts = self.tokenizer.batch_decode([e["input_ids"] for e in encoded], skip_special_tokens=True)
+        indices = [k for k, e in enumerate(encoded) if any(label != IGNORE_INDEX for label in e["labels"][1:])]
+        # words: those kept after truncation
+        return indices, [dict(encoded[k], source=examples[k].source, words=count_words(texts[k])) for k in indices]
+
+    def encode(self, examples: list[Example]) -> list[dict]:
+        """Token ids, labels and words of the examples (packed into rows when ``pack``)."""
+        items = self.kept(examples)[1]
+        if len(items) < len(examples):
+            rank_zero_info(f"{self.name}: {len(examples) - len(items)} examples left out: no reply token fits "
                            f"in block_size={self.block_size}")
         return pack_examples(items, self.block_size) if self.pack else items
 
@@ -177,6 +190,9 @@ class InstructionFile(InstructionSource):
             yield f"{where} row {i}", record
 
     def build_examples(self, split: str) -> list[Example]:
+        return [x for _, x in self.placed_examples(split)]
+
+    def placed_examples(self, split: str) -> list[tuple[str, Example]]:
         examples, words, records = [], 0, 0
         for where, record in self._records(split):
             records += 1
@@ -191,7 +207,7 @@ class InstructionFile(InstructionSource):
             if split == "train" and ((self.max_examples and len(examples) >= self.max_examples)
                                      or (self.max_words and words + example.words > self.max_words)):
                 break
-            examples.append(example)
+            examples.append((where, example))
             words += example.words
         if not examples:
             local = self.root / self._location(split)

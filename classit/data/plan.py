@@ -113,13 +113,17 @@ class CurriculumPlan:
             return natural
         return [round(sum(natural) * w / sum(stage.weights)) for w in stage.weights]
 
-    def epoch_steps(self, stage: Stage, limit: int | float | None = None) -> int:
-        """Optimizer steps of one epoch of ``stage``, its micro-batches cut at ``limit`` (Lightning's
+    def epoch_micro_batches(self, stage: Stage, limit: int | float | None = None) -> int:
+        """Micro-batches one device trains in an epoch of ``stage``, cut at ``limit`` (Lightning's
         ``limit_train_batches``, per device; default the plan's)."""
         limit = self.limit_train_batches if limit is None else limit
         batches = sum(self.counts(stage)) * self.accumulate
-        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        return math.ceil(batches / self.accumulate)
+        return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+
+    def epoch_steps(self, stage: Stage, limit: int | float | None = None) -> int:
+        """Optimizer steps of one epoch of ``stage``, its micro-batches cut at ``limit`` (as
+        :meth:`epoch_micro_batches`)."""
+        return math.ceil(self.epoch_micro_batches(stage, limit) / self.accumulate)
 
     def stage_plans(self) -> list[StagePlan]:
         """Every stage's optimizer steps (``limit_train_batches`` counts, ``max_steps`` not) and the phase it starts."""

@@ -22,6 +22,7 @@ class Utterance:
     speaker: str
     text: str
     backchannel: bool
+    line: int = 0  # its line in its file (from 1)
 
 
 def _clean(text: str) -> str:
@@ -45,7 +46,7 @@ def read_swda(path: Path) -> list[Utterance]:
         if speaker not in ("A", "B") or not text.strip() or not act.strip():
             raise ValueError(f"{path}:{number}: malformed SwDA line {line[:80]!r}; "
                              "expected SPEAKER|text|dialogue-act with speaker A or B")
-        utterances.append(Utterance(speaker, _clean(text), act.strip() in BACKCHANNEL_ACTS))
+        utterances.append(Utterance(speaker, _clean(text), act.strip() in BACKCHANNEL_ACTS, number))
     return utterances
 
 
@@ -59,42 +60,58 @@ def read_babylm_switchboard(path: Path) -> list[Utterance]:
         if not match:
             raise ValueError(f"{path}:{number}: malformed switchboard line {line[:80]!r}; expected 'A:<tab>text'")
         text = _clean(match[2])
-        utterances.append(Utterance(match[1], text, _is_backchannel_text(text)))
+        utterances.append(Utterance(match[1], text, _is_backchannel_text(text), number))
     return utterances
 
 
-def turns(utterances: list[Utterance], drop_backchannels: bool = True) -> list[str]:
-    """Merge runs of one speaker into turns; drop backchannel-only turns and merge again."""
-    merged: list[list] = []  # [speaker, texts, only backchannels]
+def placed_turns(utterances: list[Utterance], drop_backchannels: bool = True) -> list[tuple[str, int, int]]:
+    """Merge runs of one speaker into turns; drop backchannel-only turns and merge again. Each turn with the first
+    and last line of its utterances."""
+    merged: list[list] = []  # [speaker, texts, only backchannels, first line, last line]
     for u in utterances:
         if merged and merged[-1][0] == u.speaker:
             merged[-1][1].append(u.text)
             merged[-1][2] &= u.backchannel
+            merged[-1][4] = u.line
         else:
-            merged.append([u.speaker, [u.text], u.backchannel])
+            merged.append([u.speaker, [u.text], u.backchannel, u.line, u.line])
     if drop_backchannels:
         kept: list[list] = []
-        for speaker, texts, backchannel in merged:
+        for speaker, texts, backchannel, first, last in merged:
             if backchannel:
                 continue
             if kept and kept[-1][0] == speaker:
                 kept[-1][1].extend(texts)
+                kept[-1][4] = last
             else:
-                kept.append([speaker, texts, backchannel])
+                kept.append([speaker, texts, backchannel, first, last])
         merged = kept
-    return [" ".join(texts) for _, texts, _ in merged]
+    return [(" ".join(texts), first, last) for _, texts, _, first, last in merged]
+
+
+def turns(utterances: list[Utterance], drop_backchannels: bool = True) -> list[str]:
+    """The turns of :func:`placed_turns`, without their lines."""
+    return [text for text, _, _ in placed_turns(utterances, drop_backchannels)]
+
+
+def placed_pairs(utterances: list[Utterance], context_turns: int = 0, min_words: int = 3,
+                 drop_backchannels: bool = True) -> list[tuple[int, int, Example]]:
+    """Prompt → reply examples from one conversation (see the module docstring), each with the first line of its
+    prompt and the last line of its reply."""
+    said = placed_turns(utterances, drop_backchannels)
+    examples = []
+    for i in range(1, len(said)):
+        if count_words(said[i - 1][0]) >= min_words and count_words(said[i][0]) >= min_words:
+            first = max(0, i - 1 - context_turns)
+            prompt = "\n".join(text for text, _, _ in said[first:i])
+            examples.append((said[first][1], said[i][2], Example(prompt, said[i][0], "switchboard")))
+    return examples
 
 
 def dialogue_pairs(utterances: list[Utterance], context_turns: int = 0, min_words: int = 3,
                    drop_backchannels: bool = True) -> list[Example]:
-    """Prompt → reply examples from one conversation (see the module docstring)."""
-    said = turns(utterances, drop_backchannels)
-    examples = []
-    for i in range(1, len(said)):
-        if count_words(said[i - 1]) >= min_words and count_words(said[i]) >= min_words:
-            prompt = "\n".join(said[max(0, i - 1 - context_turns):i])
-            examples.append(Example(prompt, said[i], "switchboard"))
-    return examples
+    """The examples of :func:`placed_pairs`, without their lines."""
+    return [x for _, _, x in placed_pairs(utterances, context_turns, min_words, drop_backchannels)]
 
 
 def switchboard_examples(swda_dir: Path | None = None, babylm_file: Path | None = None, context_turns: int = 0,
@@ -156,6 +173,16 @@ class Switchboard(InstructionSource):
                                     f"{self.swda}/ of a data folder (CLASSIT_DATA_DIR; see the README), or give "
                                     "babylm_file")
         return files
+
+    def placed_examples(self, split: str) -> list[tuple[str, Example]]:
+        """The examples of :meth:`build_examples`, each at ``file:first-last`` (its prompt's first line to its reply's
+        last)."""
+        swda = self._swda(split)
+        files = [(f, read_swda) for f in sorted(swda.glob("*.txt"))] if swda is not None and swda.is_dir() else []
+        if self.babylm_file and split == "train":
+            files.append((self.root / self.babylm_file, read_babylm_switchboard))
+        return [(f"{f}:{first}-{last}", x) for f, read in files
+                for first, last, x in placed_pairs(read(f), **self.pairing)]
 
     def build_examples(self, split: str) -> list[Example]:
         swda = self._swda(split)
