@@ -29,10 +29,11 @@ def weights(ckpt) -> dict:
 def killed_and_whole(tokenizer, data_root, tmp_path_factory) -> TinyRuns:
     tmp = tmp_path_factory.mktemp("resume")
     runs = TinyRuns(tmp, small_corpus(data_root, tmp / "data"), tokenizer.name_or_path)
-    out, code = fit(config(runs, "whole"))
-    assert code == 0, out[-3000:]
+    whole = fit(config(runs, "whole"), wait=False)  # beside the killed run: two processes, two cores
     out, code = fit(config(runs, "killed", callbacks=kill_at(10)))
     assert code == -9, out[-3000:]  # SIGKILL at step 10: the last checkpoint is step 8's
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out[-3000:]
     return runs
 
 
@@ -79,13 +80,14 @@ def phase_config(runs: TinyRuns, name: str, callbacks: list):
 def test_sigkill_inside_the_instruction_phase_resumes_with_its_schedule(killed_and_whole, data_root):
     runs = killed_and_whole
     write_jsonl(runs.data / "it.jsonl", instruction_records(data_root, n=120))
-    out, code = fit(phase_config(runs, "phase_whole", []))
-    assert code == 0, out[-3000:]
+    whole = fit(phase_config(runs, "phase_whole", []), wait=False)  # beside the killed and resumed runs
     assert fit(phase_config(runs, "phase_killed", kill_at(14)))[1] == -9
     last = runs.run_dir("phase_killed") / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 12  # mid-phase
     out, code = fit(phase_config(runs, "phase_killed", []), "--ckpt_path", str(last))
     assert code == 0, out[-3000:]
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out[-3000:]
     final = weights(runs.run_dir("phase_killed", 1) / "checkpoints" / "last.ckpt")
     for name, value in weights(runs.run_dir("phase_whole") / "checkpoints" / "last.ckpt").items():
         assert torch.equal(final[name], value), name

@@ -11,6 +11,7 @@ The official chance level is log2(300,000), in bits, against surprisals in nats;
 ln(300,000).
 """
 
+import functools
 import hashlib
 import re
 import time
@@ -93,7 +94,12 @@ def surprisals(model, tokenizer, contexts: list[tuple[str, str]], rule: Rule = "
     largest batch is checked against the device's free memory, naming ``batch_size``, before any is scored."""
     if rule not in SEPARATORS:
         raise ValueError(f"rule: {rule!r}; choose from {', '.join(SEPARATORS)}")
-    encoded = encode_words(tokenizer, contexts, rule)
+    return encoded_surprisals(model, encode_words(tokenizer, contexts, rule), batch_size)
+
+
+def encoded_surprisals(model, encoded: list[Encoded], batch_size: int = 256) -> list[float]:
+    """:func:`surprisals` of texts already encoded (:func:`encode_words`): the milestones of a run share one
+    tokenizer, so its texts are encoded once, not once per checkpoint."""
     batches = _batches([len(e.ids) for e in encoded], batch_size)
     if batches:  # the batch of most padded tokens (the longest text is its last), checked before any is scored
         largest = max(batches, key=lambda b: len(b) * len(encoded[b[-1]].ids))
@@ -154,15 +160,12 @@ def _stamp(folder: Path, words_digest: str, rule: str) -> dict:
     return {"rule": rule, "words_sha256": words_digest, "files": files}
 
 
-def score_checkpoint(folder: Path, name: str, words_seen: int, words: list[tuple[str, list[str]]], rule: Rule,
-                     batch_size: int, device: torch.device) -> list[dict]:
-    """The official ``surprisal.json`` records of one checkpoint, in the official order (word, then context)."""
-    from classit.export import load_pretrained
-
-    model, tokenizer = load_pretrained(folder)
+def score_checkpoint(model, name: str, words_seen: int, words: list[tuple[str, list[str]]],
+                     encoded: list[Encoded], batch_size: int, device: torch.device) -> list[dict]:
+    """The official ``surprisal.json`` records of one checkpoint's model, in the official order (word, then
+    context); ``encoded``: the (context, word) texts of ``words`` in that order, encoded with its tokenizer."""
     model.to(device=device, dtype=torch.float32).eval()
-    pairs = [(context, word) for word, contexts in words for context in contexts]
-    values = iter(surprisals(model, tokenizer, pairs, rule, batch_size))
+    values = iter(encoded_surprisals(model, encoded, batch_size))
     return [{"step": name, "word_count": words_seen, "target_word": word, "context_id": i, "context": context,
              "surprisal": next(values)} for word, contexts in words for i, context in enumerate(contexts)]
 
@@ -199,6 +202,7 @@ def model_aoa(values: list[float], steps: list[float], chance: float) -> float |
     return None if words < steps[0] or words > steps[-1] else log_aoa
 
 
+@functools.cache  # one call per record: a run's few checkpoint names, each parsed once
 def step_words(step) -> float | None:
     """Words seen from a checkpoint name (``chck_10M`` → 1e7), as the official ``extract_step_number``."""
     if isinstance(step, (int, float)):
@@ -321,6 +325,7 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
     """
     from classit.data import store
+    from classit.export import load_pretrained
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -338,13 +343,17 @@ def score_run(run_dir: str | Path, out: str | Path, data_dir: str | Path | None 
     device = resolve_device(device)
 
     digest = hashlib.sha256(words_file.read_bytes()).hexdigest()
-    records, scored = [], []
+    records, scored, encoded = [], [], None
     for name, words_seen, path in checkpoints:
         cached, stamp = folder / "checkpoints" / f"{name}.json", _stamp(path, digest, rule)
         kept = read_json(cached) if cached.is_file() else None
         if kept is None or kept["stamp"] != stamp:
             began = time.perf_counter()
-            results = score_checkpoint(path, name, words_seen, words, rule, batch_size, device)
+            model, tokenizer = load_pretrained(path)
+            if encoded is None:  # one tokenizer for all milestones (aoa_milestones): the texts encoded once
+                pairs = [(context, word) for word, contexts in words for context in contexts]
+                encoded = encode_words(tokenizer, pairs, rule)
+            results = score_checkpoint(model, name, words_seen, words, encoded, batch_size, device)
             kept = {"stamp": stamp, "results": results}
             write_json(kept, cached)
             scored.append(name)

@@ -85,6 +85,8 @@ def overrun(config, first: str, count: int, passes: str, leave: str, such: str) 
 
 def _common_prefix(options: list[Encoded]) -> int:
     """Length of the longest common token prefix of the options."""
+    if len(options) == 1:  # one text (AoA's, reading's): all of it
+        return len(options[0].ids)
     n = min(len(o.ids) for o in options)
     first = options[0].ids
     for i in range(n):

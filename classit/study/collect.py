@@ -102,6 +102,29 @@ def task_scores(result: Result) -> dict[str, float]:
     return scores
 
 
+OPTIONS = {"entity_tracking": 5}  # options per item of the choice tasks that have not two
+
+
+def chance_levels(results: list[Result]) -> dict[str, float]:
+    """Per task of :func:`task_scores`, the score of a guess on its scale: 100 / options (choice tasks), 100 /
+    labels (fine-tuning accuracy), 0 (correlations: WUG's rho, AoA's r; reading's gains). F1 (MRPC, QQP) has
+    none: a guess's F1 depends on the labels' balance."""
+    from classit.eval.glue import TASKS as GLUE
+
+    levels = {}
+    for result in results:
+        for task, kind, _ in scored_tasks(result):
+            if kind == "finetune" and task not in SCORE_METRIC:
+                levels[task] = 100 / GLUE[task].num_labels
+            elif kind == "choice":
+                levels[task] = 100 / OPTIONS.get(task, 2)
+            elif kind == "reading":
+                levels[f"{task}/eye_tracking"] = levels[f"{task}/self_paced"] = 0.0
+            elif kind in ("rho", "aoa"):
+                levels[task] = 0.0
+    return levels
+
+
 def corrected_scores(result: Result) -> dict[str, tuple[float, float]]:
     """``task → (official, corrected)`` of the zero-shot tasks scored with a tokenizer that adds no BOS: the official
     score and, beside it, the one with each text after a prepended BOS (macro accuracy, WUG: rho x100)."""

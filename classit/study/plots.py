@@ -39,8 +39,11 @@ def zscore_plot(z: dict[str, dict[str, float]], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def task_bars(table: dict[str, dict[str, tuple[float, float | None]]], units: list[str], path: Path) -> Path | None:
-    """Per task, each condition's mean with its std over seeds as an error bar (none for one seed: std None)."""
+def task_scores(table: dict[str, dict[str, tuple[float, float | None]]], units: list[str], chance: dict[str, float],
+                path: Path) -> Path | None:
+    """Per task, each condition's mean (a dot) with its std over seeds as an error bar (none for one seed: std
+    None), on an axis zoomed to the scores and the task's chance level (``chance``: dashed, where known), so that
+    51 and 53 look different."""
     if not table:
         return None
     cols = min(4, len(table))
@@ -48,9 +51,13 @@ def task_bars(table: dict[str, dict[str, tuple[float, float | None]]], units: li
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     for ax, (task, cells) in zip(axes.flat, table.items()):
         present = [u for u in units if u in cells]
-        errors = [np.nan if cells[u][1] is None else cells[u][1] for u in present]
-        ax.bar(range(len(present)), [cells[u][0] for u in present], yerr=errors,
-               color=[f"C{units.index(u)}" for u in present], capsize=3)
+        for x, u in enumerate(present):
+            mean, std = cells[u]
+            ax.errorbar(x, mean, yerr=std, fmt="o", color=f"C{units.index(u)}", capsize=3)
+        if task in chance:
+            ax.axhline(chance[task], color="grey", ls="--", lw=0.8, label="chance")
+            ax.legend(fontsize=7, loc="best")
+        ax.margins(x=0.3, y=0.15)
         ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=8)
         ax.set_title(task, fontsize=9)
     for ax in list(axes.flat)[len(table):]:
@@ -60,7 +67,9 @@ def task_bars(table: dict[str, dict[str, tuple[float, float | None]]], units: li
 
 def _curve_plot(curves: dict[str, list[dict]], panels, path: Path, title: str) -> Path | None:
     """``curves``: per condition, each run's scalars (tag → [(step, value)]); ``panels(tags)``: [(panel title,
-    [tags])] of one run; one line per run and tag, a colour per condition."""
+    [tags])] of one run; one line per run and tag, a colour per condition. The first condition (the baseline)
+    is drawn on top with dots: its curve is often a part of another's (the pre-training stage of a sequential
+    run), or one point."""
     runs = [(unit, scalars) for unit, per_run in curves.items() for scalars in per_run]
     titles = list(dict.fromkeys(t for _, scalars in runs for t, tags in panels(scalars) if tags))
     if not titles:
@@ -77,8 +86,10 @@ def _curve_plot(curves: dict[str, list[dict]], panels, path: Path, title: str) -
                 steps, values = zip(*scalars[tag])
                 label = unit if (unit, panel) not in labelled else None
                 labelled.add((unit, panel))
+                first = unit == units[0]
                 ax.plot(steps, values, color=f"C{units.index(unit)}", lw=1, label=label,
-                        ls="-" if tag in ("val/loss", "train/loss") or len(tags) == 1 else ":")
+                        ls="-" if tag in ("val/loss", "train/loss") or len(tags) == 1 else ":",
+                        marker="o" if first else None, markersize=4, zorder=3 if first else 2)
             ax.set_title(panel, fontsize=9)
             ax.set_xlabel("step")
     axes[0, 0].legend(fontsize=7)

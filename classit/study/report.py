@@ -5,13 +5,16 @@ tests, figures, the models' replies)."""
 
 import base64
 import html
+import os
+import shutil
 import statistics
 from pathlib import Path
 
 from classit.eval.summary import official_and_corrected
 from classit.files import write_csv, write_text
 from classit.study import plots
-from classit.study.collect import check_sets, corrected_scores, find_results, long_rows, run_curves, task_scores
+from classit.study.collect import (chance_levels, check_sets, corrected_scores, find_results, long_rows, run_curves,
+                                   task_scores)
 from classit.study.differences import differences
 from classit.study.stats import zscores
 
@@ -20,6 +23,12 @@ COLUMNS = ("condition", "seed", "stage", "task", "subset", "metric", "value")
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _relative(path: str | Path, out_dir: Path) -> str:
+    """``path`` (absolute, or relative to the working folder) as seen from the report's folder: a report carries no
+    path of the machine that made it."""
+    return os.path.relpath(Path(path).resolve(), out_dir.resolve())
 
 
 def _mean_std(mean: float, std: float | None, n: int) -> str:
@@ -80,8 +89,9 @@ class Document:
         return "\n".join(out + ["</body></html>"])
 
 
-def _aoa(results, doc: Document) -> None:
-    """Each condition's AoA figures (``classit evaluate --tasks aoa``): model against child AoA, learning curves."""
+def _aoa(results, doc: Document, out_dir: Path) -> None:
+    """Each condition's AoA figures (``classit evaluate --tasks aoa``): model against child AoA, learning curves,
+    copied beside the report (``aoa_CONDITION_seedK_FIGURE``) so that report.md's links stay within its folder."""
     scored = [(r, r.summary["aoa"]) for r in results if "curve_fitness" in r.summary.get("aoa", {})]
     if not scored:
         return
@@ -96,11 +106,13 @@ def _aoa(results, doc: Document) -> None:
                 _fmt(s["corrected"]["curve_fitness"], 3), ", ".join(s["checkpoints"])] for r, s in scored])
     for r, s in scored:
         for figure, what in (("scatter.png", "model against child AoA"), ("curves.png", "learning curves")):
-            path = Path(s["folder"]) / figure
-            doc.image(path if path.is_file() else None, f"{r.unit} seed {r.seed}: {what}")
+            path, copy = Path(s["folder"]) / figure, out_dir / f"aoa_{r.unit}_seed{r.seed}_{figure}"
+            if path.is_file():
+                shutil.copyfile(path, copy)
+            doc.image(copy if path.is_file() else None, f"{r.unit} seed {r.seed}: {what}")
 
 
-def _replies(results, doc: Document) -> None:
+def _replies(results, doc: Document, out_dir: Path) -> None:
     from classit.study.replies import PROMPTS, replies
 
     models = {}
@@ -116,7 +128,8 @@ def _replies(results, doc: Document) -> None:
         except (OSError, ValueError) as e:
             said[unit] = [f"(no reply: {e})"] * len(PROMPTS)
     doc.heading("What each condition says")
-    doc.text(f"Greedy replies (at most 40 new tokens) of each condition's model ({', '.join(f'{u}: {m}' for u, m in models.items())}).")
+    doc.text("Greedy replies (at most 40 new tokens) of each condition's model ("
+             + ", ".join(f"{u}: {_relative(m, out_dir)}" for u, m in models.items()) + ").")
     doc.table(["kind", "prompt", *models], [[kind, prompt, *(said[u][i] for u in models)]
                                               for i, (kind, prompt) in enumerate(PROMPTS)])
 
@@ -170,8 +183,9 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
 
     doc = Document("CLASS-IT comparison")
     doc.heading("Inputs")
+    doc.text("Folders relative to this report's folder.")
     doc.table(["condition", "seed", "stage", "kind", "folder"],
-              [[r.unit, str(r.seed), r.stage, r.kind, str(r.folder)] for r in results])
+              [[r.unit, str(r.seed), r.stage, r.kind, _relative(r.folder, out_dir)] for r in results])
     doc.heading("Scores")
     doc.text("Mean ± sample std over seeds (n seeds; one seed: its score, no spread). Zero-shot: the official macro "
              "accuracy (%, a tie counts right, as the leaderboard counts it), WUG: Spearman's rho x100, reading: eye-tracking and self-paced reading scores, "
@@ -201,7 +215,7 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
               [[u, str(len(z[u])), _fmt(statistics.fmean(z[u].values())), _fmt(statistics.median(z[u].values())),
                 _fmt(min(z[u].values())), _fmt(max(z[u].values()))] for u in units if z[u]])
     doc.image(plots.zscore_plot(z, out_dir / "zscores.png"), "z-scores per condition")
-    doc.image(plots.task_bars(table, units, out_dir / "tasks.png"), "scores per task")
+    doc.image(plots.task_scores(table, units, chance_levels(results), out_dir / "tasks.png"), "scores per task")
     doc.heading(f"Differences from {base}")
     doc.text("Difference of the means over seeds, a 95% interval from a seeded paired bootstrap and a paired test; "
              "'real': the interval excludes 0 and p < 0.05.")
@@ -214,21 +228,21 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         if r.meta.get("log_dir"):
             runs.setdefault(r.unit, {}).setdefault(r.meta["log_dir"], r)
     if runs:
-        curves = {unit: [run_curves(r) for r in per_run.values()] for unit, per_run in runs.items()}
+        curves = {unit: [run_curves(r) for r in runs[unit].values()] for unit in units if unit in runs}  # baseline first
         doc.heading("Training")
         doc.image(plots.training_curves(curves, out_dir / "training.png"), "training curves")
         doc.image(plots.zero_shot_curves(curves, out_dir / "zero_shot_training.png"),
                   "zero-shot scores during training")
-    _aoa(results, doc)
+    _aoa(results, doc, out_dir)
     if replies:
-        _replies(results, doc)
+        _replies(results, doc, out_dir)
     if babylm:
         from classit.study.official_layout import write_babylm
 
         written = write_babylm(results, babylm)
         doc.heading("BabyLM pipeline layout")
         doc.text("Predictions in the BabyLM 2025 pipeline's results layout (ties to the first option): "
-                 + ", ".join(str(p) for p in written))
+                 + ", ".join(_relative(p, out_dir) for p in written))
     write_text(doc.markdown(), out_dir / "report.md")
     write_text(doc.html(), out_dir / "report.html")
     print(doc.markdown())
