@@ -8,6 +8,7 @@ A run folder (``lightning_logs/NAME/version_N``)::
     hf/stage{i}_{name}/                    the model at the end of each curriculum stage but the last
     milestones/chck_{N}M/                  the model after N million words: BabyLM's intermediate checkpoints
     milestones/chck_{N}M/milestone.json    when it was written (words, words seen, step, curriculum stage)
+    hf/milestone.json, hf/stage{i}_{name}/milestone.json    the same for the final and each stage's export
 
 A results tree in the BabyLM 2025 pipeline's layout, as its ``collate_preds.py`` reads it::
 
@@ -39,6 +40,8 @@ Track = Literal["strict-small", "strict"]
 HF = "hf"  # the Hugging Face export folder of a run
 MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
 _MILESTONE = re.compile(r"chck_(\d+(?:\.\d+)?)M")
+_STAGE = re.compile(r"stage(\d+)_(.+)")
+FINAL = "final"  # the name of a run's final export (hf/) among its checkpoints
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -64,6 +67,23 @@ def stage_checkpoint(checkpoints: Path, index: int, name: str) -> Path:
 def stage_export(hf: Path, index: int, name: str) -> Path:
     """The Hugging Face export at the end of stage ``index`` inside the run's export folder ``hf``."""
     return Path(hf) / stage_name(index, name)
+
+
+def final_export(run: Path) -> Path:
+    """The run's final Hugging Face export: ``hf``."""
+    return Path(run) / HF
+
+
+def export_info(export: Path) -> Path:
+    """When an export (a milestone, a stage's end, the final one) was written: its ``milestone.json``."""
+    return Path(export) / MILESTONE_FILE
+
+
+def stage_exports(run: Path) -> list[tuple[int, str, Path]]:
+    """Every ``hf/stage{i}_{name}`` folder of a run as ``(index, name, folder)``, by stage (none: an empty list)."""
+    found = [(int(match[1]), match[2], p) for p in final_export(run).glob("stage*_*")
+             if p.is_dir() and (match := _STAGE.fullmatch(p.name))]
+    return sorted(found)
 
 
 def milestone_dir(run: Path) -> Path:
@@ -170,6 +190,27 @@ def meta_file(out: Path) -> Path:
     """Whose result an evaluation output folder holds (the model or run and data folder ``classit evaluate`` scored;
     a study's condition, seed and stage): ``meta.json``."""
     return Path(out) / META_FILE
+
+
+# --- the output folder of classit dynamics ---
+
+CURVES = "curves.csv"  # the per-phenomenon curves: one row per run, checkpoint, task and subset
+
+
+def dynamics_scores(out: Path, run: str, checkpoint: str) -> Path:
+    """A checkpoint's fast-set scores in a ``classit dynamics`` output folder (``classit evaluate``'s output there):
+    ``scores/<run label>/<checkpoint name>``."""
+    return Path(out) / "scores" / run / checkpoint
+
+
+def dynamics_sets(out: Path) -> Path:
+    """The fast sets ``classit dynamics`` scored, as links to each task's data folder: ``fast_sets``."""
+    return Path(out) / "fast_sets"
+
+
+def dynamics_figures(out: Path) -> Path:
+    """The figures of a ``classit dynamics`` output folder: ``figures`` (``curves_<task>.png``...)."""
+    return Path(out) / "figures"
 
 
 # --- the evaluation data of a data folder ---

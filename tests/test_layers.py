@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).parent.parent / "classit"
 LAYERS = [("classit.files", "classit.config_files", "classit.optim", "classit.checkpoint_io", "classit.lightning_state",
            "classit.runtime", "classit.decoder", "classit.layout"),
           ("classit.data",), ("classit.export",), ("classit.model",), ("classit.train",), ("classit.eval",),
-          ("classit.study",), ("classit.cli",)]
+          ("classit.dynamics",), ("classit.study",), ("classit.cli",)]
 
 
 def module_name(path: Path) -> str:
