@@ -81,8 +81,8 @@ def score_checkpoints(out: Path, runs: list[FollowedRun], sets: dict[str, Path],
                 evaluate(model=str(checkpoint.folder), data_dir=str(data), tasks=",".join(missing), out=str(folder),
                          batch_size=batch_size, device=device)
             except KeyboardInterrupt:
-                print(f"[dynamics] interrupted while scoring {run.label} {checkpoint.name}; kept the "
-                      f"{len(scored)} checkpoints scored in this call under {out / 'scores'}: the next call goes on")
+                print(f"[dynamics] interrupted while scoring {run.label} {checkpoint.name}: the checkpoints scored "
+                      f"before it are kept in {out / 'scores'}; the next call goes on from {checkpoint.name}")
                 raise
             scored.append(f"{run.label}/{checkpoint.name}")
     return scored

@@ -97,10 +97,11 @@ class FollowsCurriculum:
         return index, self.plan.stages[index].name
 
     def stage_at(self, epoch: int) -> tuple[int | None, str | None]:
-        """``(index, name)`` of the curriculum stage of ``epoch``; ``(None, None)`` without a plan."""
+        """``(index, name)`` of the curriculum stage of ``epoch`` (at the end of fit, one past the last epoch: the last
+        stage); ``(None, None)`` without a plan."""
         if self.plan is None:
             return None, None
-        index = self.plan.stage_index(epoch)
+        index = self.plan.stage_index(min(epoch, self.plan.total_epochs - 1))
         return index, self.plan.stages[index].name
 
 
