@@ -213,6 +213,11 @@ def dynamics_figures(out: Path) -> Path:
     return Path(out) / "figures"
 
 
+def curves_figure(figures: Path, task: str) -> Path:
+    """A task's curves in a figures folder: ``curves_<task>.png``."""
+    return Path(figures) / f"curves_{task}.png"
+
+
 # --- the evaluation data of a data folder ---
 
 FULL_EVAL = "babylm-eval"

@@ -9,6 +9,7 @@ The output folder::
     OUT/figures/curves_<task>.png     per task, a grid of its subsets' curves
 """
 
+import csv
 from pathlib import Path
 
 from classit import layout
@@ -59,8 +60,20 @@ def dynamics(*, run: list[str], out: str, label: list[str] | None = None, data_d
     # behaviour: the fast sets at each checkpoint, and their curves
     score_checkpoints(out_dir, runs, sets, batch_size, device)
     rows = curve_rows(out_dir, runs, list(sets))
-    write_csv([list(COLUMNS), *([row[c] for c in COLUMNS] for row in rows)], out_dir / layout.CURVES)
-    figures = plot_curves(rows, layout.dynamics_figures(out_dir))
-    print(f"dynamics: {len(rows)} rows in {out_dir / layout.CURVES}; figures: "
-          f"{', '.join(p.name for p in figures)} in {layout.dynamics_figures(out_dir)}")
+    table, figures = [list(COLUMNS), *([row[c] for c in COLUMNS] for row in rows)], layout.dynamics_figures(out_dir)
+    if written(out_dir / layout.CURVES, table) and all(layout.curves_figure(figures, t).is_file() for t in sets):
+        print(f"dynamics: nothing new; {out_dir / layout.CURVES} and the figures in {figures} kept")
+    else:
+        write_csv(table, out_dir / layout.CURVES)
+        drawn = plot_curves(rows, figures)
+        print(f"dynamics: {len(rows)} rows in {out_dir / layout.CURVES}; figures: "
+              f"{', '.join(p.name for p in drawn)} in {figures}")
     return out_dir
+
+
+def written(path: Path, table: list[list]) -> bool:
+    """Whether the CSV file at ``path`` holds ``table`` already (as ``csv.writer`` writes it)."""
+    if not path.is_file():
+        return False
+    with open(path, newline="") as f:
+        return list(csv.reader(f)) == [["" if v is None else str(v) for v in row] for row in table]

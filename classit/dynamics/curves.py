@@ -203,8 +203,9 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
         unit = "Spearman rho ×100" if TASKS[task].kind == "rho" else (
             "relative R² gain (%)" if TASKS[task].kind == "reading" else "accuracy (%)")
         fig.suptitle(f"{task}: {unit} against log10 words seen", x=0.01, ha="left", fontsize=10)
+        fig.supxlabel("log10 words seen", fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 0.97 if lines > 3 else 0.9))
-        path = out_dir / f"curves_{task}.png"
+        path = layout.curves_figure(out_dir, task)
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
