@@ -145,6 +145,9 @@ def test_a_run_folder_that_does_not_exist_or_holds_no_exports_stops_in_one_line(
     missing = tmp_path / "nowhere"
     assert error_line(["dynamics", "--run", str(missing), "--out", str(tmp_path / "out")]) == (
         f"{missing} (--run): no such run folder")
+    (tmp_path / "file").write_text("not a run")
+    assert error_line(["dynamics", "--run", str(tmp_path / "file"), "--out", str(tmp_path / "out")]) == (
+        f"{tmp_path / 'file'} (--run): a file, not a run folder")
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     line = error_line(["dynamics", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     assert line.startswith(f"{tmp_path / 'empty'} (--run): no exports to follow (no milestones/chck_NM")

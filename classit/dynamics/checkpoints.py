@@ -49,7 +49,8 @@ def run_checkpoints(run: Path) -> list[Checkpoint]:
     without ``milestone.json`` or with weights cut short stops in one line naming it."""
     run = Path(run)
     if not run.is_dir():
-        raise FileNotFoundError(f"{run} (--run): no such run folder")
+        raise FileNotFoundError(f"{run} (--run): " + ("a file, not a run folder" if run.exists() else
+                                                      "no such run folder"))
     stages = layout.stage_exports(run)
     names = {index: name for index, name, _ in stages}  # what an older milestone.json does not name
     exports = [(m.name, m.folder) for m in layout.milestones(run)]
