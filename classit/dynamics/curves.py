@@ -163,48 +163,52 @@ def _stage_bands(rows: list[dict]) -> list[tuple[float, float, str]]:
 
 def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
     """Per task, ``curves_<task>.png``: a grid of its subsets' curves against log10 words seen, each run in a colour
-    of its own, the chance level dashed, the first run's curriculum stages shaded and named; at most 1600 px wide."""
+    of its own, the chance level dashed, the first run's curriculum stages shaded (named in the legend); at most
+    1600 px wide."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    from matplotlib.patches import Patch
+
     runs = list(dict.fromkeys(r["run"] for r in rows))
     colours = {run: plt.get_cmap("tab10")(i % 10) for i, run in enumerate(runs)}
+    shades = plt.get_cmap("Set2")  # the curriculum stages
     bands, paths = _stage_bands(rows), []
     for task in dict.fromkeys(r["task"] for r in rows):
         subsets = list(dict.fromkeys(r["subset"] for r in rows if r["task"] == task))
         cols = min(len(subsets), 10 if len(subsets) > 20 else 4)
         lines = math.ceil(len(subsets) / cols)
-        fig, axes = plt.subplots(lines, cols, figsize=(min(16, 3.2 * cols + 0.5), 1.6 * lines + 1.2), dpi=100,
+        height = 1.6 * lines + 1.2  # inches: the panels, and the title and legend above them
+        fig, axes = plt.subplots(lines, cols, figsize=(min(16, max(7, 3.2 * cols + 0.5)), height), dpi=100,
                                  sharex=True, squeeze=False)
         small = len(subsets) > 20
         for ax, subset in zip(axes.flat, subsets):
             points = [r for r in rows if r["task"] == task and r["subset"] == subset]
-            for k, (start, end, name) in enumerate(bands):
-                ax.axvspan(start, end, color="0.9" if k % 2 == 0 else "0.97", lw=0)
-                if ax is axes.flat[0]:
-                    ax.text((start + end) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=6)
+            for k, (start, end, _) in enumerate(bands):
+                ax.axvspan(start, end, color=shades(k), alpha=0.35, lw=0)
             ax.axhline(points[0]["chance"], color="0.4", ls="--", lw=0.8)
             for run in runs:
                 mine = sorted((r for r in points if r["run"] == run), key=lambda r: r["words"])
                 ax.plot([math.log10(r["words"]) for r in mine], [r["score"] for r in mine], marker="o",
                         ms=2 if small else 3, lw=1, color=colours[run])
-            ax.set_title(subset if len(subset) <= 34 else subset[:32] + "…", fontsize=6 if small else 8,
-                         pad=9 if ax is axes.flat[0] and bands else 3)
+            ax.set_title(subset if len(subset) <= 34 else subset[:32] + "…", fontsize=6 if small else 8, pad=3)
             ax.tick_params(labelsize=5 if small else 7)
         for ax in axes.flat[len(subsets):]:
             ax.set_axis_off()
         handles = [plt.Line2D([], [], color=colours[run], marker="o", label=run) for run in runs]
         handles.append(plt.Line2D([], [], color="0.4", ls="--", label="chance"))
-        fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8, frameon=False)
+        handles += [Patch(color=shades(k), alpha=0.35, label=f"stage {name}") for k, (_, _, name) in enumerate(bands)]
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 1 - 0.3 / height),
+                   ncol=min(len(handles), 8 if cols > 4 else 4), fontsize=8, frameon=False)
         unit = "Spearman rho ×100" if TASKS[task].kind == "rho" else (
             "relative R² gain (%)" if TASKS[task].kind == "reading" else "accuracy (%)")
-        fig.suptitle(f"{task}: {unit} against log10 words seen", x=0.01, ha="left", fontsize=10)
+        fig.suptitle(f"{task}: {unit} against log10 words seen", x=0.01, y=1 - 0.05 / height, ha="left",
+                     va="top", fontsize=10)
         fig.supxlabel("log10 words seen", fontsize=8)
-        fig.tight_layout(rect=(0, 0, 1, 0.97 if lines > 3 else 0.9))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.85 / height))
         path = layout.curves_figure(out_dir, task)
         fig.savefig(path)
         plt.close(fig)
