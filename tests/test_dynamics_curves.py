@@ -212,3 +212,15 @@ def test_item_outcomes_follow_the_official_rule_in_item_order(tmp_path):
     assert outcomes["a"].dtype == np.int8
     with pytest.raises(ValueError, match="correlation"):
         item_outcomes(tmp_path, "wug")
+
+
+def test_tasks_without_a_fast_set_or_without_data_stop_in_one_line(tiny_model_dir, tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _export(tiny_model_dir, layout.milestone_export(run, 1_000_000))
+    (data / "babylm-eval-fast" / "blimp_fast").mkdir(parents=True)
+    args = ["dynamics", "--run", str(run), "--out", str(tmp_path / "out"), "--data_dir", str(data)]
+    assert error_line([*args, "--tasks", "blimp,aoa"]).startswith("--tasks: no fast set for aoa; choose from blimp, ")
+    assert error_line([*args, "--tasks", "blimp,ewok"]) == (
+        f"{data / 'babylm-eval-fast' / 'ewok_fast'}: no such fast evaluation data (nor "
+        f"{data / 'babylm-eval' / 'ewok_fast'})")
+    assert not (tmp_path / "out").exists()
