@@ -224,3 +224,17 @@ def test_tasks_without_a_fast_set_or_without_data_stop_in_one_line(tiny_model_di
         f"{data / 'babylm-eval-fast' / 'ewok_fast'}: no such fast evaluation data (nor "
         f"{data / 'babylm-eval' / 'ewok_fast'})")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_several_runs_are_labelled_with_their_condition_and_seed(tiny_run, eval_data, tmp_path):
+    out = tmp_path / "out"
+    _dynamics(tiny_run, out, eval_data, "--run", str(tiny_run), "--label", "sequential_seed1", "--label", "merged_seed2",
+              "--tasks", "blimp")
+    with open(out / layout.CURVES, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["run"], r["condition"], r["seed"]) for r in rows} == {("sequential_seed1", "sequential", "1"),
+                                                                     ("merged_seed2", "merged", "2")}
+    scores = {run: [(r["checkpoint"], r["subset"], r["score"]) for r in rows if r["run"] == run]
+              for run in ("sequential_seed1", "merged_seed2")}
+    assert scores["sequential_seed1"] == scores["merged_seed2"] and len(scores["merged_seed2"]) == 6 * 3
