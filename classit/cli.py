@@ -25,6 +25,7 @@ COMMANDS = {  # what `classit --help` lists, one line each
     "finetune": "fine-tune and score a model on (Super)GLUE tasks, over several seeds",
     "report": "one report (tables, intervals, plots) from the evaluations of several conditions and seeds",
     "submission": "the BabyLM 2025 submission file from a results tree",
+    "dynamics": "what runs learned, and when: per-phenomenon curves over their milestone and stage checkpoints",
     "data download": "the official BabyLM corpus and evaluation data, verified, into a data folder",
     "data build-it": "the CLASS-IT instruction sets (Switchboard, Simple Wikipedia) as JSONL",
 }
@@ -87,6 +88,9 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
         folders = [a for a in itertools.takewhile(lambda a: not a.startswith("-"), argv[1:])]
         if folders and not folders[0].startswith("["):
             argv = ["report", json.dumps(folders), *argv[1 + len(folders):]]
+    if argv and argv[0] == "dynamics":  # `--run A --run B`: the runs as the one list jsonargparse takes
+        from classit.dynamics.command import as_lists
+        argv = ["dynamics", *as_lists(argv[1:])]
     if argv and argv[0] == "study":
         from classit.study.runner import study_command
         study_command(argv[1:])
@@ -94,6 +98,7 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
     from classit.data.build_it import build_it
     from classit.data.download import download_command
     from classit.data.tokenizer import tokenizer_command
+    from classit.dynamics.command import dynamics
     from classit.eval.compare import compare
     from classit.eval.evaluate import evaluate
     from classit.eval.finetune import finetune
@@ -103,6 +108,7 @@ def run(argv: list[str], from_command_line: bool = False) -> None:
 
     commands = {"tokenizer": tokenizer_command, "export": export, "evaluate": evaluate, "compare": compare,
                 "finetune": finetune, "report": report, "submission": submission_command,
+                "dynamics": dynamics,
                 "data": {"_help": "Data: download the official sets; build the instruction sets as JSONL.",
                          "download": download_command, "build-it": build_it}}
     try:

@@ -8,7 +8,8 @@ A run folder (``lightning_logs/NAME/version_N``)::
     hf/stage{i}_{name}/                    the model at the end of each curriculum stage but the last
     milestones/chck_{N}M/                  the model after N million words: BabyLM's intermediate checkpoints
     milestones/chck_{N}M/milestone.json    when it was written (words, words seen, step, curriculum stage)
-    .../seen.json                          beside each milestone and stage export: what it had trained on
+    hf/milestone.json, hf/stage{i}_{name}/milestone.json    the same for the final and each stage's export
+    .../seen.json                          beside each milestone, stage and final export: what it had trained on
     config.yaml                            the config the run was started with (LightningCLI's copy)
 
 A results tree in the BabyLM 2025 pipeline's layout, as its ``collate_preds.py`` reads it::
@@ -41,6 +42,8 @@ Track = Literal["strict-small", "strict"]
 HF = "hf"  # the Hugging Face export folder of a run
 MILESTONE_FILE = "milestone.json"  # beside each milestone export: when it was written
 _MILESTONE = re.compile(r"chck_(\d+(?:\.\d+)?)M")
+_STAGE = re.compile(r"stage(\d+)_(.+)")
+FINAL = "final"  # the name of a run's final export (hf/) among its checkpoints
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -79,6 +82,23 @@ def seen_file(export: Path) -> Path:
 def run_config(run: Path) -> Path:
     """The config a run was started with, as LightningCLI saved it: ``config.yaml``."""
     return Path(run) / "config.yaml"
+
+
+def final_export(run: Path) -> Path:
+    """The run's final Hugging Face export: ``hf``."""
+    return Path(run) / HF
+
+
+def export_info(export: Path) -> Path:
+    """When an export (a milestone, a stage's end, the final one) was written: its ``milestone.json``."""
+    return Path(export) / MILESTONE_FILE
+
+
+def stage_exports(run: Path) -> list[tuple[int, str, Path]]:
+    """Every ``hf/stage{i}_{name}`` folder of a run as ``(index, name, folder)``, by stage (none: an empty list)."""
+    found = [(int(match[1]), match[2], p) for p in final_export(run).glob("stage*_*")
+             if p.is_dir() and (match := _STAGE.fullmatch(p.name))]
+    return sorted(found)
 
 
 def milestone_dir(run: Path) -> Path:
@@ -185,6 +205,32 @@ def meta_file(out: Path) -> Path:
     """Whose result an evaluation output folder holds (the model or run and data folder ``classit evaluate`` scored;
     a study's condition, seed and stage): ``meta.json``."""
     return Path(out) / META_FILE
+
+
+# --- the output folder of classit dynamics ---
+
+CURVES = "curves.csv"  # the per-phenomenon curves: one row per run, checkpoint, task and subset
+
+
+def dynamics_scores(out: Path, run: str, checkpoint: str) -> Path:
+    """A checkpoint's fast-set scores in a ``classit dynamics`` output folder (``classit evaluate``'s output there):
+    ``scores/<run label>/<checkpoint name>``."""
+    return Path(out) / "scores" / run / checkpoint
+
+
+def dynamics_sets(out: Path) -> Path:
+    """The fast sets ``classit dynamics`` scored, as links to each task's data folder: ``fast_sets``."""
+    return Path(out) / "fast_sets"
+
+
+def dynamics_figures(out: Path) -> Path:
+    """The figures of a ``classit dynamics`` output folder: ``figures`` (``curves_<task>.png``...)."""
+    return Path(out) / "figures"
+
+
+def curves_figure(figures: Path, task: str) -> Path:
+    """A task's curves in a figures folder: ``curves_<task>.png``."""
+    return Path(figures) / f"curves_{task}.png"
 
 
 # --- the evaluation data of a data folder ---

@@ -602,3 +602,30 @@ def aoa_data_of_size(root: Path, sentences: list[str], contexts: int, words: int
     share = [contexts // len(found) + (k < contexts % len(found)) for k in range(len(found))]
     path.write_text(json.dumps({w: [c[i % len(c)] for i in range(n)] for (w, c), n in zip(found.items(), share)}))
     return root
+
+
+def curriculum_run(data_root: Path, tokenizer: str, tmp: Path, milestones: tuple[int, ...] = (3000, 6000, 9000)) -> Path:
+    """The demo's sequential curriculum (pre-training → Switchboard → Simple Wikipedia), tiny (``tiny_curriculum``:
+    12 steps, ≈10k words) and without its epoch-end scoring, its milestone exports at ``milestones`` words: its run
+    folder (milestones, hf/stage{i}_{name} and hf/, each with its milestone.json)."""
+    config = config_copy(CONFIGS / "demo_seq.yaml")
+    callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("MinimalPairEvalCallback")]
+    next(c for c in callbacks if c["class_path"].endswith("MilestoneExport"))["init_args"]["milestones"] = list(milestones)
+    config["trainer"]["callbacks"] = callbacks
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "logs")
+    path = tmp / "demo_seq.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path), *tiny_curriculum(demo_data(data_root, tmp / "data"), tokenizer)])
+    return tmp / "logs" / "demo_seq" / "version_0"
+
+
+def fast_eval_data(data_root: Path, root: Path) -> Path:
+    """A data folder with small fast sets of five tasks: ``small_eval_fast``'s real BLiMP (3 paradigms) and EWoK
+    (2 domains) items, and built here in the official formats entity tracking (``babylm-eval-fast``), WUG
+    adjective nominalization and the reading CSV (``babylm-eval``, as the fast sets read them)."""
+    small_eval_fast(data_root, root)
+    rng = random.Random(0)
+    write_jsonl(root / "babylm-eval-fast" / "entity_tracking_fast" / "regular.jsonl", entity_tracking_items(rng, 12))
+    write_jsonl(root / "babylm-eval" / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl", wug_items(rng, 20))
+    write_reading_csv(root / "babylm-eval" / "reading" / "reading_data.csv", sample_sentences(data_root), rng)
+    return root

@@ -96,11 +96,20 @@ class FollowsCurriculum:
         index = self.plan.stage_index(epoch)
         return index, self.plan.stages[index].name
 
+    def stage_at(self, epoch: int) -> tuple[int | None, str | None]:
+        """``(index, name)`` of the curriculum stage of ``epoch`` (at the end of fit, one past the last epoch: the last
+        stage); ``(None, None)`` without a plan."""
+        if self.plan is None:
+            return None, None
+        index = self.plan.stage_index(min(epoch, self.plan.total_epochs - 1))
+        return index, self.plan.stages[index].name
+
 
 class HFExport(FollowsCurriculum, L.Callback):
     """Writes ``<log_dir>/hf``: the model and tokenizer as a Hugging Face folder, when fit ends; and
     ``<log_dir>/hf/stage{i}_{name}`` when each curriculum stage but the last ends (the last one is ``hf``), so one
-    sequential run gives the pre-trained baseline, the model after each instruction stage, and the final model."""
+    sequential run gives the pre-trained baseline, the model after each instruction stage, and the final model.
+    Each export has its ``milestone.json`` as a milestone's (``words`` = the words seen), written last."""
 
     def __init__(self, folder: str = layout.HF):
         self.folder = folder
@@ -112,6 +121,10 @@ class HFExport(FollowsCurriculum, L.Callback):
         out = layout.stage_export(hf, *stage) if stage else hf
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
+            index, name = stage or self.stage_at(trainer.current_epoch)
+            words = float(pl_module.words_seen)
+            write_json({"words": words, "words_seen": words, "step": trainer.global_step, "stage": index,
+                        "stage_name": name}, layout.export_info(out))
             rank_zero_info(f"Hugging Face export: {out}")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -203,9 +216,9 @@ class MilestoneExport(FollowsCurriculum, _WordsSeenCallback):
         out = layout.milestone_export(Path(trainer.log_dir or trainer.default_root_dir), passed[-1])
         if trainer.is_global_zero:
             pl_module.save_pretrained(out)
-            stage = self.plan.stage_index(trainer.current_epoch) if self.plan is not None else None
-            write_json({"words": passed[-1], "words_seen": words, "step": trainer.global_step, "stage": stage},
-                       out / layout.MILESTONE_FILE)
+            index, name = self.stage_at(trainer.current_epoch)
+            write_json({"words": passed[-1], "words_seen": words, "step": trainer.global_step, "stage": index,
+                        "stage_name": name}, layout.export_info(out))
             rank_zero_info(f"milestone {passed[-1]:,} words (seen {words:,.0f}): {out}")
         if self.evaluate:
             for callback in trainer.callbacks:
