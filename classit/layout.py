@@ -233,6 +233,38 @@ def curves_figure(figures: Path, task: str) -> Path:
     return Path(figures) / f"curves_{task}.png"
 
 
+ACQUISITION = "acquisition.csv"  # per run and subset: the acquisition point and its bootstrap interval
+STAGE_EFFECTS = "stage_effects.csv"  # per run, instruction stage and subset: the change across the stage
+PROBE = "probe.txt"  # the representation metrics' probe sentences, one a line
+REPRESENTATION = "repr.csv"  # per run, checkpoint and layer or weight matrix: CKA, effective rank, norms
+SEEN_TABLE = "seen.csv"  # per run, checkpoint, stage and source: what each checkpoint had seen
+ACQUISITION_FIGURE = "acquisition.png"
+STAGE_EFFECTS_FIGURE = "stage_effects.png"
+
+
+def dynamics_stamps(out: Path) -> Path:
+    """What each derived file of a ``classit dynamics`` output folder was made from (so an unchanged one is kept),
+    and each run's representation rows: ``stamps``."""
+    return Path(out) / "stamps"
+
+
+def representation_figure(figures: Path, run: str) -> Path:
+    """A run's representation heatmaps in a figures folder: ``repr_<run>.png``."""
+    return Path(figures) / f"repr_{run}.png"
+
+
+def seen_figure(figures: Path, run: str) -> Path:
+    """What a run's checkpoints had seen, in a figures folder: ``seen_<run>.png``."""
+    return Path(figures) / f"seen_{run}.png"
+
+
+def export_run(export: Path) -> Path:
+    """The run folder an export lies in: ``RUN`` of ``RUN/milestones/chck_NM``, ``RUN/hf/stage{i}_{name}`` or
+    ``RUN/hf``."""
+    export = Path(export)
+    return export.parent if export.name == HF else export.parent.parent
+
+
 # --- the evaluation data of a data folder ---
 
 FULL_EVAL = "babylm-eval"

@@ -1,5 +1,6 @@
 """``classit dynamics``: a run's checkpoints in words-seen order, the fast sets scored at each (resumable, ctrl-C
-safe), curves.csv equal to each checkpoint's summary, the figures, and each fault's one line."""
+safe), curves.csv equal to each checkpoint's summary, the figures, acquisition points, stage effects, representation
+change and seen counts (a second call rewrites nothing), ``--seen``, and each fault's one line."""
 
 import csv
 import json
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import classit, curriculum_run, error_line, fast_eval_data
+from helpers import classit, curriculum_run, error_line, fast_eval_data, model_folder
 from PIL import Image
 
 from classit import layout
 from classit.cli import main
 from classit.dynamics.checkpoints import run_checkpoints
-from classit.dynamics.command import as_lists
+from classit.dynamics.command import as_lists, dev_folder
+from classit.dynamics.outputs import ACQUISITION_COLUMNS, REPRESENTATION_COLUMNS, SEEN_COLUMNS, STAGE_COLUMNS
+from classit.dynamics.probe import probe_sentences
 from classit.dynamics.curves import chance, item_outcomes
 from classit.files import read_json, read_jsonl
 
@@ -238,3 +241,81 @@ def test_several_runs_are_labelled_with_their_condition_and_seed(tiny_run, eval_
     scores = {run: [(r["checkpoint"], r["subset"], r["score"]) for r in rows if r["run"] == run]
               for run in ("sequential_seed1", "merged_seed2")}
     assert scores["sequential_seed1"] == scores["merged_seed2"] and len(scores["merged_seed2"]) == 6 * 3
+
+
+def _csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+@pytest.mark.slow
+def test_every_step_writes_its_files_and_a_second_call_rewrites_nothing(tiny_run, eval_data, tmp_path, capsys):
+    out, figures = tmp_path / "out", layout.dynamics_figures(tmp_path / "out")
+    _dynamics(tiny_run, out, eval_data, "--tasks", "blimp,entity_tracking,wug")
+    checkpoints = run_checkpoints(tiny_run)
+    # acquisition points of the choice tasks' subsets (WUG has no items), and what each instruction stage did
+    columns, acquired = _csv(out / layout.ACQUISITION)
+    assert columns == list(ACQUISITION_COLUMNS) and {r["resamples"] for r in acquired} == {"200"}
+    _, curves = _csv(out / layout.CURVES)
+    choice = {(r["task"], r["subset"]) for r in curves if r["task"] != "wug"}
+    assert sorted((r["task"], r["subset"]) for r in acquired) == sorted(choice)
+    columns, effects = _csv(out / layout.STAGE_EFFECTS)
+    assert columns == list(STAGE_COLUMNS)
+    assert {(r["stage"], r["stage_name"]) for r in effects} == {("1", "switchboard"), ("2", "simple_wiki")}
+    assert len(effects) == 2 * len(choice)
+    # the representation on the default probe: the bundled sample's dev set, the data folder having none
+    assert (out / layout.PROBE).read_text().splitlines() == probe_sentences(dev_folder(eval_data))
+    columns, representation = _csv(out / layout.REPRESENTATION)
+    assert columns == list(REPRESENTATION_COLUMNS)
+    assert [r["checkpoint"] for r in representation if r["metric"] == "cka_last" and r["layer"] == "0"] == [
+        c.name for c in checkpoints]
+    last = [float(r["value"]) for r in representation if r["checkpoint"] == "final" and r["metric"] == "cka_last"]
+    assert len(last) == 3 and last == pytest.approx([1.0] * 3)  # the embeddings and two layers
+    final = next(r for r in representation if r["checkpoint"] == "final")
+    assert (float(final["words"]), int(final["step"]), final["stage"]) == (checkpoints[-1].words, 12, "2")
+    # what each checkpoint had seen: a milestone's words are those its milestone.json counted
+    columns, seen = _csv(out / layout.SEEN_TABLE)
+    assert columns == list(SEEN_COLUMNS)
+    for c in checkpoints:
+        mine = [r for r in seen if r["checkpoint"] == c.name]
+        assert {float(r["words"]) for r in mine} == {pytest.approx(c.words_seen, rel=1e-6)}
+        totals = [r for r in mine if r["stage_name"] == "all"]
+        assert sum(float(r["source_words"]) for r in totals) == pytest.approx(c.words_seen, rel=1e-6)
+    for name in ("acquisition", "stage_effects", "repr_demo_seq", "seen_demo_seq", "curves_blimp"):
+        assert Image.open(figures / f"{name}.png").size[0] <= 1600, name
+    capsys.readouterr()
+
+    before = _mtimes(out)
+    start = time.perf_counter()
+    _dynamics(tiny_run, out, eval_data, "--tasks", "blimp,entity_tracking,wug")
+    assert time.perf_counter() - start < 10
+    assert _mtimes(out) == before  # nothing rewritten
+    assert capsys.readouterr().out.splitlines()[-1] == f"dynamics: nothing new; every file in {out} kept"
+
+    main(["dynamics", "--run", str(tiny_run), "--seen", "chck_0.003M"])
+    listing = capsys.readouterr().out
+    assert "pretrain: " in listing and ", lines 1:" in listing, listing
+
+
+def test_an_empty_probe_file_stops_naming_it_before_any_work(tiny_model_dir, tmp_path):
+    run, probe = tmp_path / "run", tmp_path / "probe.txt"
+    _export(tiny_model_dir, layout.final_export(run))
+    probe.write_text("\n  \n")
+    line = error_line(["dynamics", "--run", str(run), "--out", str(tmp_path / "out"), "--probe", str(probe)])
+    assert line == f"{probe}: empty probe file (no sentence); a probe file holds one sentence a line"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_mixing_architectures_stops_naming_the_checkpoint_before_any_work(tiny_model_dir, tokenizer, tmp_path):
+    run = tmp_path / "run"
+    _export(tiny_model_dir, layout.milestone_export(run, 1_000_000))
+    smaller = model_folder("llama", tokenizer, tmp_path / "smaller")  # 1 layer × 32, the tiny model's 2 × 64
+    shutil.copytree(smaller, layout.final_export(run))
+    (layout.final_export(run) / layout.MILESTONE_FILE).write_text(
+        '{"words": 2000000, "words_seen": 2000064, "step": 6, "stage": 0}')
+    line = error_line(["dynamics", "--run", str(run), "--out", str(tmp_path / "out")])
+    assert line.startswith("the representation metrics compare one architecture and one tokenizer, but these "
+                           "checkpoints differ from the first, chck_1M")
+    assert f"final ({layout.final_export(run)}): hidden_size 32 (not 64), num_hidden_layers 1 (not 2)" in line
+    assert not (tmp_path / "out").exists()

@@ -25,8 +25,10 @@ class Checkpoint:
     words_seen: float
 
 
-def _read(name: str, folder: Path, stage_names: dict[int, str]) -> Checkpoint:
-    """The checkpoint of an export folder: its weights checked whole, its ``milestone.json`` read."""
+def read_checkpoint(name: str, folder: Path) -> Checkpoint:
+    """The checkpoint of an export folder (in any run folder): its weights checked whole, its ``milestone.json``
+    read; a stage an older ``milestone.json`` does not name is named from its run's ``hf/stage{i}_{name}`` exports."""
+    folder = Path(folder)
     info = layout.export_info(folder)
     if not info.is_file():
         raise FileNotFoundError(f"{folder}: no {info.name}, so when it was written is unknown; the export was "
@@ -36,8 +38,10 @@ def _read(name: str, folder: Path, stage_names: dict[int, str]) -> Checkpoint:
     data = read_json(info)
     try:
         stage = data["stage"]
-        return Checkpoint(name, folder, float(data["words"]), int(data["step"]), stage,
-                          data.get("stage_name") or stage_names.get(stage), float(data["words_seen"]))
+        stage_name = data.get("stage_name") or {index: name for index, name, _ in
+                                                layout.stage_exports(layout.export_run(folder))}.get(stage)
+        return Checkpoint(name, folder, float(data["words"]), int(data["step"]), stage, stage_name,
+                          float(data["words_seen"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{info}: expected words, words_seen, step and stage, found {str(data)[:80]} "
                          f"({type(error).__name__}: {error})") from None
@@ -52,7 +56,6 @@ def run_checkpoints(run: Path) -> list[Checkpoint]:
         raise FileNotFoundError(f"{run} (--run): " + ("a file, not a run folder" if run.exists() else
                                                       "no such run folder"))
     stages = layout.stage_exports(run)
-    names = {index: name for index, name, _ in stages}  # what an older milestone.json does not name
     exports = [(m.name, m.folder) for m in layout.milestones(run)]
     exports += [(folder.name, folder) for _, _, folder in stages]
     final = layout.final_export(run)
@@ -62,7 +65,7 @@ def run_checkpoints(run: Path) -> list[Checkpoint]:
         raise FileNotFoundError(f"{run} (--run): no exports to follow (no {layout.milestone_dir(run).name}/chck_NM, "
                                 f"{layout.HF}/stage{{i}}_{{name}} or {layout.HF}/ model); a run writes them with "
                                 "MilestoneExport and HFExport")
-    checkpoints = [_read(name, folder, names) for name, folder in exports]
+    checkpoints = [read_checkpoint(name, folder) for name, folder in exports]
     return sorted(checkpoints, key=lambda c: c.words_seen)  # stable: a milestone before an export at the same count
 
 
