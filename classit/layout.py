@@ -26,6 +26,14 @@ The output folder of ``classit evaluate`` or ``classit finetune``::
     meta.json                              whose results: the model (or run) and data folder evaluate scored;
                                            a study's condition, seed, stage, model and log folder
 
+The output folder of ``classit dynamics``::
+
+    scores/<run>/<checkpoint>/             classit evaluate's output for each checkpoint; fast_sets/ links to the data
+    curves.csv  acquisition.csv  stage_effects.csv  probe.txt  repr.csv  seen.csv
+    figures/                               curves_<task>.png, acquisition.png, stage_effects.png, repr_<run>.png,
+                                           seen_<run>.png
+    stamps/<name>.json                     what each derived file was made from (and each run's representation rows)
+
 The evaluation data of a data folder: ``babylm-eval`` (the full sets) and ``babylm-eval-fast`` (the fast sets); the
 AoA files of the full sets: ``aoa/cdi_childes.json`` (the CDI words in context) and ``aoa/cdi_human.csv`` (the
 children's CDI table; ``aoa/cdi_human_reconstructed.csv`` where only the rebuilt one is at hand).

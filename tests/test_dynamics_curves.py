@@ -16,8 +16,8 @@ from PIL import Image
 
 from classit import layout
 from classit.cli import main
-from classit.dynamics.checkpoints import run_checkpoints
-from classit.dynamics.command import as_lists, dev_folder
+from classit.dynamics.checkpoints import FollowedRun, read_checkpoint, run_checkpoints
+from classit.dynamics.command import as_lists, dev_folder, follow
 from classit.dynamics.outputs import ACQUISITION_COLUMNS, REPRESENTATION_COLUMNS, SEEN_COLUMNS, STAGE_COLUMNS
 from classit.dynamics.probe import probe_sentences
 from classit.dynamics.curves import chance, item_outcomes
@@ -322,3 +322,27 @@ def test_a_run_mixing_architectures_stops_naming_the_checkpoint_before_any_work(
                            "checkpoints differ from the first, chck_1M")
     assert f"final ({layout.final_export(run)}): hidden_size 32 (not 64), num_hidden_layers 1 (not 2)" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_follow_takes_a_run_whose_checkpoints_lie_in_two_run_folders(tiny_run, eval_data, tmp_path, capsys):
+    """A fit branched from another's end of pre-training: the instruction stages' exports in a folder of its own
+    (no config.yaml, so no seen counts there: said in one line), the pre-training ones in the other run folder."""
+    branch = tmp_path / "branch"
+    shutil.copytree(layout.final_export(tiny_run), layout.final_export(branch),
+                    ignore=shutil.ignore_patterns("stage0_*", layout.SEEN_FILE))
+    mine = [c for c in run_checkpoints(tiny_run) if c.stage == 0]
+    mine += [read_checkpoint("stage1_switchboard", layout.stage_export(layout.final_export(branch), 1, "switchboard")),
+             read_checkpoint(layout.FINAL, layout.final_export(branch))]
+    assert [c.stage_name for c in mine[-2:]] == ["switchboard", "simple_wiki"]
+    out = follow([FollowedRun("sequential_seed1", branch, "sequential", 1, tuple(mine))], tmp_path / "out",
+                 data_dir=eval_data, tasks="blimp", device="cpu")
+    printed = capsys.readouterr().out
+    assert f"[dynamics] no seen counts for {branch}: " in printed
+    _, seen = _csv(out / layout.SEEN_TABLE)
+    assert {r["checkpoint"] for r in seen} == {c.name for c in mine if c.stage == 0}  # those of the first folder
+    _, representation = _csv(out / layout.REPRESENTATION)
+    assert [r["checkpoint"] for r in representation if r["metric"] == "cka_last" and r["layer"] == "0"] == [
+        c.name for c in mine]
+    _, effects = _csv(out / layout.STAGE_EFFECTS)
+    assert {r["stage_name"] for r in effects} == {"switchboard", "simple_wiki"}
