@@ -15,7 +15,7 @@ from classit.eval.evaluate import evaluate
 from classit.eval.scoring import score_plain
 from classit.eval.summary import read_summary
 from classit.eval.tasks import TASKS, Item
-from classit.eval.zero_shot import evaluate_task, load_items, outcome, summarize
+from classit.eval.zero_shot import encoded_items, evaluate_task, load_items, outcome, summarize
 from helpers import error_line, fit, write_jsonl
 
 N_LINES = 8  # lines kept from each real file in the small subsets
@@ -319,3 +319,26 @@ def test_evaluate_a_file_of_a_model_folder_says_what_model_takes(tiny_model_dir,
         f"{weights} (--model): a file, not a model; --model takes a Hugging Face folder (an export: config.json, "
         "weights and tokenizer) or a Lightning checkpoint (.ckpt)")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_set_is_tokenized_once_per_tokenizer_and_files(tokenizer, tmp_path):
+    """Checkpoints of one run (one tokenizer, each loaded from its own folder) share a set's encodings; another
+    tokenizer, or a changed file, encodes it again, and each gives what encoding it afresh gives."""
+    from classit.data.tokenizer import load_tokenizer
+
+    folder = tmp_path / "blimp"
+    write_jsonl(folder / "a.jsonl", [{"sentence_good": "The cat sleeps.", "sentence_bad": "The cat sleep.",
+                                      "field": "f", "linguistics_term": "t", "UID": "a"}])
+    first, second = tmp_path / "one", tmp_path / "two"
+    tokenizer.save_pretrained(first)
+    tokenizer.save_pretrained(second)
+    one = encoded_items(load_tokenizer(first), "blimp", folder)
+    assert encoded_items(load_tokenizer(second), "blimp", folder) is one
+    other = load_tokenizer(second)
+    other.add_tokens(["cat sleeps"])
+    assert encoded_items(other, "blimp", folder)[1][0][0].ids != one[1][0][0].ids
+    write_jsonl(folder / "a.jsonl", [{"sentence_good": "A dog runs.", "sentence_bad": "A dog run.", "field": "f",
+                                      "linguistics_term": "t", "UID": "a"}])
+    again = encoded_items(load_tokenizer(first), "blimp", folder)
+    fresh = tokenizer(["A dog runs.", "A dog run."])["input_ids"]
+    assert again is not one and [o.ids for o in again[1][0]] == fresh

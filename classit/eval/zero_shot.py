@@ -3,6 +3,7 @@ read the JSONL sets, score them with :mod:`classit.eval.scoring`, aggregate as t
 goes to the first option, the correct one; the strict score, ties wrong, beside it); each task's decoding and
 aggregation are its spec in :mod:`classit.eval.tasks`."""
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from classit.data.tokenizer import adds_bos
+from classit.data.tokenizer import adds_bos, tokenizer_fingerprint
 from classit.eval.scoring import Encoded, correction_token, encode, model_positions, overrun, score_items
 from classit.eval.tasks import TASKS, Item
 from classit.files import iter_jsonl
@@ -41,6 +42,31 @@ def encode_items(tokenizer, items: list[Item], prepend: int | None = None) -> li
         out.append(flat[i:i + len(it.texts)])
         i += len(it.texts)
     return out
+
+
+KEPT_SETS = 16  # the task sets one process keeps tokenized
+_encoded: dict[tuple, tuple[list[Item], list[list[Encoded]]]] = {}
+
+
+def encoded_items(tokenizer, task: str, folder: str | Path, full_sentence: bool = False
+                  ) -> tuple[list[Item], list[list[Encoded]]]:
+    """A task folder's items and their encodings (:func:`load_items`, :func:`encode_items`), kept in the process
+    while the tokenizer (its definition and settings, wherever it was loaded from) and the folder's files are the
+    same: scoring several checkpoints of one run (``classit dynamics``) reads and tokenizes each set once."""
+    if not hasattr(tokenizer, "backend_tokenizer"):  # no definition to compare
+        items = load_items(task, folder, full_sentence)
+        return items, encode_items(tokenizer, items)
+    files = sorted(Path(folder).glob("*.jsonl"))
+    settings = json.dumps({k: str(v) for k, v in tokenizer.init_kwargs.items() if k != "name_or_path"},
+                          sort_keys=True)
+    key = (type(tokenizer).__name__, tokenizer_fingerprint(tokenizer), settings, task, full_sentence,
+           tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key not in _encoded:
+        items = load_items(task, folder, full_sentence)
+        if len(_encoded) >= KEPT_SETS:
+            _encoded.pop(next(iter(_encoded)))
+        _encoded[key] = items, encode_items(tokenizer, items)
+    return _encoded[key]
 
 
 def outcome(scores: list[float]) -> tuple[bool, bool]:
@@ -118,8 +144,7 @@ def evaluate_task(model, tokenizer, task: str, folder: str | Path, batch_size: i
     """Load, score and summarize one task folder: ``(summary, predictions)``. A tokenizer that adds no BOS is scored
     as the official pipeline does (its first token unscored), and again with :func:`correction_token` prepended:
     that summary under ``corrected``, each item's scores under ``corrected_scores``."""
-    items = load_items(task, folder, full_sentence)
-    encoded = encode_items(tokenizer, items)
+    items, encoded = encoded_items(tokenizer, task, folder, full_sentence)
     check_length(model.config, items, encoded)
     scores = score_items(model, encoded, batch_size, progress)
     summary, records = summarize(task, items, scores), predictions(task, items, scores)
