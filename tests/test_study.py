@@ -1,5 +1,6 @@
 """`classit study`: shared pre-training equals a run that never branched; finished work is skipped; job scripts parse."""
 
+import filecmp
 import json
 import subprocess
 from pathlib import Path
@@ -8,7 +9,9 @@ import pytest
 import torch
 import yaml
 
+from classit import layout
 from classit.cli import main
+from classit.files import read_csv
 from classit.study.collect import find_results, run_curves
 from classit.study.runner import load_study, plan_fits, without_aoa
 from helpers import (CONFIGS, aoa_data, babylm_file, config_copy, demo_data, sample_sentences, scalars,
@@ -44,7 +47,8 @@ def study_dir(data_root, tokenizer, tmp_path_factory):
                    "overrides": overrides}},
         "evaluate": {"zero_shot": {"tasks": ["ewok", "aoa"], "data_dir": str(zero_shot), "device": "cpu"},
                      "finetune": {"tasks": ["wsc"], "seeds": [1], "limit_train": 48, "max_epochs": 1,
-                                  "data_dir": str(data_root / "babylm-eval/glue_filtered")}}}
+                                  "data_dir": str(data_root / "babylm-eval/glue_filtered")},
+                     "dynamics": {"data_dir": str(data), "device": "cpu", "resamples": 20}}}
     (tmp / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # fits run in this order
     main(["study", "--config", str(tmp / "study.yaml"), "--out", str(tmp / "out")])
     return tmp
@@ -79,6 +83,33 @@ def test_every_model_is_evaluated_and_reported_and_a_rerun_skips_finished_work(s
     main(["study", "--config", str(study_dir / "study.yaml"), "--out", str(out)])
     assert "0 to run" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+@pytest.mark.slow
+def test_the_dynamics_follow_each_condition_through_the_runs_that_trained_it(study_dir):
+    out = study_dir / "out"
+    curves = read_csv(out / "dynamics" / layout.CURVES)
+    followed = {run: list(dict.fromkeys(rows.sort_values("words").checkpoint)) for run, rows in curves.groupby("run")}
+    baseline, sequential, merged = (followed[f"{c}_seed42"] for c in ("baseline", "sequential", "merged"))
+    assert baseline[-1] == "stage0_pretrain" and sequential[:len(baseline)] == baseline  # pre-training, in its run
+    assert merged[:len(baseline)] == baseline and merged[-1] == sequential[-1] == "final"  # then the branch's own
+    scores = out / "dynamics" / "scores"
+
+    def model(run: str, checkpoint: str) -> str:
+        return json.loads(layout.meta_file(scores / run / checkpoint).read_text())["model"]
+
+    assert all("/sequential_seed42/" in model("merged_seed42", name) for name in baseline)
+    assert all("/merged_seed42/" in model("merged_seed42", name) for name in merged[len(baseline):])
+    for name in baseline:  # a checkpoint the conditions share is scored once: the same predictions under each
+        for condition in ("sequential", "merged"):
+            assert filecmp.cmp(scores / "baseline_seed42" / name / "predictions" / "ewok.jsonl",
+                               scores / f"{condition}_seed42" / name / "predictions" / "ewok.jsonl", shallow=False)
+    report = (out / "report" / "report.md").read_text()
+    assert "## Dynamics" in report
+    for image in ("curves_ewok.png", "acquisition.png", "repr_merged_seed42.png", "seen_baseline_seed42.png"):
+        assert f"]({image})" in report and (out / "report" / image).is_file(), image
+    for table in (layout.CURVES, layout.ACQUISITION, layout.STAGE_EFFECTS, layout.REPRESENTATION):
+        assert (out / "report" / table).read_bytes() == (out / "dynamics" / table).read_bytes(), table
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 the chance levels and the figures."""
 
 import math
+import shutil
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -65,16 +66,21 @@ def unscored(scores: Path, tasks: list[str]) -> list[str]:
 def score_checkpoints(out: Path, runs: list[FollowedRun], sets: dict[str, Path], batch_size: int = 64,
                       device: str = "auto") -> list[str]:
     """Score every checkpoint of every run on the fast sets into ``OUT/scores/<run>/<checkpoint>`` with
-    ``classit evaluate``, only the tasks not scored there yet; returns the ``run/checkpoint`` names scored. Ctrl-C
+    ``classit evaluate``, only the tasks not scored there yet (a checkpoint two runs share, scored once and copied);
+    returns the ``run/checkpoint`` names scored. Ctrl-C
     keeps the checkpoints scored and says so: the next call goes on from there."""
     from classit.eval.evaluate import evaluate
 
-    data, scored = linked_sets(out, sets), []
+    data, scored, first = linked_sets(out, sets), [], {}  # first: each checkpoint's scores under its first run
     for run in runs:
         for checkpoint in run.checkpoints:
             folder = layout.dynamics_scores(out, run.label, checkpoint.name)
+            earlier = first.setdefault(checkpoint.folder.resolve(), folder)
             missing = unscored(folder, list(sets))
             if not missing:
+                continue
+            if earlier != folder and not unscored(earlier, list(sets)):  # a checkpoint runs share (a study's
+                shutil.copytree(earlier, folder, dirs_exist_ok=True)  # pre-training): scored once
                 continue
             print(f"[dynamics] {run.label} {checkpoint.name} ({checkpoint.words:,.0f} words): {', '.join(missing)}")
             try:

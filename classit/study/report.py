@@ -16,6 +16,7 @@ from classit.study import plots
 from classit.study.collect import (chance_levels, check_sets, corrected_scores, find_results, long_rows, run_curves,
                                    task_scores)
 from classit.study.differences import differences
+from classit.study.dynamics_report import dynamics_section
 from classit.study.stats import zscores
 
 COLUMNS = ("condition", "seed", "stage", "task", "subset", "metric", "value")
@@ -135,7 +136,7 @@ def _replies(results, doc: Document, out_dir: Path) -> None:
 
 
 def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: str | None = None,
-           resamples: int = 1000, seed: int = 0, replies: bool = True) -> dict:
+           dynamics: str | None = None, resamples: int = 1000, seed: int = 0, replies: bool = True) -> dict:
     """Collate evaluation and fine-tuning outputs of several conditions and seeds into one report.
 
     Args:
@@ -146,6 +147,8 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         out: folder to write ``results.csv``, ``report.md``, ``report.html`` and the figures to.
         baseline: the condition the others are compared with (default: ``baseline`` if present, else the first).
         babylm: also write the predictions in the BabyLM 2025 pipeline's results layout to this folder.
+        dynamics: a ``classit dynamics`` output folder: its curves, acquisition points, stage effects,
+            representation change and data seen as the report's Dynamics section.
         resamples: bootstrap replicates.
         seed: seed of the bootstrap and of random permutations.
         replies: generate each condition's replies when its meta.json names a model.
@@ -234,6 +237,8 @@ def report(dirs: list[str], *, out: str, baseline: str | None = None, babylm: st
         doc.image(plots.zero_shot_curves(curves, out_dir / "zero_shot_training.png"),
                   "zero-shot scores during training")
     _aoa(results, doc, out_dir)
+    if dynamics:
+        dynamics_section(Path(dynamics), doc, out_dir)
     if replies:
         _replies(results, doc, out_dir)
     if babylm:

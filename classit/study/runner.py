@@ -13,6 +13,7 @@ Layout of ``OUT``::
     eval/<condition>/seed<S>/zero_shot/   classit evaluate output (+ meta.json)
     eval/<condition>/seed<S>/milestones/  links to the milestone exports of the condition's training (the aoa task)
     eval/<condition>/seed<S>/finetune/    classit finetune output (+ meta.json)
+    dynamics/                             classit dynamics over every condition's checkpoints (evaluate.dynamics)
     jobs/                                 --emit slurm|torchrun: one script per fit and submit.sh
     report/                               classit report of everything under eval/
 """
@@ -29,12 +30,14 @@ from typing import Literal, Union, get_args, get_origin
 from classit import layout
 from classit.config_files import import_class, located, nearest
 from classit.data.store import data_dir
+from classit.dynamics.checkpoints import Checkpoint, FollowedRun, run_checkpoints
+from classit.dynamics.command import follow
 from classit.eval.aoa import MIN_MILESTONES
 from classit.eval.evaluate import evaluate
 from classit.eval.finetune import finetune
 from classit.eval.glue import TASKS as GLUE_TASKS
 from classit.eval.summary import read_summary
-from classit.eval.tasks import TASKS as ZERO_SHOT_TASKS
+from classit.eval.tasks import FAST, TASKS as ZERO_SHOT_TASKS
 from classit.files import read_json, read_yaml, write_json, write_text
 from classit.study.report import report
 from classit.train.callbacks import HFExport, RunCheckpoint
@@ -65,6 +68,7 @@ class StudySettings:
     seeds: list[int]
     zero_shot: dict | None = None
     finetune: dict | None = None
+    dynamics: dict | None = None
 
 
 @dataclass
@@ -81,9 +85,10 @@ class Fit:
 
 
 STUDY_KEYS = ["conditions", "seeds", "evaluate"]
-SET_BY_THE_STUDY = {"model", "out"}  # each evaluation's model and folder
-EVALUATIONS = {"zero_shot": evaluate, "finetune": finetune}
-EVALUATION_TASKS = {"evaluate": list(ZERO_SHOT_TASKS), "finetune": list(GLUE_TASKS)}  # the names each one knows
+SET_BY_THE_STUDY = {"model", "out", "runs"}  # each evaluation's model (dynamics: runs) and folder
+EVALUATIONS = {"zero_shot": evaluate, "finetune": finetune, "dynamics": follow}
+EVALUATION_TASKS = {"evaluate": list(ZERO_SHOT_TASKS), "finetune": list(GLUE_TASKS),
+                    "follow": list(FAST)}  # the names each one knows
 
 
 def load_study(path: str | Path) -> StudySettings:
@@ -107,8 +112,8 @@ def load_study(path: str | Path) -> StudySettings:
         check_keys(path, f"evaluate.{kind}", options,
                    [p for p in inspect.signature(command).parameters if p not in SET_BY_THE_STUDY])
         check_values(path, f"evaluate.{kind}", options, command)
-    return StudySettings(path=path, conditions=conditions, seeds=seeds,
-                         zero_shot=evaluations.get("zero_shot"), finetune=evaluations.get("finetune"))
+    return StudySettings(path=path, conditions=conditions, seeds=seeds, zero_shot=evaluations.get("zero_shot"),
+                         finetune=evaluations.get("finetune"), dynamics=evaluations.get("dynamics"))
 
 
 def read_condition(path: Path, name: str, spec, conditions: dict) -> Condition:
@@ -351,6 +356,35 @@ def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: 
         fit, last = fit.branch[0], fit.branch[1] - 1
 
 
+def condition_checkpoints(fits: list[Fit], condition: Condition, seed: int, out: Path) -> list[Checkpoint]:
+    """Every export written along a condition's training, up to its stage, by words seen: milestones, stage ends
+    and its final model, from its run and from the run it branched from (in the stages the two share)."""
+    fit = next(f for f in fits if f.condition.name == (condition.name if condition.config else condition.of)
+               and f.seed == seed)
+    stages = [s["name"] for s in fit.resolved["data"]["stages"]]
+    last = len(stages) - 1 if condition.config else stages.index(condition.stage)
+    found = []
+    while True:
+        first = fit.branch[1] if fit.branch else 0
+        found += [c for c in run_checkpoints(log_dir(fit, out)) if first <= c.stage <= last]
+        if not fit.branch:
+            return sorted(found, key=lambda c: c.words_seen)
+        fit, last = fit.branch[0], fit.branch[1] - 1
+
+
+def follow_conditions(spec: StudySettings, fits: list[Fit], out: Path) -> Path:
+    """``classit dynamics`` over every condition and seed of the study (``OUT/dynamics``)."""
+    runs = [FollowedRun(f"{c.name}_seed{s}", log_dir(next(f for f in fits if f.seed == s and f.condition.name ==
+                                                            (c.name if c.config else c.of)), out),
+                        c.name, s, tuple(condition_checkpoints(fits, c, s, out)))
+            for s in spec.seeds for c in spec.conditions.values()]
+    options = {k: _listed(v) for k, v in spec.dynamics.items()}
+    if options.get("data_dir") and not Path(options["data_dir"]).is_absolute():
+        options["data_dir"] = str(data_dir() / options["data_dir"])
+    print(f"[dynamics] {', '.join(r.label for r in runs)}")
+    return follow(runs, out / "dynamics", **options)
+
+
 def link_milestones(paths: list[Path], folder: Path) -> Path:
     """``folder/milestones/<name>`` links to ``paths`` (only those): the run folder that ``evaluate --run`` reads."""
     links = layout.milestone_dir(folder)
@@ -455,10 +489,11 @@ def study(*, config: str, out: str = "study", dry_run: bool = False, emit_jobs: 
         elif state == "to run":
             _run(fit_command(fit, out_dir))
             done_marker(fit, out_dir).touch()
-    if dry_run or not models:
+    if dry_run or not (models or spec.dynamics is not None):
         return
     evaluate_models(spec, models, out_dir, fits)
-    report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"))
+    followed = follow_conditions(spec, fits, out_dir) if spec.dynamics is not None else None
+    report(dirs=[str(out_dir / "eval")], out=str(out_dir / "report"), dynamics=followed and str(followed))
 
 
 def evaluate_models(spec: StudySettings, models: list[tuple], out: Path, fits: list[Fit]) -> None:
