@@ -60,7 +60,7 @@ def encoded_items(tokenizer, task: str, folder: str | Path, full_sentence: bool 
     settings = json.dumps({k: str(v) for k, v in tokenizer.init_kwargs.items() if k != "name_or_path"},
                           sort_keys=True)
     key = (type(tokenizer).__name__, tokenizer_fingerprint(tokenizer), settings, task, full_sentence,
-           tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+           tuple((str(f), str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))  # items name f
     if key not in _encoded:
         items = load_items(task, folder, full_sentence)
         if len(_encoded) >= KEPT_SETS:
