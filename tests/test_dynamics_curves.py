@@ -111,10 +111,13 @@ def test_curves_equal_the_summaries_and_a_second_call_scores_nothing(tiny_run, e
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_scoring_keeps_what_was_scored_and_the_next_call_goes_on(tiny_run, eval_data, tmp_path):
-    out = tmp_path / "out"
-    args = ["dynamics", "--run", str(tiny_run), "--out", str(out), "--data_dir", str(eval_data), "--device", "cpu",
-            "--batch_size", "1", "--tasks", "blimp,ewok"]
+def test_ctrl_c_during_scoring_keeps_what_was_scored_and_the_next_call_goes_on(tiny_run, data_root, tmp_path):
+    out, data = tmp_path / "out", tmp_path / "data" / "babylm-eval-fast" / "blimp_fast"
+    data.mkdir(parents=True)  # 1,200 real items, a few seconds a checkpoint: the signal lands inside one
+    for path in sorted((data_root / "babylm-eval-fast" / "blimp_fast").glob("*.jsonl"))[:6]:
+        (data / path.name).symlink_to(path)
+    args = ["dynamics", "--run", str(tiny_run), "--out", str(out), "--data_dir", str(tmp_path / "data"), "--device",
+            "cpu", "--batch_size", "1", "--tasks", "blimp"]
     process = classit(*args, cwd=tmp_path, wait=False)
     first = layout.summary_file(layout.dynamics_scores(out, "demo_seq", "chck_0.003M"))
     second = layout.predictions_dir(layout.dynamics_scores(out, "demo_seq", "stage0_pretrain"))  # made to score it

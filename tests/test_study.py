@@ -106,7 +106,7 @@ def test_the_dynamics_follow_each_condition_through_the_runs_that_trained_it(stu
                                scores / f"{condition}_seed42" / name / "predictions" / "ewok.jsonl", shallow=False)
     report = (out / "report" / "report.md").read_text()
     assert "## Dynamics" in report
-    for image in ("curves_ewok.png", "acquisition.png", "repr_merged_seed42.png", "seen_baseline_seed42.png"):
+    for image in ("curves_ewok.png", "stage_effects.png", "repr_merged_seed42.png", "seen_baseline_seed42.png"):
         assert f"]({image})" in report and (out / "report" / image).is_file(), image
     for table in (layout.CURVES, layout.ACQUISITION, layout.STAGE_EFFECTS, layout.REPRESENTATION):
         assert (out / "report" / table).read_bytes() == (out / "dynamics" / table).read_bytes(), table

@@ -152,9 +152,11 @@ def curve_rows(out: Path, runs: list[FollowedRun], tasks: list[str]) -> list[dic
 
 
 def _stage_bands(rows: list[dict]) -> list[tuple[float, float, str]]:
-    """``(from, to, name)`` in log10 words of each curriculum stage of the rows' first run: from the last checkpoint
-    of the stage before to its own last checkpoint."""
-    first = [r for r in rows if r["run"] == rows[0]["run"]]
+    """``(from, to, name)`` in log10 words of each curriculum stage of the run with the most stages (the first of
+    those): from the last checkpoint of the stage before to its own last checkpoint."""
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    longest = max(runs, key=lambda run: len({r["stage"] for r in rows if r["run"] == run}))
+    first = [r for r in rows if r["run"] == longest]
     ends = {}
     for row in first:
         if row["stage"] is not None:
@@ -169,8 +171,8 @@ def _stage_bands(rows: list[dict]) -> list[tuple[float, float, str]]:
 
 def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
     """Per task, ``curves_<task>.png``: a grid of its subsets' curves against log10 words seen, each run in a colour
-    of its own, the chance level dashed, the first run's curriculum stages shaded (named in the legend); at most
-    1600 px wide."""
+    of its own (the first on top, its markers largest), the chance level dashed, the curriculum stages of the run
+    with the most stages shaded (named in the legend); at most 1600 px wide."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,10 +198,10 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
             for k, (start, end, _) in enumerate(bands):
                 ax.axvspan(start, end, color=shades(k), alpha=0.35, lw=0)
             ax.axhline(points[0]["chance"], color="0.4", ls="--", lw=0.8)
-            for run in runs:
+            for k, run in enumerate(runs):  # the first run (a study's baseline) on top: runs share checkpoints
                 mine = sorted((r for r in points if r["run"] == run), key=lambda r: r["words"])
                 ax.plot([math.log10(r["words"]) for r in mine], [r["score"] for r in mine], marker="o",
-                        ms=2 if small else 3, lw=1, color=colours[run])
+                        ms=(2 if small else 3) + len(runs) - 1 - k, lw=1, color=colours[run], zorder=3 + len(runs) - k)
             ax.set_title(subset if len(subset) <= 34 else subset[:32] + "…", fontsize=6 if small else 8, pad=3)
             ax.tick_params(labelsize=5 if small else 7)
         for ax in axes.flat[len(subsets):]:
