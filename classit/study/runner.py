@@ -332,16 +332,25 @@ def model_folder(study: StudySettings, fits: list[Fit], condition: Condition, se
             stages[index] if condition.stage else "final", log_dir(fit, out))
 
 
-def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: Path) -> list[Path]:
-    """The milestone exports written along a condition's training, up to its stage: its run's, and those of the run
-    it branched from, written in the stages the two share (each export's ``milestone.json`` names its stage)."""
+def stages_trained(fits: list[Fit], condition: Condition, seed: int) -> list[tuple[Fit, int, int]]:
+    """``(fit, first, last)``: the fits that trained a condition's model, up to its stage, and the stages each
+    trained of it — its own fit's, then those of the fit it branched from (the stages the two share), and so on."""
     fit = next(f for f in fits if f.condition.name == (condition.name if condition.config else condition.of)
                and f.seed == seed)
     stages = [s["name"] for s in fit.resolved["data"]["stages"]]
-    last = len(stages) - 1 if condition.config else stages.index(condition.stage)
-    found = []
+    last, trained = len(stages) - 1 if condition.config else stages.index(condition.stage), []
     while True:
-        first = fit.branch[1] if fit.branch else 0
+        trained.append((fit, fit.branch[1] if fit.branch else 0, last))
+        if not fit.branch:
+            return trained
+        fit, last = fit.branch[0], fit.branch[1] - 1
+
+
+def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: Path) -> list[Path]:
+    """The milestone exports written along a condition's training, up to its stage: its run's, and those of the run
+    it branched from, written in the stages the two share (each export's ``milestone.json`` names its stage)."""
+    found = []
+    for fit, first, last in stages_trained(fits, condition, seed):
         whole = first == 0 and last == len(fit.resolved["data"]["stages"]) - 1
         for _, _, path in layout.milestones(log_dir(fit, out)):
             if whole:
@@ -351,25 +360,15 @@ def condition_milestones(fits: list[Fit], condition: Condition, seed: int, out: 
                                  f"before classit recorded it); the AoA of conditions.{condition.name} needs it")
             elif first <= read_json(path / layout.MILESTONE_FILE)["stage"] <= last:
                 found.append(path)
-        if not fit.branch:
-            return found
-        fit, last = fit.branch[0], fit.branch[1] - 1
+    return found
 
 
 def condition_checkpoints(fits: list[Fit], condition: Condition, seed: int, out: Path) -> list[Checkpoint]:
     """Every export written along a condition's training, up to its stage, by words seen: milestones, stage ends
     and its final model, from its run and from the run it branched from (in the stages the two share)."""
-    fit = next(f for f in fits if f.condition.name == (condition.name if condition.config else condition.of)
-               and f.seed == seed)
-    stages = [s["name"] for s in fit.resolved["data"]["stages"]]
-    last = len(stages) - 1 if condition.config else stages.index(condition.stage)
-    found = []
-    while True:
-        first = fit.branch[1] if fit.branch else 0
-        found += [c for c in run_checkpoints(log_dir(fit, out)) if first <= c.stage <= last]
-        if not fit.branch:
-            return sorted(found, key=lambda c: c.words_seen)
-        fit, last = fit.branch[0], fit.branch[1] - 1
+    found = [c for fit, first, last in stages_trained(fits, condition, seed)
+             for c in run_checkpoints(log_dir(fit, out)) if first <= c.stage <= last]
+    return sorted(found, key=lambda c: c.words_seen)
 
 
 def follow_conditions(spec: StudySettings, fits: list[Fit], out: Path) -> Path:
