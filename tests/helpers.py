@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -70,6 +71,14 @@ class TinyRuns:
         return self.tmp / "logs" / name / f"version_{version}"
 
 
+def _as_a_shell_starts_it() -> None:
+    """In the child: ctrl-C and SIGTERM at their defaults and no signal blocked, as a shell starts a command, whatever
+    the test process holds (a child inherits ignored and blocked signals across exec)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def classit(*args: str, cwd: Path, env: dict | None = None, wait=True, job=False):
     """``python -m classit.cli ARGS`` in a real subprocess that can load the tests' probes (``probes.py``), its
     stdout and stderr together; ``job``: in a process group of its own, as a terminal's foreground job or a batch
@@ -77,7 +86,8 @@ def classit(*args: str, cwd: Path, env: dict | None = None, wait=True, job=False
     path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     process = subprocess.Popen([sys.executable, "-m", "classit.cli", *args], cwd=cwd,
                                env={**os.environ, "PYTHONPATH": path, **(env or {})}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=job)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=job,
+                               preexec_fn=_as_a_shell_starts_it)
     if not wait:
         return process
     out, _ = process.communicate(timeout=600)
