@@ -137,7 +137,7 @@ def test_listed_blocks_and_lines_hold_the_text_trained_on(seen_run, tokenizer, c
     assert merged_ranges(listed) and all(a <= b for a, b in merged_ranges(listed))
 
     # the end of the run: the kept instruction examples trained on, at their file:line
-    final = seen_blocks(run, "hf", data=data)
+    final = seen_blocks(run, "final", data=data)
     examples = [r for r in final if r.source == "it"]
     assert examples and all(r.times in (1, 2) and r.file.endswith("it.jsonl") for r in examples)
     records = (run.parents[2] / "data" / "it.jsonl").read_text().splitlines()
@@ -308,7 +308,7 @@ def test_demo_seq_cut_epochs_seen_as_trained(data_root, tokenizer, tmp_path, cap
         assert row[:len(ids)] == (ids.tolist() if isinstance(ids, torch.Tensor) else ids)
     final = read_json(layout.seen_file(run / "hf"))
     assert [s["epochs_done"] for s in final["stages"]] == [1.0, 1.0, 1.0]
-    listed = seen_blocks(run, "hf", data=data)
+    listed = seen_blocks(run, "final", data=data)
     assert {r.source for r in listed} == {"pretrain", "switchboard", "simple_wiki"}
     assert all(re.search(r"swda/train/\d+\.txt$", r.file) and r.first_line <= r.last_line
                for r in listed if r.source == "switchboard")

@@ -71,7 +71,7 @@ def dynamics(*, run: list[str], out: str | None = None, label: list[str] | None 
         probe: a text file of probe sentences, one a line; default 512 sentences of the data folder's BabyLM dev
             set (or the bundled sample's) chosen with seed 0.
         resamples: bootstrap replicates over items of the acquisition intervals and stage effects.
-        seen: a checkpoint of the one ``--run`` (``chck_1M``, ``stage0_pretrain``, ``hf``): list the corpus files
+        seen: a checkpoint of the one ``--run`` (``chck_1M``, ``stage0_pretrain``, ``final``): list the corpus files
             and line ranges it had trained on, and stop.
     """
     if seen:

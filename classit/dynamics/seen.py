@@ -20,7 +20,8 @@ from classit import layout
 from classit.data.babylm import BabyLMCorpus, PackedBlocks
 from classit.data.corpus import iter_segments
 from classit.data.plan import CurriculumPlan
-from classit.files import read_json, read_yaml, write_json
+from classit.dynamics.checkpoints import Checkpoint, run_checkpoints
+from classit.files import read_yaml, write_json
 
 
 @dataclass
@@ -149,30 +150,10 @@ def seen_at(data: RunData, step: int) -> dict:
             "tokens_seen": sum(s["tokens"] for s in sources.values()), "sources": sources, "stages": stages}
 
 
-@dataclass(frozen=True)
-class Export:
-    """A Hugging Face export of a run (a milestone's or a stage's) and the optimizer step it was written at."""
-    name: str
-    folder: Path
-    step: int
-
-
-def exports(run: Path, plan: CurriculumPlan) -> list[Export]:
-    """The run's milestone exports (their ``milestone.json``'s step) and stage exports (the end of each stage; the
-    last stage's is ``hf`` itself), in order of steps."""
-    found = []
-    for m in layout.milestones(run):
-        meta = m.folder / layout.MILESTONE_FILE
-        if not meta.is_file():
-            raise FileNotFoundError(f"{meta}: missing; the milestone export {m.folder} is incomplete")
-        found.append(Export(m.name, m.folder, int(read_json(meta)["step"])))
-    hf = Path(run) / layout.HF
-    ends = np.cumsum(plan.stage_steps()).tolist()
-    for i, (stage, end) in enumerate(zip(plan.stages, ends)):
-        folder = hf if i == len(plan.stages) - 1 else layout.stage_export(hf, i, stage.name)
-        if folder.is_dir():
-            found.append(Export(folder.name, folder, end))
-    return sorted(found, key=lambda e: e.step)
+def exports(run: Path) -> list[Checkpoint]:
+    """The run's exports (milestones, stage ends, the final one as ``final``) with the step each ``milestone.json``
+    records, in order of steps."""
+    return sorted(run_checkpoints(run), key=lambda c: c.step)
 
 
 def write_seen(run: Path, world_size: int | None = None) -> list[Path]:
@@ -180,7 +161,7 @@ def write_seen(run: Path, world_size: int | None = None) -> list[Path]:
     export's name); the files written."""
     run = Path(run)
     data = open_run(run, world_size)
-    found = [(export, seen_at(data, export.step)) for export in exports(run, data.plan)]
+    found = [(export, seen_at(data, export.step)) for export in exports(run)]
     for export, seen in found:  # all checked before any is written
         check_words(export, seen["words_seen"])
     for export, seen in found:
@@ -188,15 +169,11 @@ def write_seen(run: Path, world_size: int | None = None) -> list[Path]:
     return [layout.seen_file(export.folder) for export, _ in found]
 
 
-def check_words(export: Export, words: float) -> None:
+def check_words(export: Checkpoint, words: float) -> None:
     """Stop naming the export's ``milestone.json`` when the words its run counted differ from ``words`` (the data
     order's): the data or the config changed since the run trained."""
-    meta = export.folder / layout.MILESTONE_FILE
-    if not meta.is_file():
-        return
-    counted = float(read_json(meta)["words_seen"])
-    if not math.isclose(counted, words, rel_tol=1e-5):
-        raise ValueError(f"{meta}: the run counted {counted:,.0f} words by step {export.step}, its data order gives "
+    if not math.isclose(export.words_seen, words, rel_tol=1e-5):
+        raise ValueError(f"{layout.export_info(export.folder)}: the run counted {export.words_seen:,.0f} words by step {export.step}, its data order gives "
                          f"{words:,.0f}: the data or config.yaml changed since it trained")
 
 
@@ -309,9 +286,9 @@ def _examples_seen(name: str, source, dataset, counts: np.ndarray) -> list[SeenI
     return rows
 
 
-def checkpoint_step(run: Path, plan: CurriculumPlan, checkpoint: str) -> int:
-    """The optimizer step of a run's export named ``checkpoint`` (``chck_1M``, ``stage0_pretrain``, ``hf``)."""
-    found = {e.name: e for e in exports(run, plan)}
+def checkpoint_step(run: Path, checkpoint: str) -> int:
+    """The optimizer step of a run's export named ``checkpoint`` (``chck_1M``, ``stage0_pretrain``, ``final``)."""
+    found = {e.name: e for e in exports(run)}
     if checkpoint not in found:
         raise FileNotFoundError(f"{run}: no checkpoint export {checkpoint!r}; the run has: "
                                 f"{', '.join(found) or 'none'}")
@@ -323,7 +300,7 @@ def seen_blocks(run: Path, checkpoint: str, world_size: int | None = None,
     """Which corpus blocks and instruction examples the export ``checkpoint`` of ``run`` had trained on, and their
     files and lines (a packed block spanning files: one row per file)."""
     data = data or open_run(Path(run), world_size)
-    counts = times_trained(data, checkpoint_step(Path(run), data.plan, checkpoint))
+    counts = times_trained(data, checkpoint_step(Path(run), checkpoint))
     rows = []
     for name, source in data.sources.items():
         dataset = source.train_set()
