@@ -177,12 +177,10 @@ class Switchboard(InstructionSource):
     def placed_examples(self, split: str) -> list[tuple[str, Example]]:
         """The examples of :meth:`build_examples`, each at ``file:first-last`` (its prompt's first line to its reply's
         last)."""
-        swda = self._swda(split)
-        files = [(f, read_swda) for f in sorted(swda.glob("*.txt"))] if swda is not None and swda.is_dir() else []
-        if self.babylm_file and split == "train":
-            files.append((self.root / self.babylm_file, read_babylm_switchboard))
-        return [(f"{f}:{first}-{last}", x) for f, read in files
-                for first, last, x in placed_pairs(read(f), **self.pairing)]
+        babylm = self.root / self.babylm_file if self.babylm_file else None
+        return [(f"{f}:{first}-{last}", x) for f in self.input_files(split)
+                for first, last, x in placed_pairs((read_babylm_switchboard if f == babylm else read_swda)(f),
+                                                   **self.pairing)]
 
     def build_examples(self, split: str) -> list[Example]:
         swda = self._swda(split)
