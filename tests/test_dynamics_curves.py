@@ -20,7 +20,8 @@ from classit.dynamics.checkpoints import FollowedRun, read_checkpoint, run_check
 from classit.dynamics.command import as_lists, dev_folder, follow
 from classit.dynamics.outputs import ACQUISITION_COLUMNS, REPRESENTATION_COLUMNS, SEEN_COLUMNS, STAGE_COLUMNS
 from classit.dynamics.probe import probe_sentences
-from classit.dynamics.curves import chance, item_outcomes
+from classit.dynamics.curves import item_outcomes
+from classit.eval import tasks
 from classit.files import read_json, read_jsonl
 
 TASKS = ["blimp", "ewok", "entity_tracking", "wug", "reading"]
@@ -198,12 +199,11 @@ def test_repeated_runs_and_labels_become_lists():
         "--out", "o", "--run", '["a", "b"]', "--label", '["x", "y"]']
 
 
-def test_chance_levels():
-    assert chance("blimp", "adjunct_island") == chance("ewok", "social-relations") == 50.0
-    assert chance("entity_tracking", "regular_1_ops", [5, 5, 4]) == pytest.approx((20 + 20 + 25) / 3)
-    assert chance("wug", "wug_adj") == chance("reading", "eye_tracking") == 0.0
-    with pytest.raises(ValueError, match="several options"):
-        chance("entity_tracking", "regular_1_ops")
+def test_chance_levels_come_from_the_task_registry():
+    """One rule, used by the curves and by a study's tables: 100 / options of a choice task, 0 for a correlation."""
+    assert tasks.TASKS["blimp"].chance == tasks.TASKS["ewok"].chance == 50.0
+    assert tasks.TASKS["entity_tracking"].chance == 20.0
+    assert tasks.TASKS["wug"].chance == tasks.TASKS["reading"].chance == 0.0
 
 
 def test_item_outcomes_follow_the_official_rule_in_item_order(tmp_path):

@@ -4,7 +4,6 @@ the chance levels and the figures."""
 
 import math
 import shutil
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -94,17 +93,6 @@ def score_checkpoints(out: Path, runs: list[FollowedRun], sets: dict[str, Path],
     return scored
 
 
-def chance(task: str, subset: str, options: list[int] | tuple[int, ...] = ()) -> float:
-    """The chance level of a subset in its score's units: 100/options averaged over its items (``options``: each
-    item's number of options; by default two, as the minimal-pair sets have); 0 for a correlation (WUG's rho,
-    reading's gains)."""
-    if TASKS[task].kind != "choice":
-        return 0.0
-    if task == "entity_tracking" and not options:
-        raise ValueError(f"chance({task}, {subset}): entity tracking's items have several options; give their counts")
-    return statistics.mean(100 / n for n in options) if options else 50.0
-
-
 def item_outcomes(scores_dir: Path, task: str) -> dict[str, np.ndarray]:
     """Per subset, each item's outcome (1 right, 0 wrong; a tie counts right, as the leaderboard counts it) in the
     data's item order, the same at every checkpoint, from a checkpoint's ``predictions/TASK.jsonl``."""
@@ -123,12 +111,11 @@ def _subsets(scores_dir: Path, task: str, numbers: dict) -> list[tuple[str, floa
         return [(name, numbers[name], numbers["items"], None, 0.0) for name in ("eye_tracking", "self_paced")]
     if kind == "rho":
         return [(uid, rho, numbers["items"], None, 0.0) for uid, rho in numbers["by_uid"].items()]
-    items, ties, options = defaultdict(int), defaultdict(int), defaultdict(list)
+    items, ties = defaultdict(int), defaultdict(int)
     for record in read_jsonl(layout.predictions_file(scores_dir, task)):
         items[record["uid"]] += 1
         ties[record["uid"]] += bool(record["tie"])
-        options[record["uid"]].append(len(record["scores"]))
-    return [(uid, score, items[uid], ties[uid], chance(task, uid, options[uid]))
+    return [(uid, score, items[uid], ties[uid], TASKS[task].chance)
             for uid, score in numbers["by_uid"].items()]
 
 

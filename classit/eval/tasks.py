@@ -54,6 +54,13 @@ class Task:
     breakdown: str | None = None  # the summary's breakdown shown in tables and logged next to the macro score
     names_text: bool = False  # the pipeline's prediction names the whole chosen text, not its continuation
     data_file: str | None = None  # the one file read in the data folder (reading, AoA)
+    options: int = 2  # options per item of a choice task (minimal pairs: two)
+
+    @property
+    def chance(self) -> float:
+        """A guess's score on its scale: 100 / options (choice tasks), 0 for correlations (WUG's rho, reading's
+        gains, AoA's fit)."""
+        return 100 / self.options if self.kind == "choice" else 0.0
 
     @property
     def folders(self) -> tuple[str, ...]:
@@ -239,7 +246,7 @@ TASKS = {task.name: task for task in (
          _ewok, groups=("context_type", "context_contrast", "target_contrast"), breakdown="by_uid"),
     Task("entity_tracking", "choice", "entity_tracking", "ENTITY TRACKING", "entity_tracking", "entity_tracking",
          "entity_tracking_fast", ENTITY_TRACKING, ENTITY_TRACKING_FAST, _score_entity_tracking, _entity_tracking,
-         aggregate="files", breakdown="by_file"),
+         aggregate="files", breakdown="by_file", options=5),
     Task("wug", "rho", "wug_adj", "WUG ADJ", "wug_adj", "wug_adj_nominalization", "wug_adj_nominalization", 200, 200,
          _score_wug, _wug("wug_adj")),
     Task("wug_past", "rho", "wug_past", "WUG PAST", "wug_past", "wug_past_tense", "wug_past_tense", 50, 50,

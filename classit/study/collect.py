@@ -102,9 +102,6 @@ def task_scores(result: Result) -> dict[str, float]:
     return scores
 
 
-OPTIONS = {"entity_tracking": 5}  # options per item of the choice tasks that have not two
-
-
 def chance_levels(results: list[Result]) -> dict[str, float]:
     """Per task of :func:`task_scores`, the score of a guess on its scale: 100 / options (choice tasks), 100 /
     labels (fine-tuning accuracy), 0 (correlations: WUG's rho, AoA's r; reading's gains). F1 (MRPC, QQP) has
@@ -117,7 +114,7 @@ def chance_levels(results: list[Result]) -> dict[str, float]:
             if kind == "finetune" and task not in SCORE_METRIC:
                 levels[task] = 100 / GLUE[task].num_labels
             elif kind == "choice":
-                levels[task] = 100 / OPTIONS.get(task, 2)
+                levels[task] = TASKS[task].chance
             elif kind == "reading":
                 levels[f"{task}/eye_tracking"] = levels[f"{task}/self_paced"] = 0.0
             elif kind in ("rho", "aoa"):
