@@ -1,4 +1,4 @@
-"""Zero-shot scoring throughput: classit (length-grouped batches, shared-prefix KV cache) against the plain
+"""Zero-shot scoring throughput: classit (a prefix tree of the texts, each row one forward with tree attention) against the plain
 method of the official pipeline (one forward per full text, 64 items a batch, file order), same model,
 same items, same run. Prints pairs/s (items/s: an entity-tracking item has five options) per task.
 

@@ -3,19 +3,21 @@
 A text is scored as the BabyLM pipeline's causal backend does: tokenize it once with the model's
 tokenizer (BOS first for classit's; the first token is never scored), read the log-probability of
 every next token in float32 and sum those of the tokens that overlap the continuation (offset
-mapping: a token counts when its end offset is past the continuation's start). The options of one item usually share their beginning, so
-:func:`score_items` runs the longest common token prefix once, keeps its keys/values and scores
-each option's remainder from that cache; :func:`score_plain` is the one-forward-per-text reference.
+mapping: a token counts when its end offset is past the continuation's start). Texts that begin alike share
+their tokens: :func:`score_items` puts all texts into one prefix tree and runs each row of it (a subtree) in one
+forward whose attention mask lets each token see only the tokens before it in its own text, so a shared token is
+run once; :func:`score_plain` is the one-forward-per-text reference.
 """
 
 import contextlib
-import inspect
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from classit.data.padding import pad_with_mask
+from classit.data.padding import pad_right, pad_with_mask
 from classit.train.memory import check_scoring_memory
 
 
@@ -83,27 +85,10 @@ def overrun(config, first: str, count: int, passes: str, leave: str, such: str) 
           "pipeline does")
 
 
-def _common_prefix(options: list[Encoded]) -> int:
-    """Length of the longest common token prefix of the options."""
-    if len(options) == 1:  # one text (AoA's, reading's): all of it
-        return len(options[0].ids)
-    n = min(len(o.ids) for o in options)
-    first = options[0].ids
-    for i in range(n):
-        if any(o.ids[i] != first[i] for o in options[1:]):
-            return i
-    return n
-
-
 def _token_logprobs(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) from final hidden states, computing the LM head only on these positions."""
     logits = model.get_output_embeddings()(hidden).float()
     return logits.gather(-1, targets[:, None])[:, 0] - logits.logsumexp(-1)
-
-
-def _cache_name(model) -> str:
-    """transformers' name of the key/value cache, argument and output: ``cache`` (5.x), else ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _fp32(device: torch.device):
@@ -111,110 +96,162 @@ def _fp32(device: torch.device):
     return torch.autocast(device.type, enabled=False) if device.type in ("cuda", "cpu") else contextlib.nullcontext()
 
 
-@torch.no_grad()
-def _score_batch(model, items: list[list[Encoded]], prefix_len: list[int], device: torch.device) -> list[list[float]]:
-    """Scores of a batch of items: one forward over the common prefixes, one over all remainders."""
-    base = model.base_model
-    ids, mask = pad_with_mask([options[0].ids[:n] for options, n in zip(items, prefix_len)], 0)
-    ids, mask = ids.to(device), mask.to(device)
-    # Options with tokens past position n: their remainders ids[n:-1] run on the prefix cache.
-    rem = [(b, k) for b, (options, n) in enumerate(zip(items, prefix_len)) for k, o in enumerate(options)
-           if len(o.ids) > n + 1]
-    out = base(input_ids=ids, attention_mask=mask, position_ids=torch.arange(ids.size(1), device=device)[None].expand_as(ids),
-               use_cache=bool(rem))
-    cache_name = _cache_name(base)
-    hidden, cache = out.last_hidden_state, out.get(cache_name)
-
-    # Prefix tokens 1..n-1 inside some option's span, scored once per item; position n-1 predicts each option's token n.
-    rows, positions, targets, tails = [], [], [], []
-    for b, (options, n) in enumerate(zip(items, prefix_len)):
-        lo = max(min(o.first for o in options), 1)
-        rows += [b] * max(n - lo, 0)
-        positions += list(range(lo - 1, n - 1))
-        targets += options[0].ids[lo:n]
-        for k, o in enumerate(options):
-            if len(o.ids) > n and o.first <= n:
-                tails.append((b, k, o.ids[n]))
-    shared = torch.zeros(len(items), ids.size(1), dtype=torch.float64, device=device)
-    if rows:
-        lp = _token_logprobs(model, hidden[rows, positions], torch.tensor(targets, device=device))
-        shared[rows, [p + 1 for p in positions]] = lp.double()
-    shared = shared.cumsum(1).tolist()
-    scores = [[shared[b][n - 1] - shared[b][max(o.first, 1) - 1] if o.first < n else 0.0 for o in options]
-              for b, (options, n) in enumerate(zip(items, prefix_len))]
-    if tails:
-        b_idx = [b for b, _, _ in tails]
-        lp = _token_logprobs(model, hidden[b_idx, [prefix_len[b] - 1 for b in b_idx]],
-                             torch.tensor([t for _, _, t in tails], device=device)).tolist()
-        for (b, k, _), value in zip(tails, lp):
-            scores[b][k] += value
-
-    if rem:  # the prefix cache expanded to one row per option
-        r_ids, r_mask = pad_with_mask([items[b][k].ids[prefix_len[b]:-1] for b, k in rem], 0)
-        r_ids, r_mask = r_ids.to(device), r_mask.to(device)
-        source = torch.tensor([b for b, _ in rem], device=device)
-        cache.reorder_cache(source)
-        starts = torch.tensor([prefix_len[b] for b, _ in rem], device=device)
-        out = base(input_ids=r_ids, attention_mask=torch.cat([mask[source], r_mask], 1), **{cache_name: cache},
-                   position_ids=starts[:, None] + torch.arange(r_ids.size(1), device=device)[None], use_cache=True)
-        rows, positions, targets = [], [], []
-        for r, (b, k) in enumerate(rem):
-            o, n = items[b][k], prefix_len[b]
-            for t in range(max(n + 1, o.first), len(o.ids)):  # token t is predicted at remainder position t - n - 1
-                rows.append(r)
-                positions.append(t - n - 1)
-                targets.append(o.ids[t])
-        if rows:
-            lp = _token_logprobs(model, out.last_hidden_state[rows, positions], torch.tensor(targets, device=device))
-            sums = torch.zeros(len(rem), device=device).index_add_(0, torch.tensor(rows, device=device), lp).tolist()
-            for (b, k), value in zip(rem, sums):
-                scores[b][k] += value
-    return scores
+ROW_TOKENS = 512  # the longest row of the prefix tree run in one forward, unless one text is longer
 
 
-def _batches(items: list[list[Encoded]], prefix_len: list[int], batch_size: int) -> list[list[int]]:
-    """Item indices grouped by length (prefix, then longest option) with at most ``batch_size`` options a batch."""
-    order = sorted(range(len(items)), key=lambda i: (prefix_len[i], max(len(o.ids) for o in items[i])))
-    batches, current, rows = [], [], 0
+@dataclass(eq=False)
+class _Node:
+    """Tokens that a group of texts share after the tokens of the nodes above it, at positions ``start`` onward."""
+
+    start: int
+    ids: list[int]
+    texts: int  # texts through it
+    children: list["_Node"]
+    targets: dict[tuple[int, int], int]  # (offset in ids, next token) → its index among the log-probabilities
+    size: int = 0  # tokens in its subtree, its own included
+
+
+def _tree(texts: list[Encoded], refs: list[list[int]]) -> tuple[list[_Node], int]:
+    """The prefix tree of the texts' inputs (their tokens but the last) and the number of (position, next token)
+    pairs scored: a node ends where its texts branch or one of them ends. Each pair that a text's score sums gets
+    one index, listed in ``refs`` for every text that sums it."""
+    roots: list[_Node] = []
+    made: list[_Node] = []  # every node, each after its parent
+    pending, count = [(roots, list(range(len(texts))), 0)], 0  # (where the nodes go, their texts, their start)
+    while pending:
+        siblings, members, start = pending.pop()
+        groups: dict[int, list[int]] = {}
+        for m in members:
+            if len(texts[m].ids) - 1 > start:
+                groups.setdefault(texts[m].ids[start], []).append(m)
+        for group in groups.values():
+            end, first = start + 1, texts[group[0]].ids
+            while all(len(texts[m].ids) - 1 > end and texts[m].ids[end] == first[end] for m in group):
+                end += 1
+            node = _Node(start, first[start:end], len(group), [], {})
+            for m in group:
+                ids = texts[m].ids
+                for p in range(max(texts[m].first - 1, start, 0), min(len(ids) - 1, end)):
+                    key = (p - start, ids[p + 1])
+                    if key not in node.targets:
+                        node.targets[key], count = count, count + 1
+                    refs[m].append(node.targets[key])
+            siblings.append(node)
+            made.append(node)
+            pending.append((node.children, [m for m in group if len(texts[m].ids) - 1 > end], end))
+    for node in reversed(made):
+        node.size = len(node.ids) + sum(child.size for child in node.children)
+    return roots, count
+
+
+@dataclass(eq=False)
+class _Row:
+    """One row of a forward: the tokens of a node's ancestors, then of the node and (``whole``) of its subtree in
+    depth-first order, each token attending to the tokens of its own text before it (its ancestors in the tree)."""
+
+    ids: list[int]
+    positions: list[int]
+    parents: list[int]  # the row index of the token before each token in its text (-1: none)
+    targets: list[tuple[int, int, int]]  # (row index, next token, index among the log-probabilities)
+    texts: int
+
+
+def _row(context: list[int], node: _Node, whole: bool) -> _Row:
+    row = _Row(list(context), list(range(len(context))), list(range(-1, len(context) - 1)), [], node.texts)
+    stack = [(node, len(context) - 1)]
+    while stack:
+        current, parent = stack.pop()
+        first = len(row.ids)
+        row.ids += current.ids
+        row.positions += range(current.start, current.start + len(current.ids))
+        row.parents += [parent, *range(first, first + len(current.ids) - 1)]
+        row.targets += [(first + k, token, index) for (k, token), index in current.targets.items()]
+        if whole:
+            stack += [(child, len(row.ids) - 1) for child in reversed(current.children)]
+    return row
+
+
+def _rows(roots: list[_Node], batch_size: int) -> list[_Row]:
+    """The tree cut into rows of at most ``batch_size`` texts and :data:`ROW_TOKENS` tokens each (attention grows
+    with the square of a row's length): a node whose subtree holds more is a row of its own, and each child's
+    subtree another, after its ancestors' tokens again."""
+    rows, stack = [], [([], node) for node in reversed(roots)]
+    while stack:
+        context, node = stack.pop()
+        whole = not node.children or (node.texts <= batch_size and len(context) + node.size <= ROW_TOKENS)
+        rows.append(_row(context, node, whole))
+        if not whole:
+            stack += [(context + node.ids, child) for child in reversed(node.children)]
+    return rows
+
+
+def _batches(rows: list[_Row], batch_size: int) -> list[list[int]]:
+    """Row indices grouped by length with at most ``batch_size`` texts a batch."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
+    batches, current, texts = [], [], 0
     for i in order:
-        if current and rows + len(items[i]) > batch_size:
+        if current and texts + rows[i].texts > batch_size:
             batches.append(current)
-            current, rows = [], 0
+            current, texts = [], 0
         current.append(i)
-        rows += len(items[i])
+        texts += rows[i].texts
     return batches + [current] if current else batches
 
 
-def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progress: bool = False) -> list[list[float]]:
-    """Summed continuation log-probability of every option of every item (float32, right padding).
+def _tree_mask(rows: list[_Row], width: int, dtype: torch.dtype) -> torch.Tensor:
+    """The additive attention mask ``[rows, 1, width, width]``: 0 where a token may attend (itself and the tokens
+    before it in its text), the dtype's minimum elsewhere; a padding token attends to itself."""
+    allowed = np.zeros((len(rows), width, width), dtype=bool)
+    allowed[:, range(width), range(width)] = True
+    for r, row in enumerate(rows):
+        for i, parent in enumerate(row.parents):
+            if parent >= 0:
+                allowed[r, i, :parent + 1] |= allowed[r, parent, :parent + 1]
+    mask = torch.full(allowed.shape, torch.finfo(dtype).min, dtype=dtype)
+    return mask.masked_fill_(torch.from_numpy(allowed), 0.0)[:, None]
 
-    The longest common token prefix of an item's options is run once; each option's remainder is
-    scored from its cached keys/values. Options that share no first token (a tokenizer without BOS)
-    are scored each on its own. ``batch_size`` counts options (texts) per forward; a batch that would not
-    fit in the device's free memory stops before any is scored.
+
+@torch.no_grad()
+def _score_batch(model, rows: list[_Row], logprobs: list[float], device: torch.device) -> None:
+    """One forward over a batch of rows (each a piece of the prefix tree, with its tree attention mask); the
+    log-probabilities of their targets into ``logprobs``."""
+    ids = pad_right([row.ids for row in rows], 0).to(device)
+    positions = pad_right([row.positions for row in rows], 0).to(device)
+    mask = _tree_mask(rows, ids.size(1), torch.float32).to(device)
+    hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              use_cache=False).last_hidden_state
+    at = [(r, i, token, index) for r, row in enumerate(rows) for i, token, index in row.targets]
+    if at:
+        r, i, tokens, indices = zip(*at)
+        values = _token_logprobs(model, hidden[list(r), list(i)], torch.tensor(tokens, device=device)).tolist()
+        for index, value in zip(indices, values):
+            logprobs[index] = value
+
+
+def score_items(model, items: list[list[Encoded]], batch_size: int = 64, progress: bool = False) -> list[list[float]]:
+    """Summed continuation log-probability of every option of every item (float32).
+
+    Texts that begin alike, within an item or across items (entity tracking's boxes and moves, a reading sentence's
+    successive words), run their shared tokens once: the texts form a prefix tree, cut into rows of at most
+    ``batch_size`` texts, each row one forward with an attention mask that lets a token see only the tokens before
+    it in its own text; each (position, next token) is scored once. ``batch_size`` counts texts per forward; a batch
+    that would not fit in the device's free memory stops before any is scored.
     """
     device = next(model.parameters()).device
-    runs, prefix_len, where = [], [], []  # options scored together, their common prefix; per item, (run, option)
-    for options in items:
-        if n := _common_prefix(options):
-            where.append([(len(runs), k) for k in range(len(options))])
-            runs.append(options)
-            prefix_len.append(n)
-        else:
-            where.append([(len(runs) + k, 0) for k in range(len(options))])
-            runs += [[o] for o in options]
-            prefix_len += [len(o.ids) for o in options]
-    scores: list[list[float]] = [[] for _ in runs]
-    batches = _batches(runs, prefix_len, batch_size)
+    texts = [o for options in items for o in options]
+    refs: list[list[int]] = [[] for _ in texts]
+    roots, count = _tree(texts, refs)
+    rows = _rows(roots, batch_size)
+    batches = _batches(rows, batch_size)
     if batches:  # the batch of most texts × tokens, checked against free memory before any is scored
-        texts, tokens = max(((sum(len(runs[i]) for i in b), max(len(o.ids) for i in b for o in runs[i]))
-                             for b in batches), key=lambda size: size[0] * size[1])
-        check_scoring_memory(model.config, texts, tokens, batch_size, device)
+        sizes = [(sum(rows[i].texts for i in b), max(len(rows[i].ids) for i in b)) for b in batches]
+        check_scoring_memory(model.config, *max(sizes, key=lambda size: size[0] * size[1]), batch_size, device)
+    logprobs = [0.0] * count
     with _fp32(device):
         for batch in tqdm(batches, disable=not progress, desc="scoring", leave=False):
-            for i, s in zip(batch, _score_batch(model, [runs[i] for i in batch], [prefix_len[i] for i in batch], device)):
-                scores[i] = s
-    return [[scores[r][k] for r, k in places] for places in where]
+            _score_batch(model, [rows[i] for i in batch], logprobs, device)
+    sums = iter([math.fsum(logprobs[i] for i in r) for r in refs])
+    return [[next(sums) for _ in options] for options in items]
 
 
 def score_plain(model, tokenizer, texts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:

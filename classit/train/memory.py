@@ -50,12 +50,13 @@ def check_memory(model, data, trainer) -> None:
 
 def scoring_memory(config, texts: int, tokens: int) -> int:
     """Bytes that scoring ``texts`` texts of ``tokens`` tokens in one float32 forward of a Hugging Face causal LM
-    (``config``) holds beyond its weights: the key/value cache of every layer and its copy per option, one layer's
-    activations and the log-probabilities over the vocabulary at every position: an upper bound, about twice the
-    peak where the options of an item share a long prefix, which is scored once."""
+    (``config``) holds beyond its weights: the keys and values of every layer (twice), one layer's activations and
+    attention probabilities, and the log-probabilities over the vocabulary at every position: an upper bound, well
+    above the peak where texts share tokens, which are run once."""
     width, layers = config.hidden_size, config.num_hidden_layers
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None) or 1
     mlp = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * width
-    per_token = 16 * layers * width + (10 * width + 4 * mlp) * 4 + 8 * config.vocab_size
+    per_token = 16 * layers * width + (10 * width + 4 * mlp) * 4 + 8 * config.vocab_size + 4 * heads * tokens
     return texts * tokens * per_token
 
 
