@@ -1,7 +1,8 @@
 """Zero-shot scoring throughput: classit (a prefix tree of the texts, each row one forward with tree attention)
 against the plain method of the official pipeline (one forward per full text, 64 items a batch, file order), same
 model, same items, same run. The items are evenly spaced over each full set, so items that share a context (entity
-tracking's) rarely meet here; `classit evaluate` on whole sets shares more. Prints pairs/s (items/s: an entity-tracking item has five options) per task.
+tracking's) rarely meet here; `classit evaluate` on whole sets shares more. Prints pairs/s (items/s: an
+entity-tracking item has five options) per task.
 
     CLASSIT_DATA_DIR=../shared/data python benchmarks/bench_scoring.py --sizes tiny,100m
 """
