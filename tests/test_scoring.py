@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from classit.eval import scoring
 from classit.eval.scoring import Encoded, encode, score_items, score_plain
 
 
@@ -81,6 +82,33 @@ def test_shared_prefix_cache_equals_plain_scoring(model, tokenizer, real_items, 
     plain = score_plain(model, tokenizer, texts, conts, batch_size=7)
     cached = score_items(model, _encode(tokenizer, real_items), batch_size=batch_size)
     assert [s for row in cached for s in row] == pytest.approx(plain, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def one_story(data_root):
+    """The entity-tracking items of one story (one sample_id): boxes and moves told alike, asked of several boxes,
+    so that items share long contexts with each other."""
+    records = _lines(data_root / "babylm-eval" / "entity_tracking" / "move_contents.jsonl", 400)
+    story = max({r["sample_id"] for r in records}, key=lambda i: sum(r["sample_id"] == i for r in records))
+    return [[(r["input_prefix"] + o, o) for o in r["options"]] for r in records if r["sample_id"] == story]
+
+
+@pytest.mark.parametrize("batch_size,row_tokens,most", [(1, 512, 1.0), (5, 512, 0.5), (64, 512, 0.15), (64, 40, 1.0)])
+def test_items_sharing_contexts_run_them_once_and_score_as_plain(model, tokenizer, one_story, batch_size,
+                                                                    row_tokens, most, monkeypatch):
+    """The texts of one story as rows of at most ``batch_size`` texts and ``row_tokens`` tokens: scores as one text
+    at a time, and at most ``most`` of the tokens run (one text a row, or rows shorter than the story's context:
+    each text alone)."""
+    monkeypatch.setattr(scoring, "ROW_TOKENS", row_tokens)
+    encoded = _encode(tokenizer, one_story)
+    texts = [t for it in one_story for t, _ in it]
+    plain = score_plain(model, tokenizer, texts, [c for it in one_story for _, c in it], batch_size=7)
+    shared = score_items(model, encoded, batch_size=batch_size)
+    assert len(one_story) >= 6 and [s for row in shared for s in row] == pytest.approx(plain, abs=1e-4)
+    roots, _ = scoring._tree([o for options in encoded for o in options], [[] for _ in texts])
+    run = sum(len(row.ids) for row in scoring._rows(roots, batch_size))
+    alone = sum(len(o.ids) - 1 for options in encoded for o in options)
+    assert run <= most * alone, (run, alone)
 
 
 def test_items_of_token_ids(model, tokenizer):

@@ -146,8 +146,8 @@ def _tree(texts: list[Encoded], refs: list[list[int]]) -> tuple[list[_Node], int
 
 @dataclass(eq=False)
 class _Row:
-    """One row of a forward: the tokens of a node's ancestors, then of the node and (``whole``) of its subtree in
-    depth-first order, each token attending to the tokens of its own text before it (its ancestors in the tree)."""
+    """One row of a forward: the tokens of a node's ancestors, then of its subtree in depth-first order, each token
+    attending to the tokens of its own text before it (its ancestors in the tree)."""
 
     ids: list[int]
     positions: list[int]
@@ -156,8 +156,10 @@ class _Row:
     texts: int
 
 
-def _row(context: list[int], node: _Node, whole: bool) -> _Row:
-    row = _Row(list(context), list(range(len(context))), list(range(-1, len(context) - 1)), [], node.texts)
+def _row(context: list[int], scored: list[tuple[int, int, int]], node: _Node) -> _Row:
+    """The row of ``node``'s subtree after ``context``, its ancestors' tokens, of which the ``scored`` targets (row
+    index, next token, index) are read here too."""
+    row = _Row(list(context), list(range(len(context))), list(range(-1, len(context) - 1)), list(scored), node.texts)
     stack = [(node, len(context) - 1)]
     while stack:
         current, parent = stack.pop()
@@ -166,22 +168,23 @@ def _row(context: list[int], node: _Node, whole: bool) -> _Row:
         row.positions += range(current.start, current.start + len(current.ids))
         row.parents += [parent, *range(first, first + len(current.ids) - 1)]
         row.targets += [(first + k, token, index) for (k, token), index in current.targets.items()]
-        if whole:
-            stack += [(child, len(row.ids) - 1) for child in reversed(current.children)]
+        stack += [(child, len(row.ids) - 1) for child in reversed(current.children)]
     return row
 
 
 def _rows(roots: list[_Node], batch_size: int) -> list[_Row]:
     """The tree cut into rows of at most ``batch_size`` texts and :data:`ROW_TOKENS` tokens each (attention grows
-    with the square of a row's length): a node whose subtree holds more is a row of its own, and each child's
-    subtree another, after its ancestors' tokens again."""
-    rows, stack = [], [([], node) for node in reversed(roots)]
+    with the square of a row's length): the subtree of a node that holds more is cut into its children's subtrees,
+    each after the node's and its ancestors' tokens again; the first of them reads the node's targets."""
+    rows, stack = [], [([], [], node) for node in reversed(roots)]
     while stack:
-        context, node = stack.pop()
-        whole = not node.children or (node.texts <= batch_size and len(context) + node.size <= ROW_TOKENS)
-        rows.append(_row(context, node, whole))
-        if not whole:
-            stack += [(context + node.ids, child) for child in reversed(node.children)]
+        context, scored, node = stack.pop()
+        if not node.children or (node.texts <= batch_size and len(context) + node.size <= ROW_TOKENS):
+            rows.append(_row(context, scored, node))
+            continue
+        inherited = scored + [(node.start + k, token, index) for (k, token), index in node.targets.items()]
+        stack += [(context + node.ids, inherited if c == 0 else [], child)
+                  for c, child in reversed(list(enumerate(node.children)))]
     return rows
 
 
