@@ -220,7 +220,7 @@ def _score_batch(model, rows: list[_Row], logprobs: list[float], device: torch.d
     log-probabilities of their targets into ``logprobs``."""
     ids = pad_right([row.ids for row in rows], 0).to(device)
     positions = pad_right([row.positions for row in rows], 0).to(device)
-    mask = _tree_mask(rows, ids.size(1), torch.float32).to(device)
+    mask = _tree_mask(rows, ids.size(1), next(model.parameters()).dtype).to(device)
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
                               use_cache=False).last_hidden_state
     at = [(r, i, token, index) for r, row in enumerate(rows) for i, token, index in row.targets]
