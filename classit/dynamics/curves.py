@@ -143,13 +143,13 @@ def _stage_bands(rows: list[dict]) -> list[tuple[float, float, str]]:
     those): from the last checkpoint of the stage before to its own last checkpoint."""
     runs = list(dict.fromkeys(r["run"] for r in rows))
     longest = max(runs, key=lambda run: len({r["stage"] for r in rows if r["run"] == run}))
-    first = [r for r in rows if r["run"] == longest]
+    mine = [r for r in rows if r["run"] == longest]
     ends = {}
-    for row in first:
+    for row in mine:
         if row["stage"] is not None:
             key = (row["stage"], row["stage_name"] or f"stage {row['stage']}")
             ends[key] = max(ends.get(key, 0.0), math.log10(row["words"]))
-    bands, start = [], min(math.log10(r["words"]) for r in first)
+    bands, start = [], min(math.log10(r["words"]) for r in mine)
     for (_, name), end in sorted(ends.items()):
         bands.append((start, end, name))
         start = end

@@ -173,8 +173,9 @@ def check_words(export: Checkpoint, words: float) -> None:
     """Stop naming the export's ``milestone.json`` when the words its run counted differ from ``words`` (the data
     order's): the data or the config changed since the run trained."""
     if not math.isclose(export.words_seen, words, rel_tol=1e-5):
-        raise ValueError(f"{layout.export_info(export.folder)}: the run counted {export.words_seen:,.0f} words by step {export.step}, its data order gives "
-                         f"{words:,.0f}: the data or config.yaml changed since it trained")
+        raise ValueError(f"{layout.export_info(export.folder)}: the run counted {export.words_seen:,.0f} words by step "
+                         f"{export.step}, its data order gives {words:,.0f}: the data or config.yaml changed since it "
+                         "trained")
 
 
 # --- which blocks and lines a checkpoint had trained on ---
